@@ -1,0 +1,51 @@
+"""Image decoding (sensor_msgs/Image encodings) and resize-with-pad, without cv_bridge."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
+
+
+class ImageError(ValueError):
+    """An image that cannot be turned into HxWx3 uint8 RGB."""
+
+
+def decode_image(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
+    """Raw ``sensor_msgs/Image`` fields to an HxWx3 uint8 RGB array (a copy)."""
+    channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding)
+    if channels is None:
+        raise ImageError(f"unsupported image encoding {encoding!r}; expected one of {SUPPORTED_ENCODINGS}")
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if step < width * channels:
+        raise ImageError(f"image step {step} is shorter than width*channels = {width * channels}")
+    buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), dtype=np.uint8)
+    if buf.size != step * height:
+        raise ImageError(f"image data has {buf.size} bytes, expected step*height = {step * height}")
+    rows = buf.reshape(height, step)[:, : width * channels].reshape(height, width, channels)
+    if encoding == "rgb8":
+        return rows.copy()
+    if encoding == "bgr8":
+        return rows[:, :, ::-1].copy()
+    if encoding == "rgba8":
+        return rows[:, :, :3].copy()
+    if encoding == "bgra8":
+        return rows[:, :, 2::-1].copy()
+    return np.repeat(rows, 3, axis=2)
+
+
+def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize keeping the aspect ratio (bilinear), zero-padding to ``height`` x ``width``."""
+    if image.shape[:2] == (height, width):
+        return image
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    ratio = max(w / width, h / height)
+    new_w, new_h = max(1, int(round(w / ratio))), max(1, int(round(h / ratio)))
+    resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample=Image.BILINEAR))
+    out = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = resized
+    return out

@@ -1,0 +1,107 @@
+"""Every node parameter, declared once: name, default, type, range, description.
+
+Nodes declare from these tables (``vla_ros.ros.param_util``) and the README's tables are generated
+from them (``python -m vla_ros.docs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str
+    type: str = ""  # inferred from default; give it for empty lists: string_array, double_array
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+    dynamic: bool = False  # may change at run time
+
+    @property
+    def kind(self) -> str:
+        if self.type:
+            return self.type
+        d = self.default
+        if isinstance(d, bool):
+            return "bool"
+        if isinstance(d, int):
+            return "int"
+        if isinstance(d, float):
+            return "double"
+        if isinstance(d, str):
+            return "string"
+        if isinstance(d, (list, tuple)) and d:
+            return {bool: "bool_array", int: "integer_array", float: "double_array", str: "string_array"}[type(d[0])]
+        raise TypeError(f"give a type for parameter {self.name!r}")
+
+
+ROBOT = ParamSpec("robot", "widowx", "Robot preset name (config/robots/<name>.yaml) or a YAML path")
+JOINT_STATES_TOPIC = ParamSpec("joint_states_topic", "/joint_states", "sensor_msgs/JointState input topic")
+
+POLICY_PARAMS: list[ParamSpec] = [
+    ROBOT,
+    ParamSpec("backend", "scripted", "Policy backend (see the backends table)"),
+    ParamSpec("instruction", "pick up the red cube", "Language instruction; also settable on /vla/instruction",
+              dynamic=True),
+    ParamSpec("image_keys", [], "Model image keys, one per camera topic", type="string_array"),
+    ParamSpec("image_topics", [], "sensor_msgs/Image topics feeding image_keys (same order)", type="string_array"),
+    ParamSpec("image_width", 224, "Width the backend receives (other sizes are resized with padding)", min=8, max=4096),
+    ParamSpec("image_height", 224, "Height the backend receives", min=8, max=4096),
+    ParamSpec("state_joints", [], "Joints forming the state vector (empty: the preset's)", type="string_array"),
+    ParamSpec("action_joints", [], "Target dimensions of published chunks (empty: the preset's)",
+              type="string_array"),
+    JOINT_STATES_TOPIC,
+    ParamSpec("chunk_dt", 0.1, "Seconds between consecutive targets in a chunk", min=0.001, max=10.0),
+    ParamSpec("horizon", 10, "Targets per published chunk", min=1, max=1000),
+    ParamSpec("inference_period", 0.25, "Seconds between inference starts (skipped while one is running)",
+              min=0.001, max=60.0, dynamic=True),
+    ParamSpec("max_input_age", 0.5, "Inputs older than this (s) are stale: no inference", min=0.01, max=60.0,
+              dynamic=True),
+    ParamSpec("start_paused", False, "Wait for /vla/resume before the first inference"),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
+]
+
+CONTROLLER_PARAMS: list[ParamSpec] = [
+    ROBOT,
+    ParamSpec("joints", [], "Joints the controller commands (empty: the preset's action joints)",
+              type="string_array"),
+    JOINT_STATES_TOPIC,
+    ParamSpec("control_rate", 200.0, "Command loop rate (Hz)", min=1.0, max=2000.0),
+    ParamSpec("interpolation", "cubic", "Interpolation between chunk targets", choices=("linear", "cubic")),
+    ParamSpec("merge", "latest", "How a new chunk merges into the plan", choices=("latest",)),
+    ParamSpec("velocity_scale", 0.5, "Fraction of the URDF velocity limits commands may use", min=0.01, max=1.0),
+    ParamSpec("chunk_timeout", 1.0, "Hold position when no chunk arrived for this long (s)", min=0.01, max=60.0,
+              dynamic=True),
+    ParamSpec("state_timeout", 0.1, "Hold position when joint states are older than this (s)", min=0.001,
+              max=10.0, dynamic=True),
+    ParamSpec("max_chunk_age", 1.0, "Reject chunks whose stamp is older than this on arrival (s)", min=0.01,
+              max=60.0, dynamic=True),
+    ParamSpec("output_interface", "forward_position", "Command interface of every controller group",
+              choices=("forward_position", "joint_trajectory")),
+    ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),
+    ParamSpec("trajectory_publish_divider", 2, "joint_trajectory output: publish every Nth control tick", min=1,
+              max=100),
+    ParamSpec("start_enabled", True, "Stream commands from start-up (else wait for ~/enable)"),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
+]
+
+SIM_PARAMS: list[ParamSpec] = [
+    ROBOT,
+    ParamSpec("seed", 0, "Seed of the object placement used by the reset service", min=0, max=2**31 - 1,
+              dynamic=True),
+    ParamSpec("joint_state_rate", 100.0, "/joint_states rate (Hz)", min=1.0, max=1000.0),
+    ParamSpec("camera_rate", 10.0, "Camera frame rate (Hz, every camera)", min=0.1, max=120.0),
+    ParamSpec("object_rate", 20.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),
+    ParamSpec("publish_clock", False, "Publish /clock from simulated time and stamp with it"),
+    ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
+]
+
+NODE_PARAMS: dict[str, list[ParamSpec]] = {
+    "policy_node": POLICY_PARAMS,
+    "controller_node": CONTROLLER_PARAMS,
+    "sim_node": SIM_PARAMS,
+}

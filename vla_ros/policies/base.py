@@ -1,0 +1,51 @@
+"""The backend interface: ``infer(observation) -> ActionChunk``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from ..core.chunk import ActionChunk
+from ..core.observation import Observation
+from ..params import ParamSpec
+from ..robots import RobotPreset
+
+
+class PolicyError(RuntimeError):
+    """The backend cannot produce a chunk from this observation (bad input or bad model output)."""
+
+
+@dataclass
+class PolicyContext:
+    """What a backend knows about the robot and the node's configuration."""
+
+    robot: RobotPreset
+    state_joints: list[str]
+    action_joints: list[str]
+    image_keys: list[str]
+    image_size: tuple[int, int]  # (height, width) the node delivers
+    chunk_dt: float
+    horizon: int
+    options: dict[str, Any] = field(default_factory=dict)  # the backend.* parameters
+
+
+class Policy(ABC):
+    """A VLA backend. Subclasses set ``name``, ``PARAMS`` and implement :meth:`infer`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    uses_images: ClassVar[bool] = True
+    extra_inputs: ClassVar[tuple[str, ...]] = ()  # privileged inputs, e.g. ("objects",) in simulation
+    PARAMS: ClassVar[list[ParamSpec]] = []  # declared as backend.<name> on the policy node
+
+    def __init__(self, context: PolicyContext):
+        self.context = context
+        self.options = {p.name: context.options.get(p.name, p.default) for p in self.PARAMS}
+
+    @abstractmethod
+    def infer(self, observation: Observation) -> ActionChunk:
+        """A chunk of absolute targets over ``context.action_joints`` stamped with ``observation.stamp``."""
+
+    def reset(self) -> None:
+        """Forget episode state (called on the policy node's reset service)."""

@@ -1,0 +1,34 @@
+"""Backend registry: names map to ``module:Class`` strings imported only when used."""
+
+from __future__ import annotations
+
+import importlib
+
+from .base import Policy, PolicyContext
+
+_BACKENDS: dict[str, str] = {
+    "scripted": "vla_ros.policies.scripted:ScriptedPickPolicy",
+}
+
+
+def register_backend(name: str, target: str) -> None:
+    """Add a backend (``"package.module:Class"``); later registrations win."""
+    _BACKENDS[name] = target
+
+
+def available_backends() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def backend_class(name: str) -> type[Policy]:
+    if name not in _BACKENDS:
+        raise KeyError(f"unknown policy backend {name!r}; available: {available_backends()}")
+    module, _, attr = _BACKENDS[name].partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Policy)):
+        raise TypeError(f"{_BACKENDS[name]} is not a Policy subclass")
+    return cls
+
+
+def create_policy(name: str, context: PolicyContext) -> Policy:
+    return backend_class(name)(context)

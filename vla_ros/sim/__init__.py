@@ -1,0 +1,1 @@
+"""MuJoCo simulation: scene built from the robot URDF, pick task, ROS sim node."""

@@ -1,0 +1,149 @@
+"""The simulated arm without ROS: physics, ros2_control-style command inputs, cameras, task."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import mujoco
+
+from ..core.trajectory import JtcTrajectory, accept_trajectory
+from ..robots import RobotPreset
+from .scene import build_mjcf
+from .tasks import ObjectPose, PickCubeTask
+
+
+class ArmSim:
+    """A MuJoCo scene for a robot preset with position-servo actuators.
+
+    Commands arrive per controller group (forward positions or JTC trajectories) and set the servo
+    targets at each physics step. Joint state, object poses and camera frames are read back out.
+    """
+
+    def __init__(self, robot: RobotPreset):
+        self.robot = robot
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(robot))
+        self.data = mujoco.MjData(self.model)
+        self.dt = float(self.model.opt.timestep)
+        kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
+        self.joint_names = [self.model.joint(i).name for i in range(self.model.njnt) if int(self.model.jnt_type[i]) in kinds]
+        self._qadr = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
+        self._vadr = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
+        self.actuated = [self.model.actuator(i).name for i in range(self.model.nu)]
+        self._act_joint = {n: self.joint_names.index(n) for n in self.actuated}
+        self.controllers = {c.name: c.joints for c in robot.controllers}
+        for group in self.controllers.values():
+            missing = [j for j in group if j not in self.actuated]
+            if missing:
+                raise ValueError(f"controller joints {missing} have no actuator in the sim config")
+        self._trajectories: dict[str, JtcTrajectory | None] = {c: None for c in self.controllers}
+        self.task = PickCubeTask(self.model, robot.data.get("task", {}))
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self.reset(0)
+
+    # -- state -------------------------------------------------------------------------------
+    @property
+    def time(self) -> float:
+        return float(self.data.time)
+
+    def positions(self) -> np.ndarray:
+        return self.data.qpos[self._qadr].copy()
+
+    def velocities(self) -> np.ndarray:
+        return self.data.qvel[self._vadr].copy()
+
+    def efforts(self) -> np.ndarray:
+        eff = np.zeros(len(self.joint_names))
+        for i, name in enumerate(self.actuated):
+            eff[self._act_joint[name]] = self.data.actuator_force[i]
+        return eff
+
+    def joint(self, name: str) -> float:
+        return float(self.data.qpos[self._qadr[self.joint_names.index(name)]])
+
+    def object_poses(self) -> dict[str, ObjectPose]:
+        return self.task.object_poses(self.data)
+
+    def targets(self) -> dict[str, float]:
+        return {n: float(self.data.ctrl[i]) for i, n in enumerate(self.actuated)}
+
+    # -- episode -----------------------------------------------------------------------------
+    def reset(self, seed: int) -> dict[str, list[float]]:
+        """Home pose, open gripper, objects placed from ``seed``; returns object placements."""
+        mujoco.mj_resetData(self.model, self.data)
+        sim = self.robot.data.get("sim", {})
+        home = dict(zip(self.robot.arm_joints, sim.get("home", [0.0] * len(self.robot.arm_joints))))
+        grip = self.robot.gripper
+        if grip and "gripper_home" in sim:
+            home[grip["joint"]] = sim["gripper_home"]
+        for name, value in home.items():
+            self.data.qpos[self._qadr[self.joint_names.index(name)]] = value
+        for mimic in (j for j in self.robot.urdf.joints if j.mimic and j.name in self.joint_names):
+            src, mult, off = mimic.mimic
+            self.data.qpos[self._qadr[self.joint_names.index(mimic.name)]] = off + mult * home.get(src, 0.0)
+        for i, name in enumerate(self.actuated):
+            self.data.ctrl[i] = home.get(name, 0.0)
+        self._trajectories = {c: None for c in self.controllers}
+        placed = self.task.reset(self.data, np.random.default_rng(seed))
+        mujoco.mj_forward(self.model, self.data)
+        for _ in range(int(0.2 / self.dt)):  # let the objects settle
+            mujoco.mj_step(self.model, self.data)
+        return placed
+
+    # -- commands ----------------------------------------------------------------------------
+    def set_forward_command(self, controller: str, values: np.ndarray) -> None:
+        """Forward position command for a controller group (``~/commands``); cancels its trajectory."""
+        joints = self.controllers[controller]
+        values = np.asarray(values, dtype=float)
+        if values.shape != (len(joints),):
+            raise ValueError(f"{controller} expects {len(joints)} values, got {values.size}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("non-finite command")
+        self._trajectories[controller] = None
+        for name, value in zip(joints, values):
+            i = self.actuated.index(name)
+            lo, hi = self.model.actuator_ctrlrange[i]
+            self.data.ctrl[i] = np.clip(value, lo, hi)
+
+    def set_trajectory(self, controller: str, joint_names: list[str], stamp: float, now: float, times: np.ndarray,
+                       positions: np.ndarray, velocities: np.ndarray | None,
+                       accelerations: np.ndarray | None) -> None:
+        """JTC-style trajectory for a controller group (raises TrajectoryRejected)."""
+        joints = self.controllers[controller]
+        idx = [self.joint_names.index(j) for j in joints]
+        self._trajectories[controller] = accept_trajectory(
+            joints, joint_names, stamp, now, times, positions, velocities, accelerations,
+            self.positions()[idx], self.velocities()[idx])
+
+    def _apply_trajectories(self, now: float) -> None:
+        for controller, traj in self._trajectories.items():
+            if traj is None:
+                continue
+            for name, value in zip(self.controllers[controller], traj.sample(now)):
+                i = self.actuated.index(name)
+                lo, hi = self.model.actuator_ctrlrange[i]
+                self.data.ctrl[i] = np.clip(value, lo, hi)
+
+    def step(self, count: int = 1, now: float | None = None) -> None:
+        """Advance ``count`` physics steps; ``now`` is the command clock at the first step."""
+        t = self.time if now is None else now
+        for k in range(count):
+            self._apply_trajectories(t + k * self.dt)
+            mujoco.mj_step(self.model, self.data)
+        self.task.update(self.data, self.time)
+
+    # -- cameras -----------------------------------------------------------------------------
+    def render(self, camera: str, width: int, height: int) -> np.ndarray:
+        """HxWx3 uint8 RGB from a named camera (call from one thread only)."""
+        key = (width, height)
+        if key not in self._renderers:
+            renderer = mujoco.Renderer(self.model, height, width)
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+            self._renderers[key] = renderer
+        renderer = self._renderers[key]
+        renderer.update_scene(self.data, camera=camera)
+        return renderer.render().copy()
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()

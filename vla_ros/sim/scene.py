@@ -1,0 +1,133 @@
+"""Build a MuJoCo MJCF scene (robot from its URDF, table, cubes, cameras) from a robot preset."""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+
+from ..core.transforms import look_at, matrix_to_quat_wxyz, rpy_to_matrix
+from ..core.urdf import Geometry, Link, UrdfModel
+from ..robots import RobotPreset
+
+ROBOT_CONTACT = 'contype="2" conaffinity="1"'  # robot geoms touch the world and objects, not each other
+WORLD_CONTACT = 'contype="1" conaffinity="3"'
+
+
+def _fmt(values) -> str:
+    return " ".join(f"{float(v):.6g}" for v in values)
+
+
+def _quat(rpy) -> str:
+    return _fmt(matrix_to_quat_wxyz(rpy_to_matrix(rpy)))
+
+
+def _geom_xml(geom: Geometry, rgba, name: str) -> str:
+    if geom.kind == "box":
+        size = np.asarray(geom.size) / 2.0
+        kind = "box"
+    elif geom.kind == "cylinder":
+        size = (geom.size[0], geom.size[1] / 2.0)
+        kind = "cylinder"
+    else:
+        size = geom.size
+        kind = "sphere"
+    color = rgba or (0.5, 0.5, 0.5, 1.0)
+    return (f'<geom name={quoteattr(name)} type="{kind}" size="{_fmt(size)}" pos="{_fmt(geom.xyz)}" '
+            f'quat="{_quat(geom.rpy)}" rgba="{_fmt(color)}" {ROBOT_CONTACT}/>')
+
+
+def _link_xml(model: UrdfModel, link: Link, fixed: set[str], indent: str) -> list[str]:
+    out = []
+    if link.inertial is not None:
+        inr = link.inertial
+        diag = np.maximum(np.diag(inr.inertia), 1e-9)
+        out.append(f'{indent}<inertial pos="{_fmt(inr.xyz)}" quat="{_quat(inr.rpy)}" mass="{inr.mass:.6g}" '
+                   f'diaginertia="{_fmt(diag)}"/>')
+    for i, geom in enumerate(link.collisions):
+        rgba = link.visuals[i].rgba if i < len(link.visuals) else None
+        out.append(indent + _geom_xml(geom, rgba, f"{link.name}/geom{i}"))
+    for joint in model.child_joints(link.name):
+        child = model.links[joint.child]
+        out.append(f'{indent}<body name={quoteattr(child.name)} pos="{_fmt(joint.xyz)}" quat="{_quat(joint.rpy)}" '
+                   f'gravcomp="1">')
+        if joint.movable and joint.name not in fixed:
+            kind = "slide" if joint.type == "prismatic" else "hinge"
+            rng = f' range="{joint.lower:.6g} {joint.upper:.6g}"' if np.isfinite(joint.lower) else ""
+            out.append(f'{indent}  <joint name="{joint.name}" type="{kind}" axis="{_fmt(joint.axis)}"{rng} '
+                       f'damping="{joint.damping:.6g}" frictionloss="{joint.friction:.6g}"/>')
+        out.extend(_link_xml(model, child, fixed, indent + "  "))
+        out.append(f"{indent}</body>")
+    return out
+
+
+def camera_quat(spec: dict) -> np.ndarray:
+    return matrix_to_quat_wxyz(look_at(np.array(spec["pos"]), np.array(spec["lookat"])))
+
+
+def build_mjcf(robot: RobotPreset) -> str:
+    """MJCF text for the robot preset's simulated scene."""
+    sim = robot.data.get("sim", {})
+    task = robot.data.get("task", {})
+    model = robot.urdf
+    fixed = set(sim.get("fixed_joints", []))
+    timestep = 1.0 / float(sim.get("physics_rate", 500.0))
+    armature = float(sim.get("armature", 0.0))
+    table = sim.get("table", {"center": [0.25, 0.0], "size": [0.9, 1.0], "thickness": 0.04})
+    tx, ty = table["center"]
+    sx, sy = np.asarray(table["size"]) / 2.0
+    th = table["thickness"] / 2.0
+    width = max([c.width for c in robot.cameras] + [640])
+    height = max([c.height for c in robot.cameras] + [480])
+
+    lines = [
+        f'<mujoco model="{robot.name}_scene">',
+        '  <compiler angle="radian" autolimits="true"/>',
+        f'  <option timestep="{timestep:.6g}" cone="elliptic" impratio="10" integrator="implicitfast"/>',
+        f'  <visual><quality offsamples="0" shadowsize="0"/><global offwidth="{width}" offheight="{height}"/>'
+        '<headlight ambient="0.45 0.45 0.45" diffuse="0.5 0.5 0.5"/></visual>',
+        f'  <default><joint armature="{armature:.6g}"/>'
+        '<geom friction="1.2 0.01 0.0002" solref="0.01 1" solimp="0.95 0.99 0.001"/></default>',
+        "  <asset>",
+        '    <texture name="grid" type="2d" builtin="checker" rgb1="0.35 0.37 0.4" rgb2="0.3 0.32 0.35" width="256" height="256"/>',
+        '    <material name="floor" texture="grid" texrepeat="6 6"/>',
+        '    <texture name="wood" type="2d" builtin="flat" rgb1="0.62 0.5 0.36" width="64" height="64" mark="random" random="0.05" markrgb="0.55 0.44 0.3"/>',
+        '    <material name="table" texture="wood"/>',
+        "  </asset>",
+        "  <worldbody>",
+        '    <light pos="0.3 -0.3 1.6" dir="0 0.2 -1" diffuse="0.6 0.6 0.6" castshadow="false"/>',
+        f'    <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" material="floor" {WORLD_CONTACT}/>',
+        f'    <geom name="table" type="box" size="{sx:.6g} {sy:.6g} {th:.6g}" pos="{tx:.6g} {ty:.6g} {-th:.6g}" '
+        f'material="table" {WORLD_CONTACT}/>',
+        f'    <body name={quoteattr(model.root)} pos="0 0 0">',
+    ]
+    lines.extend(_link_xml(model, model.links[model.root], fixed, "      "))
+    lines.append("    </body>")
+    half = float(task.get("cube_size", 0.03)) / 2.0
+    mass = float(task.get("cube_mass", 0.02))
+    for i, (name, rgba) in enumerate((task.get("objects") or {}).items()):
+        lines.append(f'    <body name="{name}" pos="{0.3 + 0.1 * i:.3f} 0.3 {half:.4f}"><freejoint name="{name}"/>'
+                     f'<geom name="{name}" type="box" size="{half} {half} {half}" mass="{mass}" rgba="{_fmt(rgba)}" '
+                     f'condim="4" {WORLD_CONTACT}/></body>')
+    for cam in robot.cameras:
+        if cam.sim:
+            lines.append(f'    <camera name="{cam.name}" pos="{_fmt(cam.sim["pos"])}" '
+                         f'quat="{_fmt(camera_quat(cam.sim))}" fovy="{cam.sim.get("fovy", 45.0)}"/>')
+    lines.append("  </worldbody>")
+    mimics = [j for j in model.joints if j.mimic and j.name not in fixed]
+    if mimics:
+        lines.append("  <equality>")
+        for j in mimics:
+            src, mult, off = j.mimic
+            lines.append(f'    <joint joint1="{j.name}" joint2="{src}" polycoef="{off:.6g} {mult:.6g} 0 0 0" '
+                         'solref="0.005 1"/>')
+        lines.append("  </equality>")
+    lines.append("  <actuator>")
+    for name, gains in (sim.get("actuators") or {}).items():
+        j = model.joint(name)
+        force = f' forcerange="{-j.effort:.6g} {j.effort:.6g}"' if np.isfinite(j.effort) else ""
+        lines.append(f'    <position name="{name}" joint="{name}" kp="{gains["kp"]}" kv="{gains.get("kv", 0.0)}" '
+                     f'ctrlrange="{j.lower:.6g} {j.upper:.6g}"{force}/>')
+    lines.append("  </actuator>")
+    lines.append("</mujoco>")
+    return "\n".join(lines) + "\n"

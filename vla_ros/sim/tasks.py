@@ -1,0 +1,81 @@
+"""Tabletop tasks: spawn objects from a seed and decide success from physics state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+
+@dataclass
+class ObjectPose:
+    position: np.ndarray  # (3,) in the robot base frame
+    quat_wxyz: np.ndarray  # (4,)
+    size: np.ndarray  # (3,) full extents
+    rgba: np.ndarray  # (4,)
+
+
+class PickCubeTask:
+    """Cubes at random non-overlapping positions; success = the target cube held lifted for a while."""
+
+    def __init__(self, model: mujoco.MjModel, config: dict):
+        self.config = config
+        self.target = config.get("target", "red_cube")
+        self.names = list((config.get("objects") or {}).keys())
+        if self.names and self.target not in self.names:
+            raise ValueError(f"task target {self.target!r} is not one of the objects {self.names}")
+        self.half = float(config.get("cube_size", 0.03)) / 2.0
+        self.lift_height = float(config.get("lift_height", 0.05))
+        self.hold_time = float(config.get("hold_time", 0.5))
+        self._qpos = {n: model.jnt_qposadr[model.joint(n).id] for n in self.names}
+        self._qvel = {n: model.jnt_dofadr[model.joint(n).id] for n in self.names}
+        self._geom = {n: model.geom(n).id for n in self.names}
+        self._model = model
+        self.success = False
+        self._lifted_since: float | None = None
+
+    def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> dict[str, list[float]]:
+        """Place the cubes; returns name -> [x, y, yaw]."""
+        region = self.config.get("region", {"x": [0.22, 0.36], "y": [-0.14, 0.14]})
+        spacing = float(self.config.get("min_spacing", 0.075))
+        placed: dict[str, list[float]] = {}
+        for name in self.names:
+            for _ in range(1000):
+                x, y = rng.uniform(*region["x"]), rng.uniform(*region["y"])
+                if all(np.hypot(x - p[0], y - p[1]) >= spacing for p in placed.values()):
+                    break
+            else:
+                raise RuntimeError("could not place the objects apart; widen task.region or lower min_spacing")
+            yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+            placed[name] = [float(x), float(y), float(yaw)]
+            adr = self._qpos[name]
+            data.qpos[adr : adr + 3] = [x, y, self.half + 0.0005]
+            data.qpos[adr + 3 : adr + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
+            data.qvel[self._qvel[name] : self._qvel[name] + 6] = 0.0
+        self.success = False
+        self._lifted_since = None
+        return placed
+
+    def object_poses(self, data: mujoco.MjData) -> dict[str, ObjectPose]:
+        poses = {}
+        for name in self.names:
+            adr = self._qpos[name]
+            gid = self._geom[name]
+            poses[name] = ObjectPose(data.qpos[adr : adr + 3].copy(), data.qpos[adr + 3 : adr + 7].copy(),
+                                     2.0 * self._model.geom_size[gid].copy(), self._model.geom_rgba[gid].copy())
+        return poses
+
+    def update(self, data: mujoco.MjData, now: float) -> bool:
+        """Latch success once the target has stayed lifted for hold_time seconds."""
+        if self.success or not self.names:
+            return self.success
+        z = data.qpos[self._qpos[self.target] + 2]
+        if z > self.half + self.lift_height:
+            if self._lifted_since is None:
+                self._lifted_since = now
+            elif now - self._lifted_since >= self.hold_time:
+                self.success = True
+        else:
+            self._lifted_since = None
+        return self.success
