@@ -95,7 +95,7 @@ SIM_PARAMS: list[ParamSpec] = [
               dynamic=True),
     ParamSpec("joint_state_rate", 100.0, "/joint_states rate (Hz)", min=1.0, max=1000.0),
     ParamSpec("camera_rate", 10.0, "Camera frame rate (Hz, every camera)", min=0.1, max=120.0),
-    ParamSpec("object_rate", 20.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),
+    ParamSpec("object_rate", 50.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),
     ParamSpec("publish_clock", False, "Publish /clock from simulated time and stamp with it"),
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
 ]

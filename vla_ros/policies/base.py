@@ -27,7 +27,7 @@ class PolicyContext:
     image_size: tuple[int, int]  # (height, width) the node delivers
     chunk_dt: float
     horizon: int
-    options: dict[str, Any] = field(default_factory=dict)  # the backend.* parameters
+    options: dict[str, Any] = field(default_factory=dict)  # the <backend>.* parameters
 
 
 class Policy(ABC):
@@ -37,7 +37,7 @@ class Policy(ABC):
     description: ClassVar[str] = ""
     uses_images: ClassVar[bool] = True
     extra_inputs: ClassVar[tuple[str, ...]] = ()  # privileged inputs, e.g. ("objects",) in simulation
-    PARAMS: ClassVar[list[ParamSpec]] = []  # declared as backend.<name> on the policy node
+    PARAMS: ClassVar[list[ParamSpec]] = []  # declared as <backend>.<name> on the policy node
 
     def __init__(self, context: PolicyContext):
         self.context = context

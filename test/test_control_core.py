@@ -1,0 +1,114 @@
+"""The controller core: stamp alignment, watchdog, limits, look-ahead."""
+
+import numpy as np
+import pytest
+
+from vla_ros.core.chunk import ActionChunk, ChunkError
+from vla_ros.core.control import ControlConfig, ControlCore
+from vla_ros.core.limits import JointLimits
+
+NAMES = ["j0", "j1"]
+
+
+@pytest.fixture
+def core():
+    limits = JointLimits(NAMES, np.array([-1.0, -1.0]), np.array([1.0, 1.0]), np.array([1.0, 1.0]))
+    c = ControlCore(limits, ControlConfig(rate=100.0, interpolation="linear", chunk_timeout=0.5,
+                                          state_timeout=0.1, max_chunk_age=1.0))
+    c.update_state(np.zeros(2), now=10.0)
+    return c
+
+
+def make_chunk(stamp, values, dt=0.1, names=NAMES):
+    return ActionChunk.uniform(stamp, names, np.asarray(values, float), dt)
+
+
+def test_no_command_before_the_first_joint_state():
+    limits = JointLimits(NAMES, -np.ones(2), np.ones(2), np.ones(2))
+    assert ControlCore(limits).tick(1.0) is None
+
+
+def test_targets_already_due_are_dropped(core):
+    # stamp 9.75: targets due at 9.85, 9.95 (past), 10.05, 10.15 (future)
+    accepted = core.add_chunk(make_chunk(9.75, [[0.1, 0], [0.2, 0], [0.3, 0], [0.4, 0]]), now=10.0)
+    assert accepted.kept == 2 and accepted.dropped_due == 2
+    np.testing.assert_allclose(core.plan.t, [10.0, 10.05, 10.15])
+    np.testing.assert_allclose(core.plan.y[:, 0], [0.0, 0.3, 0.4])
+
+
+def test_plan_is_followed_and_first_tick_reports_the_chunk_stamp(core):
+    core.add_chunk(make_chunk(10.0, [[0.05, -0.05]] * 3), now=10.0)
+    first = core.tick(10.01)
+    assert first.new_chunk_stamp == 10.0 and not first.holding
+    assert core.tick(10.02).new_chunk_stamp is None
+    for k in range(3, 40):
+        core.update_state(core.command, now=10.0 + k * 0.01)
+        out = core.tick(10.0 + k * 0.01)
+    np.testing.assert_allclose(out.command, [0.05, -0.05], atol=1e-9)
+
+
+def test_velocity_limit_bounds_every_step(core):
+    core.add_chunk(make_chunk(10.0, [[0.9, -0.9]]), now=10.0)
+    prev = core.command.copy()
+    for k in range(1, 10):
+        core.update_state(prev, now=10.0 + k * 0.01)
+        out = core.tick(10.0 + k * 0.01)
+        assert np.all(np.abs(out.command - prev) <= 1.0 * 0.01 + 1e-12)
+        prev = out.command.copy()
+
+
+def test_out_of_limit_targets_are_reported_and_clamped(core):
+    accepted = core.add_chunk(make_chunk(10.0, [[5.0, 0.0]], dt=0.01), now=10.0)
+    assert accepted.outside_limits == ["j0"]
+    for k in range(1, 300):
+        core.update_state(core.command, now=10.0 + k * 0.01)
+        out = core.tick(10.0 + k * 0.01)
+        assert out.command[0] <= 1.0
+    assert out.command[0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "stamp, now, match",
+    [(8.0, 10.0, "stale"), (11.0, 10.0, "future"), (9.0, 10.0, "already due")],
+)
+def test_late_stale_or_future_chunks_are_rejected(core, stamp, now, match):
+    with pytest.raises(ChunkError, match=match):
+        core.add_chunk(make_chunk(stamp, [[0.1, 0.1]] * 5 if match != "already due" else [[0.1, 0.1]]), now=now)
+
+
+def test_unknown_joints_rejected_and_partial_chunk_holds_the_rest(core):
+    with pytest.raises(ChunkError, match="unknown joints"):
+        core.add_chunk(make_chunk(10.0, [[0.1]], names=["elbow"]), now=10.0)
+    core.command = np.array([0.2, 0.3])
+    core.add_chunk(make_chunk(10.0, [[0.25]], names=["j0"]), now=10.0)
+    np.testing.assert_allclose(core.plan.y[-1], [0.25, 0.3])
+
+
+def test_watchdog_holds_on_stale_state_and_stale_chunks(core):
+    core.add_chunk(make_chunk(10.0, [[0.5, 0.5]] * 20), now=10.0)
+    out = core.tick(10.05)
+    assert not out.holding
+    held = core.tick(10.2)  # last joint state at 10.0, timeout 0.1
+    assert held.holding and "joint states stale" in held.reason
+    np.testing.assert_array_equal(held.command, out.command)
+    core.update_state(out.command, now=10.7)
+    stale = core.tick(10.7)  # last chunk at 10.0, timeout 0.5, plan still running
+    assert stale.holding and "chunks stale" in stale.reason and core.plan is None
+
+
+def test_reset_resyncs_to_the_measured_state(core):
+    core.add_chunk(make_chunk(10.0, [[0.5, 0.5]] * 5), now=10.0)
+    core.tick(10.05)
+    core.update_state(np.array([0.7, -0.2]), now=10.06)
+    core.reset()
+    assert core.plan is None
+    np.testing.assert_array_equal(core.command, [0.7, -0.2])
+
+
+def test_lookahead_points_are_limited_and_end_at_rest(core):
+    core.add_chunk(make_chunk(10.0, [[0.9, 0.0]] * 5), now=10.0)
+    core.tick(10.0)
+    pos, vel = core.lookahead(10.0, 5, 0.02)
+    steps = np.abs(np.diff(np.vstack([core.command, pos]), axis=0))
+    assert np.all(steps <= 1.0 * 0.02 + 1e-12)
+    assert np.all(vel[-1] == 0.0)

@@ -1,0 +1,69 @@
+"""Safety filter, rolling statistics, and report-once problem tracking."""
+
+import numpy as np
+import pytest
+
+from vla_ros.core.limits import JointLimits, SafetyFilter
+from vla_ros.core.problems import ProblemTracker
+from vla_ros.core.stats import RateMeter, RollingStats
+
+
+@pytest.fixture
+def limits():
+    return JointLimits(["a", "b"], np.array([-1.0, 0.0]), np.array([1.0, 0.5]), np.array([2.0, 1.0]))
+
+
+def test_position_clamp_and_velocity_step(limits):
+    f = SafetyFilter(limits)
+    res = f.apply(np.array([5.0, 0.2]), np.array([0.95, 0.2]), dt=0.01)
+    np.testing.assert_allclose(res.command, [0.97, 0.2])  # clamped to 1.0, then 2 rad/s * 10 ms
+    assert res.clipped_position == ["a"] and res.clipped_velocity == ["a"]
+
+
+def test_non_finite_target_holds_the_previous_command(limits):
+    res = SafetyFilter(limits).apply(np.array([np.nan, 0.1]), np.array([0.3, 0.2]), dt=0.01)
+    assert res.rejected_nonfinite
+    np.testing.assert_array_equal(res.command, [0.3, 0.2])
+
+
+def test_filter_never_moves_further_outside_limits(limits):
+    f = SafetyFilter(limits, margin=0.1)
+    res = f.apply(np.array([1.0, 0.5]), np.array([0.95, 0.45]), dt=0.01)
+    assert res.command[0] <= 0.95 and res.command[1] <= 0.45
+
+
+def test_limits_validate_shapes_and_order():
+    with pytest.raises(ValueError, match="lower limit above upper"):
+        JointLimits(["a"], np.array([1.0]), np.array([0.0]), np.array([1.0]))
+    with pytest.raises(ValueError, match="positive"):
+        JointLimits(["a"], np.array([0.0]), np.array([1.0]), np.array([0.0]))
+    with pytest.raises(ValueError, match="values each"):
+        JointLimits(["a", "b"], np.array([0.0]), np.array([1.0]), np.array([1.0]))
+
+
+def test_rolling_stats_and_rate_meter():
+    s = RollingStats(window=100)
+    for v in range(1, 201):
+        s.add(v)
+    assert len(s) == 100 and s.count == 200
+    assert s.percentile(50) == pytest.approx(150.5)
+    assert s.summary(2.0)["max"] == 400.0
+    meter = RateMeter(0.01)
+    for k, jitter in enumerate([0, 0.001, -0.001, 0, 0.002]):
+        meter.tick(k * 0.01 + jitter)
+    assert meter.rate == pytest.approx(1 / 0.0105, rel=1e-6)
+    np.testing.assert_allclose(meter.period_error(), [0.001, 0.002, 0.001, 0.002], atol=1e-12)
+
+
+def test_problem_tracker_logs_once_counts_and_recovers():
+    errors, infos = [], []
+    p = ProblemTracker(errors.append, infos.append, clear_after=1.0)
+    assert p.report("img", "bad encoding", now=0.0)
+    for t in range(1, 10):
+        assert not p.report("img", "bad encoding", now=t * 0.1)
+    assert len(errors) == 1 and p.active["img"].count == 10 and p.totals["img"] == 10
+    p.expire(now=0.95)
+    assert "img" in p.active
+    p.expire(now=2.0)
+    assert "img" not in p.active and len(infos) == 1
+    assert p.report("img", "bad encoding", now=3.0) and len(errors) == 2

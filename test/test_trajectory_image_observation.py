@@ -1,0 +1,109 @@
+"""JTC semantics for the sim, image decoding, and observation assembly."""
+
+import numpy as np
+import pytest
+
+from vla_ros.core.image import ImageError, decode_image, resize_with_pad
+from vla_ros.core.observation import MissingInput, ObservationBuffer
+from vla_ros.core.trajectory import TrajectoryRejected, accept_trajectory
+
+J = ["a", "b"]
+
+
+def accept(stamp=0.0, now=5.0, times=(0.5, 1.0), positions=((1.0, 2.0), (2.0, 4.0)), vel=None, names=J):
+    return accept_trajectory(J, list(names), stamp, now, np.array(times), np.array(positions, float),
+                             None if vel is None else np.array(vel, float), None, np.zeros(2), np.zeros(2))
+
+
+def test_zero_stamp_starts_now_from_the_measured_state_linearly():
+    traj = accept()
+    np.testing.assert_allclose(traj.sample(5.0), [0, 0])
+    np.testing.assert_allclose(traj.sample(5.25), [0.5, 1.0])
+    np.testing.assert_allclose(traj.sample(5.75), [1.5, 3.0])
+    np.testing.assert_allclose(traj.sample(9.0), [2.0, 4.0])
+
+
+def test_velocities_give_cubic_segments_and_joint_order_is_mapped():
+    traj = accept(vel=((1.0, 1.0), (0.0, 0.0)), names=["b", "a"], positions=((2.0, 1.0), (4.0, 2.0)))
+    assert traj.order == 3
+    np.testing.assert_allclose(traj.sample(5.5), [1.0, 2.0])
+    mid = traj.sample(5.25)
+    assert mid[0] != pytest.approx(0.5)  # not linear
+
+
+def test_past_stamp_samples_mid_trajectory():
+    traj = accept(stamp=4.5, now=5.0)
+    np.testing.assert_allclose(traj.sample(5.0), [1.0, 2.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"names": []}, "empty joint_names"),
+        ({"names": ["a", "zz"]}, "unknown joints"),
+        ({"names": ["a"], "positions": ((1.0,), (2.0,))}, "all of"),
+        ({"times": (1.0, 0.5)}, "strictly increasing"),
+        ({"positions": ((np.nan, 1.0), (1.0, 1.0))}, "non-finite"),
+        ({"vel": ((0, 0), (1.0, 0))}, "non-zero velocity"),
+        ({"stamp": 1.0, "now": 5.0}, "in the past"),
+        ({"times": (), "positions": np.zeros((0, 2))}, "no points"),
+    ],
+)
+def test_jtc_rejections(kwargs, match):
+    with pytest.raises(TrajectoryRejected, match=match):
+        accept(**kwargs)
+
+
+def test_decode_every_supported_encoding():
+    rgb = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+    np.testing.assert_array_equal(decode_image("rgb8", 2, 3, 9, rgb.tobytes()), rgb)
+    np.testing.assert_array_equal(decode_image("bgr8", 2, 3, 9, rgb[:, :, ::-1].tobytes()), rgb)
+    rgba = np.concatenate([rgb, np.full((2, 3, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(decode_image("rgba8", 2, 3, 12, rgba.tobytes()), rgb)
+    bgra = np.concatenate([rgb[:, :, ::-1], np.full((2, 3, 1), 255, np.uint8)], axis=2)
+    np.testing.assert_array_equal(decode_image("bgra8", 2, 3, 12, bgra.tobytes()), rgb)
+    mono = decode_image("mono8", 2, 3, 3, bytes(range(6)))
+    assert mono.shape == (2, 3, 3) and mono[1, 2].tolist() == [5, 5, 5]
+    padded = np.zeros((2, 12), np.uint8)
+    padded[:, :9] = rgb.reshape(2, 9)
+    np.testing.assert_array_equal(decode_image("rgb8", 2, 3, 12, padded.tobytes()), rgb)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("16UC1", 2, 2, 4, bytes(8)), "unsupported image encoding"),
+        (("yuv422", 2, 2, 4, bytes(8)), "unsupported"),
+        (("rgb8", 2, 2, 6, bytes(10)), "expected step"),
+        (("rgb8", 2, 2, 5, bytes(10)), "shorter"),
+        (("rgb8", 0, 2, 6, b""), "no pixels"),
+    ],
+)
+def test_bad_images_raise(args, match):
+    with pytest.raises(ImageError, match=match):
+        decode_image(*args)
+
+
+def test_resize_with_pad_keeps_aspect_and_pads_with_zeros():
+    img = np.full((100, 200, 3), 200, np.uint8)
+    out = resize_with_pad(img, 224, 224)
+    assert out.shape == (224, 224, 3)
+    assert out[0, 0].tolist() == [0, 0, 0] and out[112, 112].tolist() == [200, 200, 200]
+    assert (out[:, 112, 0] > 0).sum() == 112
+
+
+def test_observation_buffer_names_missing_and_stale_inputs():
+    buf = ObservationBuffer(["cam"], max_age=0.2)
+    with pytest.raises(MissingInput, match="joint state: no data yet.*image 'cam': no data yet"):
+        buf.build(1.0, "go", use_images=True)
+    buf.set_state(np.array([1.0, 2.0]), stamp=0.95)
+    buf.set_image("cam", np.zeros((2, 2, 3), np.uint8), stamp=0.5)
+    with pytest.raises(MissingInput, match="image 'cam': stale"):
+        buf.build(1.0, "go", use_images=True)
+    obs = buf.build(1.0, "go", use_images=False)
+    assert obs.stamp == 0.95 and obs.images == {}
+    buf.set_image("cam", np.zeros((2, 2, 3), np.uint8), stamp=0.9)
+    buf.set_extra("objects", {"x": 1}, stamp=0.97)
+    obs = buf.build(1.0, "go", use_images=True, extra_keys=("objects",))
+    assert obs.stamp == 0.9 and set(obs.images) == {"cam"} and obs.extras == {"objects": {"x": 1}}
+    assert obs.instruction == "go"

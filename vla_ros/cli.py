@@ -1,0 +1,72 @@
+"""``vla-ros``: start the graph without launch_ros, run the demo, print the reference tables."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .graph import LAUNCH_ARGUMENTS, GraphArgs
+
+
+def _launch_args(items: list[str]) -> GraphArgs:
+    values = {}
+    for item in items:
+        if ":=" not in item:
+            raise SystemExit(f"expected name:=value, got {item!r}")
+        name, value = item.split(":=", 1)
+        values[name] = value
+    try:
+        return GraphArgs.from_strings(values)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    arg_help = "\n".join(f"  {a.name}:={a.default!r}  {a.description}" for a in LAUNCH_ARGUMENTS)
+    parser = argparse.ArgumentParser(prog="vla-ros", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     description="vla_ros without launch_ros", epilog="launch arguments:\n" + arg_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_launch = sub.add_parser("launch", help="start the graph (same nodes and config as policy.launch.py)")
+    p_launch.add_argument("args", nargs="*", help="name:=value launch arguments")
+    p_demo = sub.add_parser("demo", help="run seeded episodes and report success, latency and timing")
+    p_demo.add_argument("args", nargs="*", help="name:=value launch arguments")
+    p_demo.add_argument("--episodes", type=int, default=5)
+    p_demo.add_argument("--seed", type=int, default=0)
+    p_demo.add_argument("--timeout", type=float, default=20.0, help="seconds per episode")
+    p_demo.add_argument("--out", type=Path, default=Path("output/demo"))
+    p_demo.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
+    sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
+    sub.add_parser("list", help="list robot presets, policy configs and backends")
+    ns = parser.parse_args(argv)
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    if ns.command == "launch":
+        from .launcher import Graph
+
+        return Graph(_launch_args(ns.args)).start().wait()
+    if ns.command == "demo":
+        from .demo import run_demo
+
+        summary = run_demo(_launch_args(ns.args), ns.episodes, ns.seed, ns.out, ns.timeout, quiet=not ns.verbose)
+        return 0 if summary["graph_exit_code"] == 0 else 1
+    if ns.command == "docs":
+        from .docs import render_tables
+
+        sys.stdout.write(render_tables())
+        return 0
+    if ns.command == "list":
+        from .paths import share_dir
+        from .policies import available_backends
+        from .robots import available_robots
+
+        print("robots:  ", ", ".join(available_robots()))
+        print("policies:", ", ".join(sorted(p.stem for p in (share_dir() / "config" / "policies").glob("*.yaml"))))
+        print("backends:", ", ".join(available_backends()))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

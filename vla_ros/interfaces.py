@@ -1,0 +1,80 @@
+"""Topic and service names and types: the one place they are spelled."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+JOINT_STATES = "/joint_states"
+ACTION_CHUNK = "/vla/action_chunk"
+INSTRUCTION = "/vla/instruction"
+DIAGNOSTICS = "/diagnostics"
+POLICY_PAUSE = "/vla/pause"
+POLICY_RESUME = "/vla/resume"
+POLICY_RESET = "/vla/reset"
+CONTROLLER_ENABLE = "/vla/controller/enable"
+CONTROLLER_RESET = "/vla/controller/reset"
+SIM_OBJECTS = "/sim/objects"
+SIM_TASK_SUCCESS = "/sim/task_success"
+SIM_RESET = "/sim/reset"
+CLOCK = "/clock"
+
+
+def commands_topic(controller: str) -> str:
+    """forward_command_controller input (std_msgs/Float64MultiArray)."""
+    return f"/{controller}/commands"
+
+
+def trajectory_topic(controller: str) -> str:
+    """joint_trajectory_controller input (trajectory_msgs/JointTrajectory)."""
+    return f"/{controller}/joint_trajectory"
+
+
+def image_topic(camera: str) -> str:
+    return f"/{camera}/image_raw"
+
+
+def camera_info_topic(camera: str) -> str:
+    return f"/{camera}/camera_info"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    type: str
+    kind: str  # topic | service
+    publisher: str  # node that publishes / serves
+    subscriber: str  # node(s) that subscribe / call
+    description: str
+
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint(JOINT_STATES, "sensor_msgs/JointState", "topic", "sim_node (or the robot)", "policy_node, controller_node",
+             "Measured joint positions"),
+    Endpoint(image_topic("<camera>"), "sensor_msgs/Image", "topic", "sim_node (or camera driver)", "policy_node",
+             "Camera frames (rgb8/bgr8/rgba8/bgra8/mono8)"),
+    Endpoint(camera_info_topic("<camera>"), "sensor_msgs/CameraInfo", "topic", "sim_node", "-",
+             "Pinhole intrinsics of simulated cameras"),
+    Endpoint(INSTRUCTION, "std_msgs/String", "topic", "user", "policy_node", "Language instruction"),
+    Endpoint(ACTION_CHUNK, "trajectory_msgs/JointTrajectory", "topic", "policy_node", "controller_node",
+             "Action chunk: header.stamp = observation capture time, points due at stamp + time_from_start"),
+    Endpoint(commands_topic("<controller>"), "std_msgs/Float64MultiArray", "topic", "controller_node", "sim_node (or ros2_control)",
+             "Forward position commands at the control rate"),
+    Endpoint(trajectory_topic("<controller>"), "trajectory_msgs/JointTrajectory", "topic", "controller_node",
+             "sim_node (or ros2_control)", "Short look-ahead trajectories (stamp 0 = now, with velocities)"),
+    Endpoint(DIAGNOSTICS, "diagnostic_msgs/DiagnosticArray", "topic", "all nodes", "rqt_robot_monitor, demo",
+             "Latency, rates, jitter, input problems"),
+    Endpoint(SIM_OBJECTS, "visualization_msgs/MarkerArray", "topic", "sim_node", "policy_node (scripted backend)",
+             "Object poses in the robot base frame (ns = object name)"),
+    Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
+    Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
+             "Simulated time"),
+    Endpoint(POLICY_PAUSE, "std_srvs/Trigger", "service", "policy_node", "user", "Stop starting inferences"),
+    Endpoint(POLICY_RESUME, "std_srvs/Trigger", "service", "policy_node", "user", "Resume inference"),
+    Endpoint(POLICY_RESET, "std_srvs/Trigger", "service", "policy_node", "user", "Reset the backend's episode state"),
+    Endpoint(CONTROLLER_ENABLE, "std_srvs/SetBool", "service", "controller_node", "user",
+             "Start (re-synced to the measured state) or stop streaming commands"),
+    Endpoint(CONTROLLER_RESET, "std_srvs/Trigger", "service", "controller_node", "user",
+             "Drop the plan and hold the measured position"),
+    Endpoint(SIM_RESET, "std_srvs/Trigger", "service", "sim_node", "demo, user",
+             "New episode from the sim's `seed` parameter"),
+]

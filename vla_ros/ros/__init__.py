@@ -1,0 +1,1 @@
+"""Thin ROS 2 nodes: wiring, parameters, QoS and diagnostics around the core."""

@@ -1,0 +1,208 @@
+"""Controller node: merges chunks, interpolates at a fixed rate, limits, and streams commands."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import JointState
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from .. import interfaces as io
+from ..core.chunk import ChunkError
+from ..core.control import ControlConfig, ControlCore
+from ..core.problems import ProblemTracker
+from ..core.stats import RateMeter, RollingStats
+from ..params import CONTROLLER_PARAMS
+from ..robots import load_robot
+from . import diagnostics as diag
+from .conversions import joint_positions, msg_to_chunk, to_sec
+from .node_main import run
+from .output_adapters import make_adapters
+from .param_util import choice_guard, declare
+
+
+class ControllerNode(Node):
+    def __init__(self) -> None:
+        super().__init__("controller_node")
+        p = self.p = declare(self, CONTROLLER_PARAMS)
+        self._guard = choice_guard(CONTROLLER_PARAMS)
+        self.robot = load_robot(p["robot"])
+        self.joints = p["joints"] or self.robot.action_joints
+        limits = self.robot.limits(self.joints, velocity_scale=p["velocity_scale"])
+        self.core = ControlCore(limits, ControlConfig(
+            rate=p["control_rate"], interpolation=p["interpolation"], chunk_timeout=p["chunk_timeout"],
+            state_timeout=p["state_timeout"], max_chunk_age=p["max_chunk_age"]))
+        groups = {c.name: [j for j in c.joints if j in self.joints] for c in self.robot.controllers}
+        groups = {name: js for name, js in groups.items() if js}
+        uncovered = [j for j in self.joints if not any(j in js for js in groups.values())]
+        if uncovered:
+            raise ValueError(f"joints {uncovered} belong to no controller of robot {self.robot.name!r}")
+        self.adapters = make_adapters(self, p["output_interface"], groups, self.joints, p["trajectory_points"],
+                                      p["trajectory_publish_divider"])
+
+        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.lock = threading.Lock()
+        self.enabled = p["start_enabled"]
+        self.rate = RateMeter(1.0 / p["control_rate"])
+        self.obs_to_cmd = RollingStats(500)
+        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "overruns": 0,
+                       "clipped_position": 0, "clipped_velocity": 0}
+        self.hold_reason = ""
+
+        self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
+        self.create_subscription(JointTrajectory, io.ACTION_CHUNK, self._on_chunk, QoSProfile(depth=10))
+        self.create_service(SetBool, io.CONTROLLER_ENABLE, self._on_enable)
+        self.create_service(Trigger, io.CONTROLLER_RESET, self._on_reset)
+        self.add_on_set_parameters_callback(self._on_params)
+        self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="control", daemon=True)
+        self._thread.start()
+        self.get_logger().info(f"controller ready: {len(self.joints)} joints at {p['control_rate']:.0f} Hz, "
+                               f"{p['interpolation']} interpolation, output {p['output_interface']} to "
+                               f"{list(groups)}" + ("" if self.enabled else " (disabled)"))
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- inputs ------------------------------------------------------------------------------
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = self.now()
+        q, missing = joint_positions(msg, self.joints)
+        if missing:
+            self.problems.report("joint_states", f"joint_states lack joints {missing}", now)
+            return
+        if not np.all(np.isfinite(q)):
+            bad = [n for n, v in zip(self.joints, q) if not np.isfinite(v)]
+            self.problems.report("joint_states", f"joint_states contain NaN/inf for {bad}; ignored", now)
+            return
+        stamp = to_sec(msg.header.stamp)
+        if stamp <= 0:
+            self.problems.report("joint_state_stamp", "joint_states have a zero stamp; using receive time", now)
+            stamp = now
+        with self.lock:
+            self.core.update_state(q, stamp)
+
+    def _on_chunk(self, msg: JointTrajectory) -> None:
+        now = self.now()
+        try:
+            chunk = msg_to_chunk(msg)
+            with self.lock:
+                accepted = self.core.add_chunk(chunk, now)
+        except ChunkError as exc:
+            self.counts["chunks_rejected"] += 1
+            self.problems.report("chunk", f"chunk rejected: {exc}", now)
+            return
+        self.counts["chunks_accepted"] += 1
+        if accepted.outside_limits:
+            self.problems.report("chunk_limits", f"chunk targets outside position limits for "
+                                 f"{accepted.outside_limits}; commands are clamped", now)
+
+    def _on_enable(self, req, resp):
+        with self.lock:
+            if req.data and not self.enabled:
+                self.core.reset()  # re-sync to the measured state before streaming again
+            self.enabled = bool(req.data)
+        resp.success, resp.message = True, "enabled" if req.data else "disabled"
+        return resp
+
+    def _on_reset(self, _req, resp):
+        with self.lock:
+            self.core.reset()
+        resp.success, resp.message = True, "plan dropped; holding the measured position"
+        return resp
+
+    def _on_params(self, params: list[Parameter]) -> SetParametersResult:
+        verdict = self._guard(params)
+        if verdict.successful:
+            for param in params:
+                if hasattr(self.core.config, param.name):
+                    setattr(self.core.config, param.name, param.value)
+        return verdict
+
+    # -- control loop ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        period = self.core.period
+        next_t = time.monotonic()
+        tick = 0
+        while not self._stop.is_set():
+            next_t += period
+            delay = next_t - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            else:
+                self.counts["overruns"] += 1
+                if delay < -period:  # more than a whole period late: do not try to catch up
+                    next_t = time.monotonic()
+            self.rate.tick(time.monotonic())
+            now = self.now()
+            with self.lock:
+                result = self.core.tick(now)
+                enabled = self.enabled
+            if result is None or not enabled:
+                continue
+            tick += 1
+            self.counts["ticks"] += 1
+            if result.holding:
+                self.counts["hold_ticks"] += 1
+            self.hold_reason = result.reason
+            try:
+                for adapter in self.adapters:
+                    adapter.publish(result, self.core, now, tick)
+            except Exception:  # the context goes away at shutdown, before close() stops this thread
+                if not self.context.ok():
+                    return
+                raise
+            if result.new_chunk_stamp is not None:
+                self.obs_to_cmd.add(now - result.new_chunk_stamp)
+            if result.clipped_position:
+                self.counts["clipped_position"] += 1
+            if result.clipped_velocity:
+                self.counts["clipped_velocity"] += 1
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now = self.now()
+        self.problems.expire(now)
+        jitter = self.rate.period_error() * 1000.0
+        lat = self.obs_to_cmd.summary(1000.0)
+        values = {
+            "enabled": self.enabled, "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
+            "period_error_ms_p50": float(np.percentile(jitter, 50)) if jitter.size else float("nan"),
+            "period_error_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else float("nan"),
+            "period_error_ms_max": float(jitter.max()) if jitter.size else float("nan"),
+            "obs_to_command_ms_p50": lat["p50"], "obs_to_command_ms_p95": lat["p95"],
+            "hold_reason": self.hold_reason or "-", **self.counts,
+        }
+        for key, count in self.problems.totals.items():
+            values[f"problem_count.{key}"] = count
+        level = diag.WARN if self.problems.active else diag.OK
+        message = "; ".join(self.problems.messages()) or (self.hold_reason or "tracking")
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [diag.status(f"{self.get_name()}: control", self.robot.name, level, message, values)]
+        self.diag_pub.publish(msg)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    sys.setswitchinterval(0.0005)  # the control thread must get the GIL back promptly
+    return run(ControllerNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

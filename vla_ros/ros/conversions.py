@@ -1,0 +1,108 @@
+"""Message <-> numpy conversions (no cv_bridge, no sensor_msgs_py)."""
+
+from __future__ import annotations
+
+import numpy as np
+from builtin_interfaces.msg import Duration, Time
+from sensor_msgs.msg import Image, JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..core.chunk import ActionChunk
+from ..core.image import decode_image
+
+
+def to_sec(stamp: Time | Duration) -> float:
+    return float(stamp.sec) + 1e-9 * float(getattr(stamp, "nanosec", 0))
+
+
+def to_time(seconds: float) -> Time:
+    sec = int(np.floor(seconds))
+    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def to_duration(seconds: float) -> Duration:
+    sec = int(np.floor(seconds))
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """sensor_msgs/Image to HxWx3 uint8 RGB (raises core.image.ImageError)."""
+    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def array_to_image(image: np.ndarray, stamp: Time, frame_id: str) -> Image:
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.height, msg.width = int(image.shape[0]), int(image.shape[1])
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = np.ascontiguousarray(image, dtype=np.uint8).tobytes()
+    return msg
+
+
+def joint_positions(msg: JointState, names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Positions in ``names`` order (NaN where absent) and the names that were missing."""
+    index = {n: i for i, n in enumerate(msg.name)}
+    out = np.full(len(names), np.nan)
+    missing = []
+    for k, name in enumerate(names):
+        i = index.get(name)
+        if i is None or i >= len(msg.position):
+            missing.append(name)
+        else:
+            out[k] = msg.position[i]
+    return out, missing
+
+
+def chunk_to_msg(chunk: ActionChunk) -> JointTrajectory:
+    msg = JointTrajectory()
+    msg.header.stamp = to_time(chunk.stamp)
+    msg.joint_names = list(chunk.names)
+    for t, row in zip(chunk.times, chunk.values):
+        msg.points.append(JointTrajectoryPoint(positions=[float(v) for v in row], time_from_start=to_duration(t)))
+    return msg
+
+
+def msg_to_chunk(msg: JointTrajectory) -> ActionChunk:
+    """A chunk from a JointTrajectory; ragged points give a chunk that fails validation."""
+    width = len(msg.joint_names)
+    rows = [list(p.positions) if len(p.positions) == width else [np.nan] * width for p in msg.points]
+    values = np.array(rows, dtype=float).reshape(len(rows), width) if rows else np.zeros((0, width))
+    times = np.array([to_sec(p.time_from_start) for p in msg.points])
+    return ActionChunk(to_sec(msg.header.stamp), tuple(msg.joint_names), times, values)
+
+
+def trajectory_arrays(msg: JointTrajectory) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """times, positions and (if every point has them) velocities and accelerations."""
+    width = len(msg.joint_names)
+    times = np.array([to_sec(p.time_from_start) for p in msg.points])
+    if any(len(p.positions) != width for p in msg.points):
+        raise ValueError("a point's positions differ in size from joint_names")
+    positions = np.array([list(p.positions) for p in msg.points], dtype=float).reshape(len(msg.points), width)
+
+    def optional(field: str) -> np.ndarray | None:
+        rows = [list(getattr(p, field)) for p in msg.points]
+        if rows and all(len(r) == width for r in rows):
+            return np.array(rows, dtype=float)
+        return None
+
+    return times, positions, optional("velocities"), optional("accelerations")
+
+
+def markers_to_objects(msg: MarkerArray) -> dict[str, dict[str, np.ndarray]]:
+    """ns -> {position, orientation (w, x, y, z), size, rgba}."""
+    objects = {}
+    for m in msg.markers:
+        if m.action != Marker.ADD:
+            continue
+        p, o = m.pose.position, m.pose.orientation
+        objects[m.ns] = {
+            "position": np.array([p.x, p.y, p.z]),
+            "orientation": np.array([o.w, o.x, o.y, o.z]),
+            "size": np.array([m.scale.x, m.scale.y, m.scale.z]),
+            "rgba": np.array([m.color.r, m.color.g, m.color.b, m.color.a]),
+        }
+    return objects

@@ -1,0 +1,269 @@
+"""Policy node: newest camera/joint inputs -> backend on a worker thread -> /vla/action_chunk."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+from trajectory_msgs.msg import JointTrajectory
+from visualization_msgs.msg import MarkerArray
+
+from .. import interfaces as io
+from ..core.chunk import ChunkError
+from ..core.image import ImageError, resize_with_pad
+from ..core.observation import MissingInput, ObservationBuffer
+from ..core.problems import ProblemTracker
+from ..core.stats import RollingStats
+from ..params import POLICY_PARAMS
+from ..policies import PolicyContext, PolicyError, backend_class
+from ..robots import load_robot
+from . import diagnostics as diag
+from .conversions import chunk_to_msg, image_to_array, joint_positions, markers_to_objects, to_sec
+from .node_main import run
+from .param_util import choice_guard, declare
+
+
+class PolicyNode(Node):
+    def __init__(self) -> None:
+        super().__init__("policy_node")
+        p = self.p = declare(self, POLICY_PARAMS)
+        self.robot = load_robot(p["robot"])
+        self.state_joints = p["state_joints"] or self.robot.state_joints
+        self.action_joints = p["action_joints"] or self.robot.action_joints
+        keys, topics = p["image_keys"], p["image_topics"]
+        if not keys and not topics:
+            keys = [c.key for c in self.robot.cameras]
+            topics = [c.image_topic for c in self.robot.cameras]
+        if len(keys) != len(topics):
+            raise ValueError(f"image_keys ({len(keys)}) and image_topics ({len(topics)}) differ in length")
+        self.image_keys = keys
+        self.image_size = (p["image_height"], p["image_width"])
+        backend_cls = backend_class(p["backend"])
+        options = declare(self, backend_cls.PARAMS, prefix=f"{p['backend']}.")
+        self._param_guards = [choice_guard(POLICY_PARAMS), choice_guard(backend_cls.PARAMS, prefix=f"{p['backend']}.")]
+        context = PolicyContext(self.robot, self.state_joints, self.action_joints, keys, self.image_size,
+                                p["chunk_dt"], p["horizon"], options)
+        self.get_logger().info(f"loading backend {p['backend']!r} ({backend_cls.description})")
+        self.policy = backend_cls(context)
+        self.uses_images = backend_cls.uses_images
+        self.extra_inputs = backend_cls.extra_inputs
+
+        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.buffer = ObservationBuffer(keys, p["max_input_age"])
+        self.lock = threading.Lock()
+        self.instruction = p["instruction"]
+        self.paused = p["start_paused"]
+        self.epoch = 0  # bumped by reset/pause so in-flight results are discarded
+        self.latency = RollingStats(500)
+        self.counts = {"published": 0, "skipped_busy": 0, "no_observation": 0, "backend_errors": 0}
+
+        self.chunk_pub = self.create_publisher(JointTrajectory, io.ACTION_CHUNK, QoSProfile(depth=10))
+        self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
+        for key, topic in zip(keys, topics):
+            self.create_subscription(Image, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data)
+        self.create_subscription(String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10))
+        if "objects" in self.extra_inputs:
+            self.create_subscription(MarkerArray, io.SIM_OBJECTS, self._on_objects, QoSProfile(depth=5))
+        self.create_service(Trigger, io.POLICY_PAUSE, self._on_pause)
+        self.create_service(Trigger, io.POLICY_RESUME, self._on_resume)
+        self.create_service(Trigger, io.POLICY_RESET, self._on_reset)
+        self.add_on_set_parameters_callback(self._on_params)
+
+        self._wake = threading.Event()
+        self._busy = False
+        self._stop = False
+        self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
+        self._worker.start()
+        self._trigger_timer = self.create_timer(p["inference_period"], self._trigger)
+        self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        self.get_logger().info(
+            f"policy ready: backend={p['backend']} robot={self.robot.name} cameras={dict(zip(keys, topics))} "
+            f"chunk {p['horizon']}x{len(self.action_joints)} @ {p['chunk_dt']} s, every {p['inference_period']} s"
+            + (" (paused)" if self.paused else ""))
+
+    # -- inputs ------------------------------------------------------------------------------
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _on_joint_state(self, msg: JointState) -> None:
+        now = self.now()
+        q, missing = joint_positions(msg, self.state_joints)
+        if missing:
+            self.problems.report("joint_states", f"joint_states lack joints {missing}", now)
+            return
+        if not np.all(np.isfinite(q)):
+            bad = [n for n, v in zip(self.state_joints, q) if not np.isfinite(v)]
+            self.problems.report("joint_states", f"joint_states contain NaN/inf for {bad}; ignored", now)
+            return
+        stamp = to_sec(msg.header.stamp)
+        if stamp <= 0:
+            self.problems.report("joint_states", "joint_states have a zero stamp; ignored", now)
+            return
+        with self.lock:
+            self.buffer.set_state(q, stamp)
+
+    def _on_image(self, key: str, msg: Image) -> None:
+        now = self.now()
+        try:
+            image = image_to_array(msg)
+        except ImageError as exc:
+            self.problems.report(f"image:{key}", f"image {key!r}: {exc}; frame dropped", now)
+            return
+        stamp = to_sec(msg.header.stamp)
+        if stamp <= 0:
+            self.problems.report(f"image:{key}", f"image {key!r} has a zero stamp; frame dropped", now)
+            return
+        if image.shape[:2] != self.image_size:
+            self.problems.report(f"image_size:{key}", f"image {key!r} is {image.shape[1]}x{image.shape[0]}, "
+                                 f"expected {self.image_size[1]}x{self.image_size[0]}; resizing with padding", now)
+            image = resize_with_pad(image, *self.image_size)
+        with self.lock:
+            self.buffer.set_image(key, image, stamp)
+
+    def _on_objects(self, msg: MarkerArray) -> None:
+        if not msg.markers:
+            return
+        stamp = to_sec(msg.markers[0].header.stamp)
+        with self.lock:
+            self.buffer.set_extra("objects", markers_to_objects(msg), stamp)
+
+    def _on_instruction(self, msg: String) -> None:
+        self.set_parameters([Parameter("instruction", value=msg.data)])
+
+    def _on_params(self, params: list[Parameter]) -> SetParametersResult:
+        for guard in self._param_guards:
+            verdict = guard(params)
+            if not verdict.successful:
+                return verdict
+        for param in params:
+            if param.name == "instruction":
+                self.instruction = param.value
+                self.get_logger().info(f"instruction: {param.value!r}")
+            elif param.name == "max_input_age":
+                self.buffer.max_age = param.value
+            elif param.name == "inference_period":
+                self._trigger_timer.timer_period_ns = int(param.value * 1e9)
+                self._trigger_timer.reset()
+        return SetParametersResult(successful=True)
+
+    # -- services ----------------------------------------------------------------------------
+    def _on_pause(self, _req, resp):
+        self.paused = True
+        self.epoch += 1
+        resp.success, resp.message = True, "paused"
+        return resp
+
+    def _on_resume(self, _req, resp):
+        self.paused = False
+        resp.success, resp.message = True, "resumed"
+        return resp
+
+    def _on_reset(self, _req, resp):
+        with self.lock:
+            self.epoch += 1
+            self.policy.reset()
+            self.buffer.clear()
+        resp.success, resp.message = True, "backend reset; waiting for fresh inputs"
+        return resp
+
+    # -- inference ---------------------------------------------------------------------------
+    def _trigger(self) -> None:
+        if self.paused:
+            return
+        if self._busy:
+            self.counts["skipped_busy"] += 1
+            return
+        self._wake.set()
+
+    def _work(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._stop:
+                return
+            self._busy = True
+            try:
+                self._infer_once()
+            except Exception:  # the context goes away at shutdown, before close() stops this thread
+                if self.context.ok():
+                    raise
+                return
+            finally:
+                self._busy = False
+
+    def _infer_once(self) -> None:
+        now = self.now()
+        with self.lock:
+            epoch = self.epoch
+            try:
+                obs = self.buffer.build(now, self.instruction, self.uses_images, self.extra_inputs)
+            except MissingInput as exc:
+                self.counts["no_observation"] += 1
+                self.problems.report("observation", f"no inference: {exc}", now)
+                return
+        self.problems.resolve("observation")
+        start = time.perf_counter()
+        try:
+            chunk = self.policy.infer(obs)
+            chunk.validate()
+            if chunk.stamp != obs.stamp:
+                raise ChunkError(f"backend stamped its chunk {chunk.stamp} instead of the observation's {obs.stamp}")
+            if list(chunk.names) != self.action_joints:
+                raise ChunkError(f"backend chunk names {list(chunk.names)} != action_joints {self.action_joints}")
+        except (PolicyError, ChunkError) as exc:
+            self.counts["backend_errors"] += 1
+            self.problems.report("backend", f"no chunk published: {exc}", self.now())
+            return
+        except Exception as exc:  # a backend bug must not kill the node; nothing is published
+            self.counts["backend_errors"] += 1
+            self.problems.report("backend", f"backend raised {type(exc).__name__}: {exc}", self.now())
+            return
+        self.latency.add(time.perf_counter() - start)
+        self.problems.resolve("backend")
+        if self.paused or epoch != self.epoch:
+            return
+        self.chunk_pub.publish(chunk_to_msg(chunk))
+        self.counts["published"] += 1
+
+    # -- diagnostics -------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        now = self.now()
+        self.problems.expire(now)
+        lat = self.latency.summary(1000.0)
+        values = {"backend": self.p["backend"], "paused": self.paused, "instruction": self.instruction,
+                  "inference_ms_p50": lat["p50"], "inference_ms_p95": lat["p95"], "inference_ms_p99": lat["p99"],
+                  "inference_ms_max": lat["max"], **self.counts}
+        phase = getattr(self.policy, "phase", None)
+        if phase is not None:
+            values["backend_phase"] = phase
+        for key, count in self.problems.totals.items():
+            values[f"problem_count.{key}"] = count
+        level = diag.WARN if self.problems.active else diag.OK
+        message = "; ".join(self.problems.messages()) or ("paused" if self.paused else "running")
+        msg = DiagnosticArray()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.status = [diag.status(f"{self.get_name()}: inference", self.robot.name, level, message, values)]
+        self.diag_pub.publish(msg)
+
+    def close(self) -> None:
+        self._stop = True
+        self._wake.set()
+        self._worker.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(PolicyNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,232 @@
+"""MuJoCo sim node: a simulated arm that speaks the ros2_control topics, with cameras and a task."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.node import Node  # noqa: E402
+from rclpy.qos import QoSProfile  # noqa: E402
+from rosgraph_msgs.msg import Clock  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+from trajectory_msgs.msg import JointTrajectory  # noqa: E402
+from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
+
+from .. import interfaces as io  # noqa: E402
+from ..core.problems import ProblemTracker  # noqa: E402
+from ..core.trajectory import TrajectoryRejected  # noqa: E402
+from ..params import SIM_PARAMS  # noqa: E402
+from ..robots import CameraSpec, load_robot  # noqa: E402
+from ..ros import diagnostics as diag  # noqa: E402
+from ..ros.conversions import array_to_image, to_sec, to_time, trajectory_arrays  # noqa: E402
+from ..ros.node_main import run  # noqa: E402
+from ..ros.param_util import choice_guard, declare  # noqa: E402
+from .physics import ArmSim  # noqa: E402
+
+
+def camera_info(cam: CameraSpec, stamp) -> CameraInfo:
+    """Pinhole intrinsics of a MuJoCo camera with vertical field of view ``fovy``."""
+    fovy = np.radians(float(cam.sim.get("fovy", 45.0)))
+    f = cam.height / (2.0 * np.tan(fovy / 2.0))
+    cx, cy = (cam.width - 1) / 2.0, (cam.height - 1) / 2.0
+    info = CameraInfo(width=cam.width, height=cam.height, distortion_model="plumb_bob")
+    info.header.stamp, info.header.frame_id = stamp, cam.frame_id
+    info.d = [0.0] * 5
+    info.k = [f, 0.0, cx, 0.0, f, cy, 0.0, 0.0, 1.0]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [f, 0.0, cx, 0.0, 0.0, f, cy, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+class SimNode(Node):
+    def __init__(self) -> None:
+        super().__init__("sim_node")
+        p = self.p = declare(self, SIM_PARAMS)
+        self.add_on_set_parameters_callback(choice_guard(SIM_PARAMS))
+        self.robot = load_robot(p["robot"])
+        self.sim = ArmSim(self.robot)
+        self.cameras = [c for c in self.robot.cameras if c.sim]
+        self.lock = threading.Lock()
+        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.clock_offset = 0.0  # simulated seconds elapsed before the current episode's data.time
+        self.seed = p["seed"]
+        self.sim.reset(self.seed)
+
+        qos = QoSProfile(depth=10)
+        self.js_pub = self.create_publisher(JointState, self.robot.data.get("joint_states_topic", io.JOINT_STATES), qos)
+        self.img_pubs = {c.name: self.create_publisher(Image, c.image_topic, QoSProfile(depth=2)) for c in self.cameras}
+        self.info_pubs = {c.name: self.create_publisher(CameraInfo, c.info_topic, qos) for c in self.cameras}
+        self.obj_pub = self.create_publisher(MarkerArray, io.SIM_OBJECTS, qos)
+        self.success_pub = self.create_publisher(Bool, io.SIM_TASK_SUCCESS, qos)
+        self.clock_pub = self.create_publisher(Clock, io.CLOCK, qos) if p["publish_clock"] else None
+        for name in self.sim.controllers:
+            self.create_subscription(Float64MultiArray, io.commands_topic(name),
+                                     lambda msg, c=name: self._on_commands(c, msg), qos)
+            self.create_subscription(JointTrajectory, io.trajectory_topic(name),
+                                     lambda msg, c=name: self._on_trajectory(c, msg), qos)
+        self.create_service(Trigger, io.SIM_RESET, self._on_reset)
+        self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
+        self.create_timer(1.0, self._publish_diagnostics)
+        self.stats = {"physics_steps": 0, "dropped_steps": 0, "frames": 0}
+        self._rtf_window: list[tuple[float, int]] = []
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="physics", daemon=True)
+        self._thread.start()
+        self.get_logger().info(
+            f"sim ready: {self.robot.name}, physics {1.0 / self.sim.dt:.0f} Hz, joints {self.sim.joint_names}, "
+            f"controllers {list(self.sim.controllers)}, cameras {[c.name for c in self.cameras]}")
+
+    # -- time --------------------------------------------------------------------------------
+    def sim_clock(self) -> float:
+        return self.clock_offset + self.sim.time
+
+    def now(self) -> float:
+        """The stamp clock: simulated time with publish_clock, else the node clock."""
+        if self.clock_pub is not None:
+            return self.sim_clock()
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    # -- commands ----------------------------------------------------------------------------
+    def _on_commands(self, controller: str, msg: Float64MultiArray) -> None:
+        try:
+            with self.lock:
+                self.sim.set_forward_command(controller, np.array(msg.data, dtype=float))
+        except ValueError as exc:
+            self.problems.report(f"commands:{controller}", f"{io.commands_topic(controller)} rejected: {exc}",
+                                 self.now())
+
+    def _on_trajectory(self, controller: str, msg: JointTrajectory) -> None:
+        now = self.now()
+        try:
+            times, pos, vel, acc = trajectory_arrays(msg)
+            with self.lock:
+                self.sim.set_trajectory(controller, list(msg.joint_names), to_sec(msg.header.stamp), now, times, pos,
+                                        vel, acc)
+        except (TrajectoryRejected, ValueError) as exc:
+            self.problems.report(f"trajectory:{controller}", f"{io.trajectory_topic(controller)} rejected: {exc}", now)
+
+    def _on_reset(self, _req, resp):
+        seed = int(self.get_parameter("seed").value)
+        with self.lock:
+            self.clock_offset += self.sim.time
+            placed = self.sim.reset(seed)
+        desc = ", ".join(f"{n} at ({v[0]:.3f}, {v[1]:.3f})" for n, v in placed.items())
+        resp.success, resp.message = True, f"seed={seed}; {desc}"
+        self.get_logger().info(f"reset: {resp.message}")
+        return resp
+
+    # -- physics loop ------------------------------------------------------------------------
+    def _loop(self) -> None:
+        try:
+            self._run_physics()
+        except Exception:  # the context goes away at shutdown, before close() stops this thread
+            if self.context.ok():
+                raise
+        finally:
+            self.sim.close()  # the renderers' GL contexts belong to this thread
+
+    def _run_physics(self) -> None:
+        dt = self.sim.dt
+        rtf = self.p["real_time_factor"]
+        js_period = 1.0 / self.p["joint_state_rate"]
+        cam_period = 1.0 / self.p["camera_rate"]
+        obj_period = 1.0 / self.p["object_rate"]
+        next_js = next_cam = next_obj = 0.0
+        wall0, sim_elapsed = time.monotonic(), 0.0
+        max_batch = max(1, int(0.05 / dt))
+        while not self._stop.is_set():
+            due = int(((time.monotonic() - wall0) * rtf - sim_elapsed) / dt)
+            if due > max_batch:  # fell behind (CPU starved): drop the backlog instead of racing
+                wall0 += (due - max_batch) * dt / rtf
+                self.stats["dropped_steps"] += due - max_batch
+                due = max_batch
+            if due > 0:
+                now = self.now()
+                with self.lock:
+                    self.sim.step(due, now=now)
+                sim_elapsed += due * dt
+                self.stats["physics_steps"] += due
+            t = sim_elapsed
+            if t >= next_js:
+                next_js = t + js_period
+                self._publish_joint_states()
+            if t >= next_cam:
+                next_cam = t + cam_period
+                self._publish_cameras()
+            if t >= next_obj:
+                next_obj = t + obj_period
+                self._publish_objects()
+            if self.clock_pub is not None:
+                self.clock_pub.publish(Clock(clock=to_time(self.sim_clock())))
+            sleep = (sim_elapsed + dt) / rtf - (time.monotonic() - wall0)
+            if sleep > 0:
+                time.sleep(sleep)
+
+    def _publish_joint_states(self) -> None:
+        with self.lock:
+            msg = JointState(name=list(self.sim.joint_names), position=self.sim.positions().tolist(),
+                             velocity=self.sim.velocities().tolist(), effort=self.sim.efforts().tolist())
+            msg.header.stamp = to_time(self.now())
+        self.js_pub.publish(msg)
+
+    def _publish_cameras(self) -> None:
+        for cam in self.cameras:
+            with self.lock:
+                stamp = to_time(self.now())
+                image = self.sim.render(cam.name, cam.width, cam.height)
+            self.img_pubs[cam.name].publish(array_to_image(image, stamp, cam.frame_id))
+            self.stats["frames"] += 1
+            self.info_pubs[cam.name].publish(camera_info(cam, stamp))
+
+    def _publish_objects(self) -> None:
+        with self.lock:
+            poses = self.sim.object_poses()
+            success = self.sim.task.success
+            stamp = to_time(self.now())
+        msg = MarkerArray()
+        for i, (name, pose) in enumerate(poses.items()):
+            m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
+            m.header.stamp, m.header.frame_id = stamp, self.robot.data["base_link"]
+            m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in pose.position)
+            w, x, y, z = (float(v) for v in pose.quat_wxyz)
+            m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = w, x, y, z
+            m.scale.x, m.scale.y, m.scale.z = (float(v) for v in pose.size)
+            m.color.r, m.color.g, m.color.b, m.color.a = (float(v) for v in pose.rgba)
+            msg.markers.append(m)
+        self.obj_pub.publish(msg)
+        self.success_pub.publish(Bool(data=bool(success)))
+
+    def _publish_diagnostics(self) -> None:
+        wall = time.monotonic()
+        self._rtf_window = (self._rtf_window + [(wall, self.stats["physics_steps"])])[-6:]
+        (w0, s0), (w1, s1) = self._rtf_window[0], self._rtf_window[-1]
+        rtf = (s1 - s0) * self.sim.dt / (w1 - w0) if w1 > w0 else float("nan")
+        self.problems.expire(self.now())
+        values = {"real_time_factor": rtf, "seed": self.get_parameter("seed").value,
+                  "task_success": self.sim.task.success, "sim_time": self.sim_clock(), **self.stats}
+        level = diag.WARN if self.problems.active else diag.OK
+        msg = DiagnosticArray()
+        msg.header.stamp = to_time(self.now())
+        msg.status = [diag.status(f"{self.get_name()}: physics", self.robot.name, level,
+                                  "; ".join(self.problems.messages()) or "running", values)]
+        self.diag_pub.publish(msg)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(SimNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
