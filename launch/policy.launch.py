@@ -4,11 +4,11 @@ Starts the same nodes, with the same parameters, as ``vla-ros launch`` (the grap
 in ``vla_ros.graph``). If any node exits, the whole launch shuts down.
 """
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from launch import LaunchDescription
 from vla_ros.graph import LAUNCH_ARGUMENTS, GraphArgs, build_graph, write_params_file
 
 

@@ -67,3 +67,7 @@ def test_problem_tracker_logs_once_counts_and_recovers():
     p.expire(now=2.0)
     assert "img" not in p.active and len(infos) == 1
     assert p.report("img", "bad encoding", now=3.0) and len(errors) == 2
+    assert not p.report("img", "bad encoding", now=3.1)
+    assert p.report("img", "wrong size 320x240", now=3.2) and len(errors) == 3  # a new kind is logged
+    assert not p.report("img", "wrong size 640x480", now=3.3)  # same kind, other numbers: not logged
+    assert p.active["img"].message == "wrong size 640x480" and p.totals["img"] == 14

@@ -38,7 +38,7 @@ class GraphArgs:
     params_file: str = ""
 
     @classmethod
-    def from_strings(cls, values: dict[str, str]) -> "GraphArgs":
+    def from_strings(cls, values: dict[str, str]) -> GraphArgs:
         """From ``name:=value`` style strings; unknown names raise ValueError."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)

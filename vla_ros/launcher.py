@@ -36,6 +36,7 @@ class Graph:
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("MUJOCO_GL", "egl")
         self.env["PYTHONUNBUFFERED"] = "1"
+        self.env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")  # node logs appear as they happen
         ensure_ament_prefix()
         if "AMENT_PREFIX_PATH" in os.environ:
             self.env.setdefault("AMENT_PREFIX_PATH", os.environ["AMENT_PREFIX_PATH"])
@@ -43,7 +44,7 @@ class Graph:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
 
-    def start(self) -> "Graph":
+    def start(self) -> Graph:
         colour = self.log.isatty() if hasattr(self.log, "isatty") else False
         for i, spec in enumerate(self.specs):
             proc = subprocess.Popen(node_command(spec, self.params_file), stdout=subprocess.PIPE,
@@ -93,7 +94,7 @@ class Graph:
             self.log.write(f"[launcher] nodes exited with errors: {bad}\n")
         return 1 if bad else 0
 
-    def __enter__(self) -> "Graph":
+    def __enter__(self) -> Graph:
         return self.start()
 
     def __exit__(self, *exc) -> None:

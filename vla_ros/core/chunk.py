@@ -25,7 +25,7 @@ class ActionChunk:
 
     @classmethod
     def uniform(cls, stamp: float, names: list[str] | tuple[str, ...], values: np.ndarray, dt: float,
-                offset: float | None = None) -> "ActionChunk":
+                offset: float | None = None) -> ActionChunk:
         """Targets every ``dt`` seconds; the first is due at ``offset`` (default ``dt``)."""
         values = np.asarray(values, dtype=float)
         first = dt if offset is None else offset
@@ -40,7 +40,7 @@ class ActionChunk:
     def absolute_times(self) -> np.ndarray:
         return self.stamp + self.times
 
-    def validate(self) -> "ActionChunk":
+    def validate(self) -> ActionChunk:
         """Raise :class:`ChunkError` with a human-readable reason if the chunk is unusable."""
         if not self.names:
             raise ChunkError("chunk has no joint names")

@@ -8,14 +8,18 @@ SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
 class ImageError(ValueError):
-    """An image that cannot be turned into HxWx3 uint8 RGB."""
+    """An image that cannot be turned into HxWx3 uint8 RGB; ``kind`` is "encoding" or "layout"."""
+
+    def __init__(self, message: str, kind: str = "layout"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def decode_image(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields to an HxWx3 uint8 RGB array (a copy)."""
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding)
     if channels is None:
-        raise ImageError(f"unsupported image encoding {encoding!r}; expected one of {SUPPORTED_ENCODINGS}")
+        raise ImageError(f"unsupported image encoding {encoding!r}; expected one of {SUPPORTED_ENCODINGS}", "encoding")
     if height <= 0 or width <= 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
     if step < width * channels:

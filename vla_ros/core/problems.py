@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def signature(message: str) -> str:
+    """A message with its numbers masked: one log per kind of problem, not per value."""
+    return _NUMBER.sub("#", message)
 
 
 @dataclass
@@ -12,10 +20,11 @@ class Problem:
     count: int
     first: float
     last: float
+    seen: set[str] = field(default_factory=set)
 
 
 class ProblemTracker:
-    """Keyed problems with a log callback called only on the first occurrence and on recovery."""
+    """Keyed problems, logged on the first occurrence of each kind of message and on recovery."""
 
     def __init__(self, log_error: Callable[[str], None], log_info: Callable[[str], None] | None = None,
                  clear_after: float = 2.0):
@@ -26,15 +35,16 @@ class ProblemTracker:
         self.totals: dict[str, int] = {}
 
     def report(self, key: str, message: str, now: float) -> bool:
-        """Record a problem; returns True (and logs) when it is new or had cleared."""
+        """Record a problem; returns True (and logs) when this kind of message is new for the key."""
         self.totals[key] = self.totals.get(key, 0) + 1
-        prob = self.active.get(key)
-        if prob is not None:
-            prob.count += 1
-            prob.last = now
-            prob.message = message
+        prob = self.active.setdefault(key, Problem(message, 0, now, now))
+        prob.count += 1
+        prob.last = now
+        prob.message = message
+        sig = signature(message)
+        if sig in prob.seen:
             return False
-        self.active[key] = Problem(message, 1, now, now)
+        prob.seen.add(sig)
         self._log_error(f"{message} (reported once; see /diagnostics for counts)")
         return True
 

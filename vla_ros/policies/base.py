@@ -47,5 +47,5 @@ class Policy(ABC):
     def infer(self, observation: Observation) -> ActionChunk:
         """A chunk of absolute targets over ``context.action_joints`` stamped with ``observation.stamp``."""
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Forget episode state (called on the policy node's reset service)."""

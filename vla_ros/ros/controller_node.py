@@ -81,11 +81,11 @@ class ControllerNode(Node):
         now = self.now()
         q, missing = joint_positions(msg, self.joints)
         if missing:
-            self.problems.report("joint_states", f"joint_states lack joints {missing}", now)
+            self.problems.report("joint_states:missing", f"joint_states lack joints {missing}", now)
             return
         if not np.all(np.isfinite(q)):
             bad = [n for n, v in zip(self.joints, q) if not np.isfinite(v)]
-            self.problems.report("joint_states", f"joint_states contain NaN/inf for {bad}; ignored", now)
+            self.problems.report("joint_states:nan", f"joint_states contain NaN/inf for {bad}; ignored", now)
             return
         stamp = to_sec(msg.header.stamp)
         if stamp <= 0:

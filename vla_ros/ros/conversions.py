@@ -16,14 +16,19 @@ def to_sec(stamp: Time | Duration) -> float:
     return float(stamp.sec) + 1e-9 * float(getattr(stamp, "nanosec", 0))
 
 
+def _split(seconds: float) -> tuple[int, int]:
+    sec, nanosec = divmod(int(round(seconds * 1e9)), 1_000_000_000)
+    return sec, nanosec
+
+
 def to_time(seconds: float) -> Time:
-    sec = int(np.floor(seconds))
-    return Time(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    sec, nanosec = _split(seconds)
+    return Time(sec=sec, nanosec=nanosec)
 
 
 def to_duration(seconds: float) -> Duration:
-    sec = int(np.floor(seconds))
-    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)) % 1_000_000_000)
+    sec, nanosec = _split(seconds)
+    return Duration(sec=sec, nanosec=nanosec)
 
 
 def image_to_array(msg: Image) -> np.ndarray:

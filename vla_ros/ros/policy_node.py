@@ -99,15 +99,15 @@ class PolicyNode(Node):
         now = self.now()
         q, missing = joint_positions(msg, self.state_joints)
         if missing:
-            self.problems.report("joint_states", f"joint_states lack joints {missing}", now)
+            self.problems.report("joint_states:missing", f"joint_states lack joints {missing}", now)
             return
         if not np.all(np.isfinite(q)):
             bad = [n for n, v in zip(self.state_joints, q) if not np.isfinite(v)]
-            self.problems.report("joint_states", f"joint_states contain NaN/inf for {bad}; ignored", now)
+            self.problems.report("joint_states:nan", f"joint_states contain NaN/inf for {bad}; ignored", now)
             return
         stamp = to_sec(msg.header.stamp)
         if stamp <= 0:
-            self.problems.report("joint_states", "joint_states have a zero stamp; ignored", now)
+            self.problems.report("joint_states:stamp", "joint_states have a zero stamp; ignored", now)
             return
         with self.lock:
             self.buffer.set_state(q, stamp)
@@ -117,7 +117,7 @@ class PolicyNode(Node):
         try:
             image = image_to_array(msg)
         except ImageError as exc:
-            self.problems.report(f"image:{key}", f"image {key!r}: {exc}; frame dropped", now)
+            self.problems.report(f"image:{key}:{exc.kind}", f"image {key!r}: {exc}; frame dropped", now)
             return
         stamp = to_sec(msg.header.stamp)
         if stamp <= 0:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 import mujoco
+import numpy as np
 
 from ..core.trajectory import JtcTrajectory, accept_trajectory
 from ..robots import RobotPreset
@@ -25,7 +24,8 @@ class ArmSim:
         self.data = mujoco.MjData(self.model)
         self.dt = float(self.model.opt.timestep)
         kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
-        self.joint_names = [self.model.joint(i).name for i in range(self.model.njnt) if int(self.model.jnt_type[i]) in kinds]
+        self.joint_names = [self.model.joint(i).name for i in range(self.model.njnt)
+                            if int(self.model.jnt_type[i]) in kinds]
         self._qadr = np.array([self.model.joint(n).qposadr[0] for n in self.joint_names])
         self._vadr = np.array([self.model.joint(n).dofadr[0] for n in self.joint_names])
         self.actuated = [self.model.actuator(i).name for i in range(self.model.nu)]

@@ -89,9 +89,11 @@ def build_mjcf(robot: RobotPreset) -> str:
         f'  <default><joint armature="{armature:.6g}"/>'
         '<geom friction="1.2 0.01 0.0002" solref="0.01 1" solimp="0.95 0.99 0.001"/></default>',
         "  <asset>",
-        '    <texture name="grid" type="2d" builtin="checker" rgb1="0.35 0.37 0.4" rgb2="0.3 0.32 0.35" width="256" height="256"/>',
+        '    <texture name="grid" type="2d" builtin="checker" rgb1="0.35 0.37 0.4" rgb2="0.3 0.32 0.35" '
+        'width="256" height="256"/>',
         '    <material name="floor" texture="grid" texrepeat="6 6"/>',
-        '    <texture name="wood" type="2d" builtin="flat" rgb1="0.62 0.5 0.36" width="64" height="64" mark="random" random="0.05" markrgb="0.55 0.44 0.3"/>',
+        '    <texture name="wood" type="2d" builtin="flat" rgb1="0.62 0.5 0.36" width="64" height="64" '
+        'mark="random" random="0.05" markrgb="0.55 0.44 0.3"/>',
         '    <material name="table" texture="wood"/>',
         "  </asset>",
         "  <worldbody>",

@@ -156,13 +156,13 @@ class SimNode(Node):
                 self.stats["physics_steps"] += due
             t = sim_elapsed
             if t >= next_js:
-                next_js = t + js_period
+                next_js = max(next_js + js_period, t)
                 self._publish_joint_states()
             if t >= next_cam:
-                next_cam = t + cam_period
+                next_cam = max(next_cam + cam_period, t)
                 self._publish_cameras()
             if t >= next_obj:
-                next_obj = t + obj_period
+                next_obj = max(next_obj + obj_period, t)
                 self._publish_objects()
             if self.clock_pub is not None:
                 self.clock_pub.publish(Clock(clock=to_time(self.sim_clock())))

@@ -1,0 +1,33 @@
+# vla_ros: `make demo` and `make test` are all a newcomer needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
+
+.PHONY: venv demo test test-unit lint docs clean
+
+venv: $(STAMP)
+
+$(STAMP): tools/setup_venv.sh requirements.txt requirements-ros.txt requirements-dev.txt setup.py setup.cfg \
+		package.xml pyproject.toml $(PACKAGE_FILES)
+	tools/setup_venv.sh $(VENV)
+	touch $@
+
+demo: venv  ## seeded pick episodes through the full ROS graph in MuJoCo; writes output/demo/
+	$(VENV)/bin/vla-ros demo --episodes 5 --seed 0 --out output/demo
+
+test: venv  ## unit tests of the core + integration tests with real nodes over DDS
+	VLA_ROS_REQUIRE_INSTALL=1 $(PY) -m pytest
+
+test-unit: venv
+	$(PY) -m pytest -m "not integration"
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+docs: venv  ## regenerate the README's reference tables from the code
+	$(PY) -m vla_ros.docs --write README.md
+
+clean:
+	rm -rf $(VENV) build output *.egg-info

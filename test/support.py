@@ -1,0 +1,120 @@
+"""Test helpers: a probe node that records topics and calls services, and graph start-up."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile
+
+from vla_ros.graph import GraphArgs
+from vla_ros.launcher import Graph
+
+
+@dataclass
+class Received:
+    t: float  # receive time (node clock, s)
+    msg: Any
+
+
+class Probe(Node):
+    """Records messages per topic (with receive times) and offers blocking service calls."""
+
+    def __init__(self, name: str = "test_probe"):
+        super().__init__(name)
+        self.received: dict[str, list[Received]] = {}
+        self._lock = threading.Lock()
+        self.executor_ = SingleThreadedExecutor()
+        self.executor_.add_node(self)
+        self._thread = threading.Thread(target=self.executor_.spin, daemon=True)
+        self._thread.start()
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def record(self, topic: str, msg_type, qos: QoSProfile | int = 50) -> None:
+        self.received.setdefault(topic, [])
+
+        def cb(msg, topic=topic):
+            with self._lock:
+                self.received[topic].append(Received(self.now(), msg))
+
+        self.create_subscription(msg_type, topic, cb, qos if not isinstance(qos, int) else QoSProfile(depth=qos))
+
+    def messages(self, topic: str, since: float = 0.0) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received.get(topic, []) if r.t >= since]
+
+    def clear(self, topic: str | None = None) -> None:
+        with self._lock:
+            for key in [topic] if topic else list(self.received):
+                self.received[key] = []
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+    def call(self, srv_type, name: str, request, timeout: float = 10.0):
+        client = self.create_client(srv_type, name)
+        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            assert time.monotonic() < deadline, f"{name} call timed out"
+            time.sleep(0.005)
+        self.destroy_client(client)
+        return future.result()
+
+    def diagnostics(self, node: str, since: float = 0.0) -> list[dict[str, str]]:
+        """Diagnostic statuses (level, message and values) from ``node`` received since ``since``."""
+        out = []
+        for r in self.messages("/diagnostics", since):
+            for st in r.msg.status:
+                if st.name.startswith(node + ":"):
+                    values = {kv.key: kv.value for kv in st.values}
+                    values["_level"], values["_message"] = int.from_bytes(st.level, "little") if isinstance(
+                        st.level, bytes) else int(st.level), st.message
+                    out.append(values)
+        return out
+
+    def close(self) -> None:
+        self.executor_.shutdown()
+        self.destroy_node()
+
+
+def record_diagnostics(probe: Probe) -> None:
+    probe.record("/diagnostics", DiagnosticArray, 100)
+
+
+def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | None = None, **args) -> Graph:
+    """Start the graph (args as launch arguments); ``params`` is written as a user params_file."""
+    if params:
+        path = tmp_path / "user_params.yaml"
+        path.write_text(yaml.safe_dump({node: {"ros__parameters": p} for node, p in params.items()}))
+        args["params_file"] = str(path)
+    log = open(tmp_path / "nodes.log", "w")
+    graph = Graph(GraphArgs.from_strings({k: str(v) for k, v in args.items()}), log=log, workdir=tmp_path,
+                  overrides=overrides)
+    graph.log_path = tmp_path / "nodes.log"
+    return graph.start()
+
+
+def wait_for_nodes(probe: Probe, graph: Graph, nodes: list[str], timeout: float = 60.0) -> None:
+    def up() -> bool:
+        failed = graph.failed()
+        assert not failed, f"nodes exited: {failed}\n{graph.log_path.read_text()}"
+        return all(probe.diagnostics(n) for n in nodes)
+
+    probe.wait_for(up, timeout, f"diagnostics from {nodes}")

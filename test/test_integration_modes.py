@@ -1,0 +1,106 @@
+"""Other ways to run the graph: JTC output, simulated time, and the pip launcher command."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from rosgraph_msgs.msg import Clock
+from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_ros.ros.conversions import to_sec
+
+pytestmark = pytest.mark.integration
+NODES = ["sim_node", "policy_node", "controller_node"]
+
+
+def test_joint_trajectory_output_drives_the_sim(ros, tmp_path):
+    probe = Probe("jtc_probe")
+    record_diagnostics(probe)
+    probe.record("/arm_controller/joint_trajectory", JointTrajectory, 200)
+    graph = start_graph(tmp_path, params={"controller_node": {"output_interface": "joint_trajectory"}})
+    try:
+        wait_for_nodes(probe, graph, NODES)
+        probe.wait_for(lambda: len(probe.messages("/arm_controller/joint_trajectory")) > 50, 20, "trajectories")
+        msg = probe.messages("/arm_controller/joint_trajectory")[-1].msg
+        assert to_sec(msg.header.stamp) == 0.0  # JTC: start on arrival
+        times = [to_sec(p.time_from_start) for p in msg.points]
+        np.testing.assert_allclose(times, 0.01 * np.arange(1, 6), atol=1e-9)  # 5 points, 2 ticks apart
+        assert all(len(p.velocities) == 6 for p in msg.points) and not any(msg.points[-1].velocities)
+        sim = probe.diagnostics("sim_node")[-1]
+        assert "rejected" not in sim["_message"]
+        start = probe.now()
+        probe.wait_for(lambda: float(probe.diagnostics("policy_node", start)[-1:][0]["published"]) > 8
+                       if probe.diagnostics("policy_node", start) else False, 10, "chunks")
+        rate = len(probe.messages("/arm_controller/joint_trajectory", start)) / (probe.now() - start)
+        assert 80 < rate < 120  # every second 200 Hz tick
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0
+
+
+def test_sim_time_stamps_and_clock(ros, tmp_path):
+    probe = Probe("clock_probe")
+    record_diagnostics(probe)
+    probe.record("/clock", Clock, 200)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    graph = start_graph(tmp_path, use_sim_time="true")
+    try:
+        wait_for_nodes(probe, graph, NODES)
+        probe.wait_for(lambda: len(probe.messages("/vla/action_chunk")) >= 4, 20, "chunks in sim time")
+        clock = [to_sec(r.msg.clock) for r in probe.messages("/clock")]
+        assert clock[-1] < 600.0 and np.all(np.diff(clock) >= 0)  # simulated time starts at zero
+        stamp = to_sec(probe.messages("/vla/action_chunk")[-1].msg.header.stamp)
+        assert stamp < 600.0
+        ctrl = probe.diagnostics("controller_node")[-1]
+        assert int(ctrl["chunks_accepted"]) >= 2 and ctrl["chunks_rejected"] == "0"
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0
+
+
+def _cli(*args, **kw):
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "vla_ros", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, **kw)
+
+
+def test_launch_command_starts_the_graph_and_stops_cleanly(ros):
+    probe = Probe("cli_probe")
+    record_diagnostics(probe)
+    proc = _cli("launch", "robot:=widowx", "policy:=scripted", "sim:=mujoco")
+    try:
+        probe.wait_for(lambda: all(probe.diagnostics(n) for n in NODES), 60, "diagnostics from the three nodes")
+        assert proc.poll() is None
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        probe.close()
+    assert proc.returncode == 0, out
+    assert "[sim_node]" in out and "[policy_node]" in out and "[controller_node]" in out
+    assert "Traceback" not in out
+
+
+def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
+    proc = _cli("launch", "robot:=widowx", "sim:=gazebo")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "sim must be one of ['mujoco', 'none']" in out
+    proc = _cli("launch", "robot:=nonexistent")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "unknown robot 'nonexistent'" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("controller_node:\n  ros__parameters:\n    interpolation: spline9\n")
+    start = time.monotonic()
+    proc = _cli("launch", f"params_file:={bad}")
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0, out
+    assert "interpolation='spline9' must be one of ['linear', 'cubic']" in out
+    assert "nodes exited with errors" in out and time.monotonic() - start < 60
