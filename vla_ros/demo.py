@@ -14,7 +14,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -252,7 +252,7 @@ def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: floa
     rclpy.init()
     client = DemoClient(joints, controllers, cam.image_topic if cam else None,
                         max_frames=int((timeout + 2) * episodes * (cam.rate if cam else 1)))
-    executor = MultiThreadedExecutor(2)
+    executor = SingleThreadedExecutor()
     executor.add_node(client)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()

@@ -86,6 +86,8 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("trajectory_publish_divider", 2, "joint_trajectory output: publish every Nth control tick", min=1,
               max=100),
     ParamSpec("start_enabled", True, "Stream commands from start-up (else wait for ~/enable)"),
+    ParamSpec("thread_priority", 50, "SCHED_FIFO priority of the control thread (0: normal scheduling); "
+              "falls back to normal scheduling with a warning where not permitted", min=0, max=99),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -57,6 +58,7 @@ class ControllerNode(Node):
         self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "overruns": 0,
                        "clipped_position": 0, "clipped_velocity": 0}
         self.hold_reason = ""
+        self.scheduling = "starting"
 
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
@@ -132,7 +134,21 @@ class ControllerNode(Node):
         return verdict
 
     # -- control loop ------------------------------------------------------------------------
+    def _set_realtime(self) -> str:
+        """Give this (the control) thread SCHED_FIFO priority if asked and permitted."""
+        priority = self.p["thread_priority"]
+        if priority <= 0:
+            return "normal"
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))  # Linux: the calling thread
+            return f"SCHED_FIFO {priority}"
+        except (OSError, AttributeError) as exc:
+            self.get_logger().warning(f"could not enable SCHED_FIFO {priority} for the control loop ({exc}); "
+                                      "running with normal scheduling, expect more period jitter")
+            return "normal (SCHED_FIFO refused)"
+
     def _loop(self) -> None:
+        self.scheduling = self._set_realtime()
         period = self.core.period
         next_t = time.monotonic()
         tick = 0
@@ -178,7 +194,7 @@ class ControllerNode(Node):
         jitter = self.rate.period_error() * 1000.0
         lat = self.obs_to_cmd.summary(1000.0)
         values = {
-            "enabled": self.enabled, "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
+            "enabled": self.enabled, "scheduling": self.scheduling, "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
             "period_error_ms_p50": float(np.percentile(jitter, 50)) if jitter.size else float("nan"),
             "period_error_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else float("nan"),
             "period_error_ms_max": float(jitter.max()) if jitter.size else float("nan"),
