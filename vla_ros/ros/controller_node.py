@@ -194,7 +194,8 @@ class ControllerNode(Node):
         jitter = self.rate.period_error() * 1000.0
         lat = self.obs_to_cmd.summary(1000.0)
         values = {
-            "enabled": self.enabled, "scheduling": self.scheduling, "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
+            "enabled": self.enabled, "scheduling": self.scheduling,
+            "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
             "period_error_ms_p50": float(np.percentile(jitter, 50)) if jitter.size else float("nan"),
             "period_error_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else float("nan"),
             "period_error_ms_max": float(jitter.max()) if jitter.size else float("nan"),
