@@ -4,8 +4,11 @@ import time
 
 import numpy as np
 import pytest
+from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, String
+from std_srvs.srv import Trigger
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
@@ -120,3 +123,36 @@ def test_an_episode_succeeds_through_the_graph(graph):
     assert episode.duration < 15.0
     diag = probe.diagnostics("sim_node")[-1]
     assert diag["seed"] == "11"
+
+
+def test_instruction_topic_and_parameter_change_at_run_time(graph):
+    _, probe = graph
+    pub = probe.create_publisher(String, "/vla/instruction", 10)
+    probe.wait_for(lambda: pub.get_subscription_count() > 0, 10, "the instruction subscriber")
+    pub.publish(String(data="pick up the blue cube"))
+    since = probe.now()
+    probe.wait_for(lambda: any(d["instruction"] == "pick up the blue cube"
+                               for d in probe.diagnostics("policy_node", since)), 5, "the new instruction")
+    value = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value="pick up the red cube")
+    result = probe.call(SetParameters, "/policy_node/set_parameters",
+                        SetParameters.Request(parameters=[Parameter(name="instruction", value=value)]))
+    assert result.results[0].successful
+    bad = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=-1.0)
+    result = probe.call(SetParameters, "/policy_node/set_parameters",
+                        SetParameters.Request(parameters=[Parameter(name="inference_period", value=bad)]))
+    assert not result.results[0].successful  # out of range
+    since = probe.now()
+    probe.wait_for(lambda: any(d["instruction"] == "pick up the red cube"
+                               for d in probe.diagnostics("policy_node", since)), 5, "the parameter value")
+
+
+def test_pause_stops_chunks_and_resume_restarts_them(graph):
+    _, probe = graph
+    assert probe.call(Trigger, "/vla/pause", Trigger.Request()).success
+    time.sleep(0.3)  # a chunk already in flight may still land
+    paused_at = probe.now()
+    time.sleep(1.0)
+    assert probe.messages("/vla/action_chunk", paused_at) == []
+    assert probe.call(Trigger, "/vla/resume", Trigger.Request()).success
+    resumed_at = probe.now()
+    probe.wait_for(lambda: len(probe.messages("/vla/action_chunk", resumed_at)) >= 2, 5, "chunks after resume")
