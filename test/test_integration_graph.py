@@ -111,8 +111,7 @@ def test_camera_frames(graph):
 def test_an_episode_succeeds_through_the_graph(graph):
     g, probe = graph
     robot = load_robot("widowx")
-    groups = {c.name: c.joints for c in robot.controllers}
-    client = DemoClient(robot.action_joints, groups, None, max_frames=0)
+    client = DemoClient(robot.action_joints, None, max_frames=0)
     probe.executor_.add_node(client)
     try:
         episode = run_episode(client, 0, seed=11, timeout=20.0)

@@ -11,7 +11,7 @@ from vla_ros.policies import PolicyContext, PolicyError, create_policy  # noqa: 
 from vla_ros.policies.scripted import target_object  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 from vla_ros.sim.physics import ArmSim  # noqa: E402
-from vla_ros.sim.rollout import run_closed_loop  # noqa: E402
+from vla_ros.sim.rollout import controller_executor, run_closed_loop  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +97,9 @@ def test_instruction_parsing():
 def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instruction):
     sim.task.target = instruction.split()[-2] + "_cube"
     ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
-    policy = create_policy("scripted", ctx)
+    executor = controller_executor(robot, create_policy("scripted", ctx), latency=0.05)
     try:
-        result = run_closed_loop(sim, policy, seed, instruction, timeout=15.0)
+        result = run_closed_loop(sim, executor, seed, instruction, timeout=15.0)
     finally:
         sim.task.target = "red_cube"
     assert result.success, f"seed {seed}: not lifted within 15 s"

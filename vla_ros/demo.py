@@ -18,7 +18,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 
 from . import interfaces as io
@@ -50,21 +50,16 @@ class Recording:
 class DemoClient(Node):
     """Drives episodes through services and records what the graph does."""
 
-    def __init__(self, joints: list[str], controllers: dict[str, list[str]], camera_topic: str | None,
-                 max_frames: int):
+    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int):
         super().__init__("vla_demo")
         self.joints = joints
         self.rec = Recording()
         self.success = False
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
-        self._latest_cmd = np.full(len(joints), np.nan)
         self._lock = threading.Lock()
         self.create_subscription(JointState, io.JOINT_STATES, self._on_state, qos_profile_sensor_data)
-        for name, group in controllers.items():
-            idx = [joints.index(j) for j in group]
-            self.create_subscription(Float64MultiArray, io.commands_topic(name),
-                                     lambda m, i=idx: self._on_cmd(i, m), QoSProfile(depth=20))
+        self.create_subscription(JointState, io.CONTROLLER_STATE, self._on_cmd, QoSProfile(depth=20))
         if camera_topic:
             self.create_subscription(Image, camera_topic, self._on_image, qos_profile_sensor_data)
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
@@ -81,18 +76,25 @@ class DemoClient(Node):
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
 
-    def _on_state(self, msg: JointState) -> None:
+    def _positions(self, msg: JointState) -> np.ndarray | None:
         index = {n: i for i, n in enumerate(msg.name)}
-        if all(j in index for j in self.joints):
+        if not all(j in index for j in self.joints):
+            return None
+        return np.array([msg.position[index[j]] for j in self.joints])
+
+    def _on_state(self, msg: JointState) -> None:
+        q = self._positions(msg)
+        if q is not None:
             with self._lock:
                 self.rec.state_t.append(to_sec(msg.header.stamp))
-                self.rec.state_q.append(np.array([msg.position[index[j]] for j in self.joints]))
+                self.rec.state_q.append(q)
 
-    def _on_cmd(self, idx: list[int], msg: Float64MultiArray) -> None:
-        with self._lock:
-            self._latest_cmd[idx] = msg.data
-            self.rec.cmd_t.append(self.now())
-            self.rec.cmd_q.append(self._latest_cmd.copy())
+    def _on_cmd(self, msg: JointState) -> None:
+        q = self._positions(msg)
+        if q is not None:
+            with self._lock:
+                self.rec.cmd_t.append(to_sec(msg.header.stamp))
+                self.rec.cmd_q.append(q)
 
     def _on_image(self, msg: Image) -> None:
         if len(self.rec.frames) < self.max_frames:
@@ -245,12 +247,11 @@ def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: floa
     out.mkdir(parents=True, exist_ok=True)
     robot = load_robot(args.robot)
     joints = robot.action_joints
-    controllers = {c.name: [j for j in c.joints if j in joints] for c in robot.controllers}
     cam = robot.cameras[0] if robot.cameras else None
     log = open(out / "nodes.log", "w") if quiet else None
     graph = Graph(args, log=log, workdir=out, overrides={"policy_node": {"start_paused": True}}).start()
     rclpy.init()
-    client = DemoClient(joints, controllers, cam.image_topic if cam else None,
+    client = DemoClient(joints, cam.image_topic if cam else None,
                         max_frames=int((timeout + 2) * episodes * (cam.rate if cam else 1)))
     executor = SingleThreadedExecutor()
     executor.add_node(client)

@@ -13,6 +13,7 @@ POLICY_RESUME = "/vla/resume"
 POLICY_RESET = "/vla/reset"
 CONTROLLER_ENABLE = "/vla/controller/enable"
 CONTROLLER_RESET = "/vla/controller/reset"
+CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
 SIM_RESET = "/sim/reset"
@@ -61,6 +62,8 @@ ENDPOINTS: list[Endpoint] = [
              "sim_node (or ros2_control)", "Forward position commands at the control rate"),
     Endpoint(trajectory_topic("<controller>"), "trajectory_msgs/JointTrajectory", "topic", "controller_node",
              "sim_node (or ros2_control)", "Short look-ahead trajectories (stamp 0 = now, with velocities)"),
+    Endpoint(CONTROLLER_STATE, "sensor_msgs/JointState", "topic", "controller_node", "demo, rosbag, plots",
+             "Commanded positions and velocities, decimated to state_publish_rate"),
     Endpoint(DIAGNOSTICS, "diagnostic_msgs/DiagnosticArray", "topic", "all nodes", "rqt_robot_monitor, demo",
              "Latency, rates, jitter, input problems"),
     Endpoint(SIM_OBJECTS, "visualization_msgs/MarkerArray", "topic", "sim_node", "policy_node (scripted backend)",

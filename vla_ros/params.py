@@ -57,8 +57,16 @@ POLICY_PARAMS: list[ParamSpec] = [
     JOINT_STATES_TOPIC,
     ParamSpec("chunk_dt", 0.1, "Seconds between consecutive targets in a chunk", min=0.001, max=10.0),
     ParamSpec("horizon", 10, "Targets per published chunk", min=1, max=1000),
-    ParamSpec("inference_period", 0.25, "Seconds between inference starts (skipped while one is running)",
+    ParamSpec("trigger", "latency_aware", "When inference starts: every inference_period, or early enough "
+              "(measured latency) that the next chunk arrives after execution_horizon steps",
+              choices=("fixed", "latency_aware")),
+    ParamSpec("inference_period", 0.25, "fixed trigger: seconds between inference starts (skipped while busy)",
               min=0.001, max=60.0, dynamic=True),
+    ParamSpec("execution_horizon", 3, "latency_aware trigger: chunk steps executed before the next chunk "
+              "should take over", min=1, max=1000),
+    ParamSpec("latency_quantile", 95.0, "Percentile of recent inference latencies used for scheduling",
+              min=50.0, max=100.0),
+    ParamSpec("trigger_margin", 0.01, "Extra seconds of lead when scheduling inference", min=0.0, max=10.0),
     ParamSpec("max_input_age", 0.5, "Inputs older than this (s) are stale: no inference", min=0.01, max=60.0,
               dynamic=True),
     ParamSpec("start_paused", False, "Wait for /vla/resume before the first inference"),
@@ -70,9 +78,21 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("joints", [], "Joints the controller commands (empty: the preset's action joints)",
               type="string_array"),
     JOINT_STATES_TOPIC,
-    ParamSpec("control_rate", 200.0, "Command loop rate (Hz)", min=1.0, max=2000.0),
-    ParamSpec("interpolation", "cubic", "Interpolation between chunk targets", choices=("linear", "cubic")),
-    ParamSpec("merge", "latest", "How a new chunk merges into the plan", choices=("latest",)),
+    ParamSpec("control_rate", 500.0, "Command loop rate (Hz)", min=1.0, max=2000.0),
+    ParamSpec("interpolation", "quintic", "Interpolation between chunk targets (cubic: C1, quintic: C2)",
+              choices=("linear", "cubic", "quintic")),
+    ParamSpec("merge", "rtc", "How a new chunk merges into the plan: latest-only, ACT temporal ensembling, "
+              "or RTC prefix blending", choices=("latest", "ensemble", "rtc")),
+    ParamSpec("ensemble_k", 0.01, "ensemble: weight exp(-k i), i = 0 the oldest prediction", min=0.0, max=10.0,
+              dynamic=True),
+    ParamSpec("rtc_schedule", "exp", "rtc: prefix weight decay", choices=("linear", "exp"), dynamic=True),
+    ParamSpec("execution_horizon", 0, "rtc: steps of a chunk executed before the next takes over "
+              "(0: blend over the whole overlap)", min=0, max=1000, dynamic=True),
+    ParamSpec("unblended_joints", [], "Joints that always take the newest chunk, not a blend (grippers: "
+              "blending an open/close event delays the grasp); the launch sets the preset's gripper",
+              type="string_array"),
+    ParamSpec("use_motion_limits", True, "Jerk-limited trajectory generation (ruckig) within the preset's "
+              "acceleration/jerk limits"),
     ParamSpec("velocity_scale", 0.5, "Fraction of the URDF velocity limits commands may use", min=0.01, max=1.0),
     ParamSpec("chunk_timeout", 1.0, "Hold position when no chunk arrived for this long (s)", min=0.01, max=60.0,
               dynamic=True),
@@ -85,6 +105,8 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),
     ParamSpec("trajectory_publish_divider", 2, "joint_trajectory output: publish every Nth control tick", min=1,
               max=100),
+    ParamSpec("state_publish_rate", 100.0, "Rate of /vla/controller/state (commanded positions, velocities)",
+              min=1.0, max=2000.0),
     ParamSpec("start_enabled", True, "Stream commands from start-up (else wait for ~/enable)"),
     ParamSpec("thread_priority", 50, "SCHED_FIFO priority of the control thread (0: normal scheduling); "
               "falls back to normal scheduling with a warning where not permitted", min=0, max=99),

@@ -87,12 +87,21 @@ class RobotPreset:
         return Chain(self.urdf, self.data["base_link"], self.data["ee_link"])
 
     def limits(self, joints: list[str] | None = None, velocity_scale: float | None = None) -> JointLimits:
-        """URDF position limits and velocity limits (scaled by the preset's velocity_scale)."""
+        """URDF position and velocity limits (velocity x velocity_scale), preset acceleration and jerk limits.
+
+        ``limits: {acceleration: {default: a, <joint>: a}, jerk: {...}}`` in the preset; missing = none.
+        """
         joints = joints or self.action_joints
         scale = self.data.get("velocity_scale", 1.0) if velocity_scale is None else velocity_scale
         js = [self.urdf.joint(n) for n in joints]
+        extra = self.data.get("limits") or {}
+
+        def per_joint(kind: str) -> np.ndarray:
+            table = extra.get(kind) or {}
+            return np.array([float(table.get(n, table.get("default", np.inf))) for n in joints])
+
         return JointLimits(joints, np.array([j.lower for j in js]), np.array([j.upper for j in js]),
-                           np.array([j.velocity for j in js]) * scale)
+                           np.array([j.velocity for j in js]) * scale, per_joint("acceleration"), per_joint("jerk"))
 
 
 def preset_path(name_or_path: str) -> Path:

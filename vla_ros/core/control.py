@@ -1,4 +1,4 @@
-"""The controller's ROS-free core: merge chunks into a plan, sample it, guard it, hold when stale."""
+"""The controller's ROS-free core: merge chunks into a plan, sample it, limit it, hold when stale."""
 
 from __future__ import annotations
 
@@ -9,17 +9,31 @@ import numpy as np
 from .chunk import ActionChunk, ChunkError
 from .interpolation import Interpolant
 from .limits import JointLimits, SafetyFilter
+from .merge import MERGE_MODES, RTC_SCHEDULES, TimedTargets, blend_prefix, rtc_weights, temporal_ensemble
+from .otg import MotionLimiter
 
 
 @dataclass
 class ControlConfig:
-    rate: float = 200.0
-    interpolation: str = "cubic"
+    rate: float = 500.0
+    interpolation: str = "quintic"
+    merge: str = "rtc"
+    ensemble_k: float = 0.01
+    rtc_schedule: str = "exp"
+    execution_horizon: int = 0  # rtc: steps of a chunk that run before the next one; 0 = until it ends
+    use_motion_limits: bool = True  # acceleration/jerk-limited OTG when the limits give acceleration
+    unblended: tuple[str, ...] = ()  # joints that always take the newest chunk (grippers: open/close events)
     chunk_timeout: float = 1.0
     state_timeout: float = 0.1
     max_chunk_age: float = 1.0
     max_future_stamp: float = 0.5
     min_lead: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.merge not in MERGE_MODES:
+            raise ValueError(f"merge must be one of {MERGE_MODES}, not {self.merge!r}")
+        if self.rtc_schedule not in RTC_SCHEDULES:
+            raise ValueError(f"rtc_schedule must be one of {RTC_SCHEDULES}, not {self.rtc_schedule!r}")
 
 
 @dataclass
@@ -28,6 +42,7 @@ class TickResult:
     velocity: np.ndarray
     holding: bool
     reason: str = ""
+    fresh: bool = True  # a plan target was due now (False: holding or past the end of the last chunk)
     new_chunk_stamp: float | None = None  # set on the first tick that executes a new chunk
     clipped_position: list[str] = field(default_factory=list)
     clipped_velocity: list[str] = field(default_factory=list)
@@ -41,19 +56,25 @@ class ChunkAccepted:
 
 
 class ControlCore:
-    """Latest-only chunk execution with stamp alignment, interpolation, limits and a watchdog."""
+    """Chunk execution with stamp alignment, merging, interpolation, limits and a watchdog."""
 
     def __init__(self, limits: JointLimits, config: ControlConfig | None = None):
         self.limits = limits
         self.names = list(limits.names)
         self.config = config or ControlConfig()
         self.filter = SafetyFilter(limits)
+        n = len(self.names)
+        self.limiter = (MotionLimiter(limits.velocity, limits.acceleration, limits.jerk, self.period)
+                        if self.config.use_motion_limits and limits.has_acceleration else None)
         self.command: np.ndarray | None = None
-        self.velocity = np.zeros(len(self.names))
+        self.velocity = np.zeros(n)
+        self.acceleration = np.zeros(n)
         self.plan: Interpolant | None = None
+        self.history: list[TimedTargets] = []  # received chunks, oldest first (temporal ensembling)
         self.last_chunk_time = -np.inf
         self.last_state_time = -np.inf
         self.measured: np.ndarray | None = None
+        self._hold_target: np.ndarray | None = None
         self._pending_stamp: float | None = None
 
     @property
@@ -65,18 +86,27 @@ class ControlCore:
         self.measured = np.asarray(positions, dtype=float).copy()
         self.last_state_time = now
         if self.command is None:
-            self.command = self.limits.clip(self.measured)
+            self._resync()
+
+    def _resync(self) -> None:
+        self.command = self.limits.clip(self.measured)
+        self.velocity[:] = 0.0
+        self.acceleration[:] = 0.0
+        if self.limiter is not None:
+            self.limiter.reset(self.command)
 
     def reset(self) -> None:
         """Drop the plan and hold the measured position."""
         self.plan = None
+        self.history.clear()
         self._pending_stamp = None
-        self.velocity[:] = 0.0
+        self._hold_target = None
         if self.measured is not None:
-            self.command = self.limits.clip(self.measured)
+            self._resync()
 
+    # -- merging -----------------------------------------------------------------------------
     def add_chunk(self, chunk: ActionChunk, now: float) -> ChunkAccepted:
-        """Replace the plan with the chunk's targets still in the future (latest-only)."""
+        """Merge the chunk's targets that are still in the future into the plan."""
         chunk.validate()
         unknown = [n for n in chunk.names if n not in self.names]
         if unknown:
@@ -92,20 +122,67 @@ class ControlCore:
         keep = due > now + self.config.min_lead
         if not np.any(keep):
             raise ChunkError(f"all {chunk.horizon} targets were already due when the chunk arrived ({age:.3f} s late)")
-        targets = np.repeat(self.command[None, :], int(keep.sum()), axis=0)
-        index = [self.names.index(n) for n in chunk.names]
-        targets[:, index] = chunk.values[keep]
-        outside = sorted({n for row in targets for n in self.limits.outside(row)})
-        knots_t = np.concatenate([[now], due[keep]])
-        knots_y = np.vstack([self.command[None, :], targets])
-        self.plan = Interpolant(knots_t, knots_y, self.config.interpolation, start_velocity=self.velocity)
+        full = self._full_targets(chunk, due)
+        outside = sorted({n for row in full[keep] for n in self.limits.outside(row)})
+        times, targets = due[keep], full[keep]
+        newest = targets.copy()
+        mode = self.config.merge
+        if mode == "ensemble":
+            self.history = [h for h in self.history if h.times[-1] >= now]
+            targets = temporal_ensemble(self.history, times, targets, self.config.ensemble_k)
+            self.history.append(TimedTargets(due, full))
+        elif mode == "rtc" and self.plan is not None:
+            horizon, delay = chunk.horizon, int((~keep).sum())
+            overlap = int(np.sum(due <= self.plan.end_time))  # new steps the running plan still covers
+            s = self.config.execution_horizon or horizon - overlap
+            weights = rtc_weights(horizon, delay, min(max(s, 0), horizon), self.config.rtc_schedule)
+            targets = blend_prefix(self.plan, times, targets, weights[keep])
+        fixed = [self.names.index(n) for n in self.config.unblended if n in self.names]
+        targets[:, fixed] = newest[:, fixed]
+        self.plan = Interpolant(np.concatenate([[now], times]), np.vstack([self.command[None, :], targets]),
+                                self.config.interpolation, start_velocity=self.velocity,
+                                start_acceleration=self.acceleration)
         self.last_chunk_time = now
+        self._hold_target = None
         self._pending_stamp = chunk.stamp
         return ChunkAccepted(int(keep.sum()), int((~keep).sum()), outside)
 
+    def _full_targets(self, chunk: ActionChunk, due: np.ndarray) -> np.ndarray:
+        """The chunk's values in controller order; joints it omits follow the running plan (or hold)."""
+        full = np.empty((chunk.horizon, len(self.names)))
+        for k, t in enumerate(due):
+            full[k] = self.plan.sample(t)[0] if self.plan is not None else self.command
+        full[:, [self.names.index(n) for n in chunk.names]] = chunk.values
+        return full
+
+    # -- control tick ------------------------------------------------------------------------
     def _hold(self, reason: str) -> TickResult:
-        self.velocity[:] = 0.0
-        return TickResult(self.command.copy(), self.velocity.copy(), True, reason)
+        """Come to rest: freeze, or brake within the acceleration limits where they are known."""
+        if self._hold_target is None:
+            if self.limiter is not None:
+                v = self.limiter.vel
+                self._hold_target = self.limits.clip(self.command + v * np.abs(v) / (2 * self.limits.acceleration))
+            else:
+                self._hold_target = self.command.copy()
+        result = self._advance(self._hold_target, np.zeros_like(self.command))
+        return TickResult(result.command.copy(), self.velocity.copy(), True, reason, False, None,
+                          result.clipped_position, result.clipped_velocity)
+
+    def _advance(self, desired: np.ndarray, desired_velocity: np.ndarray):
+        target = desired
+        if self.limiter is not None and np.all(np.isfinite(desired)):
+            target = self.limiter.step(self.limits.clip(desired), desired_velocity)
+        result = self.filter.apply(target, self.command, self.period)
+        if self.limiter is not None:
+            self.limiter.override(result.command)  # continue from what was sent (guards may have clipped)
+            self.velocity, self.acceleration = self.limiter.vel.copy(), self.limiter.acc.copy()
+        else:  # the plan's own velocity where the guard left the command alone (smoother than differences)
+            stepped = (result.command - self.command) / self.period
+            velocity = np.where(result.command == target, desired_velocity, stepped)
+            self.acceleration = (velocity - self.velocity) / self.period
+            self.velocity = velocity
+        self.command = result.command
+        return result
 
     def tick(self, now: float) -> TickResult | None:
         """The command for time ``now``; None until a joint state has arrived."""
@@ -118,13 +195,12 @@ class ControlCore:
         if now - self.last_chunk_time > self.config.chunk_timeout and now < self.plan.end_time:
             self.plan = None
             return self._hold(f"chunks stale ({now - self.last_chunk_time:.3f} s since the last one)")
-        desired, _ = self.plan.sample(now)
-        result = self.filter.apply(desired, self.command, self.period)
-        self.velocity = (result.command - self.command) / self.period
-        self.command = result.command
+        desired, desired_velocity = self.plan.sample(now)
+        result = self._advance(desired, desired_velocity)
+        fresh = now <= self.plan.end_time
         tick = TickResult(self.command.copy(), self.velocity.copy(), False,
-                          "plan finished, holding last target" if now >= self.plan.end_time else "",
-                          self._pending_stamp, result.clipped_position, result.clipped_velocity)
+                          "" if fresh else "plan finished, holding last target", fresh, self._pending_stamp,
+                          result.clipped_position, result.clipped_velocity)
         self._pending_stamp = None
         return tick
 

@@ -9,25 +9,36 @@ import numpy as np
 
 @dataclass
 class JointLimits:
-    """Position bounds and velocity limits (same order as ``names``)."""
+    """Position bounds and velocity, acceleration and jerk limits (same order as ``names``; inf = none)."""
 
     names: list[str]
     lower: np.ndarray
     upper: np.ndarray
     velocity: np.ndarray
+    acceleration: np.ndarray | None = None
+    jerk: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        n = len(self.names)
         self.lower = np.asarray(self.lower, dtype=float)
         self.upper = np.asarray(self.upper, dtype=float)
         self.velocity = np.asarray(self.velocity, dtype=float)
-        n = len(self.names)
-        if not (self.lower.shape == self.upper.shape == self.velocity.shape == (n,)):
+        self.acceleration = np.full(n, np.inf) if self.acceleration is None else np.asarray(self.acceleration, float)
+        self.jerk = np.full(n, np.inf) if self.jerk is None else np.asarray(self.jerk, float)
+        shapes = {a.shape for a in (self.lower, self.upper, self.velocity, self.acceleration, self.jerk)}
+        if shapes != {(n,)}:
             raise ValueError(f"limits need {n} values each for {self.names}")
+        if np.any(~(self.acceleration > 0)) or np.any(~(self.jerk > 0)):
+            raise ValueError("acceleration and jerk limits must be positive (inf for none)")
         if np.any(self.lower > self.upper):
             bad = [nm for nm, lo, hi in zip(self.names, self.lower, self.upper) if lo > hi]
             raise ValueError(f"lower limit above upper limit for {bad}")
         if np.any(~(self.velocity > 0)):
             raise ValueError("velocity limits must be positive")
+
+    @property
+    def has_acceleration(self) -> bool:
+        return bool(np.all(np.isfinite(self.acceleration)))
 
     def clip(self, q: np.ndarray) -> np.ndarray:
         return np.clip(q, self.lower, self.upper)

@@ -9,28 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from .interpolation import hermite
+
 
 class TrajectoryRejected(ValueError):
     """A trajectory the joint_trajectory_controller would refuse."""
-
-
-def _hermite(t: float, t0: float, t1: float, p0, v0, a0, p1, v1, a1, order: int) -> np.ndarray:
-    h = t1 - t0
-    s = (t - t0) / h
-    if order == 1:
-        return p0 + s * (p1 - p0)
-    if order == 3:
-        s2, s3 = s * s, s * s * s
-        return (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * v0 + (-2 * s3 + 3 * s2) * p1 + (s3 - s2) * h * v1
-    s2, s3, s4, s5 = s**2, s**3, s**4, s**5
-    return (
-        (1 - 10 * s3 + 15 * s4 - 6 * s5) * p0
-        + (s - 6 * s3 + 8 * s4 - 3 * s5) * h * v0
-        + (0.5 * s2 - 1.5 * s3 + 1.5 * s4 - 0.5 * s5) * h * h * a0
-        + (10 * s3 - 15 * s4 + 6 * s5) * p1
-        + (-4 * s3 + 7 * s4 - 3 * s5) * h * v1
-        + (0.5 * s3 - s4 + 0.5 * s5) * h * h * a1
-    )
 
 
 class JtcTrajectory:
@@ -56,10 +39,11 @@ class JtcTrajectory:
         if now >= self.t[-1]:
             return self.p[-1].copy()
         i = int(np.searchsorted(self.t, now, side="right")) - 1
-        if self.t[i + 1] - self.t[i] <= 0:  # points[0] at time 0: jump
+        h = self.t[i + 1] - self.t[i]
+        if h <= 0:  # points[0] at time 0: jump
             return self.p[i + 1].copy()
-        return _hermite(now, self.t[i], self.t[i + 1], self.p[i], self.v[i], self.a[i],
-                        self.p[i + 1], self.v[i + 1], self.a[i + 1], self.order)
+        return hermite((now - self.t[i]) / h, h, self.p[i], self.v[i], self.a[i], self.p[i + 1], self.v[i + 1],
+                       self.a[i + 1], self.order)[0]
 
 
 def accept_trajectory(controller_joints: list[str], joint_names: list[str], stamp: float, now: float,

@@ -37,6 +37,10 @@ class Policy(ABC):
     description: ClassVar[str] = ""
     uses_images: ClassVar[bool] = True
     extra_inputs: ClassVar[tuple[str, ...]] = ()  # privileged inputs, e.g. ("objects",) in simulation
+    # Flow-matching backends that condition on the previous chunk's still-to-run actions (guided RTC
+    # inpainting) set this; the node then passes observation.extras["prefix"] =
+    # {"values": (H, A), "valid": (H,) bool, "delay": d steps, "execution_horizon": s}.
+    supports_prefix: ClassVar[bool] = False
     PARAMS: ClassVar[list[ParamSpec]] = []  # declared as <backend>.<name> on the policy node
 
     def __init__(self, context: PolicyContext):

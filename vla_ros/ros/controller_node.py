@@ -25,7 +25,7 @@ from ..core.stats import RateMeter, RollingStats
 from ..params import CONTROLLER_PARAMS
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import joint_positions, msg_to_chunk, to_sec
+from .conversions import joint_positions, msg_to_chunk, to_sec, to_time
 from .node_main import run
 from .output_adapters import make_adapters
 from .param_util import choice_guard, declare
@@ -40,7 +40,10 @@ class ControllerNode(Node):
         self.joints = p["joints"] or self.robot.action_joints
         limits = self.robot.limits(self.joints, velocity_scale=p["velocity_scale"])
         self.core = ControlCore(limits, ControlConfig(
-            rate=p["control_rate"], interpolation=p["interpolation"], chunk_timeout=p["chunk_timeout"],
+            rate=p["control_rate"], interpolation=p["interpolation"], merge=p["merge"], ensemble_k=p["ensemble_k"],
+            rtc_schedule=p["rtc_schedule"], execution_horizon=p["execution_horizon"],
+            use_motion_limits=p["use_motion_limits"], unblended=tuple(p["unblended_joints"]),
+            chunk_timeout=p["chunk_timeout"],
             state_timeout=p["state_timeout"], max_chunk_age=p["max_chunk_age"]))
         groups = {c.name: [j for j in c.joints if j in self.joints] for c in self.robot.controllers}
         groups = {name: js for name, js in groups.items() if js}
@@ -55,12 +58,14 @@ class ControllerNode(Node):
         self.enabled = p["start_enabled"]
         self.rate = RateMeter(1.0 / p["control_rate"])
         self.obs_to_cmd = RollingStats(500)
-        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "overruns": 0,
-                       "clipped_position": 0, "clipped_velocity": 0}
+        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "stale_ticks": 0,
+                       "overruns": 0, "clipped_position": 0, "clipped_velocity": 0}
         self.hold_reason = ""
         self.scheduling = "starting"
 
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
+        self.state_pub = self.create_publisher(JointState, io.CONTROLLER_STATE, QoSProfile(depth=10))
+        self.state_divider = max(1, int(round(p["control_rate"] / p["state_publish_rate"])))
         self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
         self.create_subscription(JointTrajectory, io.ACTION_CHUNK, self._on_chunk, QoSProfile(depth=10))
         self.create_service(SetBool, io.CONTROLLER_ENABLE, self._on_enable)
@@ -68,11 +73,16 @@ class ControllerNode(Node):
         self.add_on_set_parameters_callback(self._on_params)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
 
+        # The executor thread shares the GIL with the control thread: it runs real-time too (one level
+        # lower) so that it is never preempted by other processes while holding the GIL.
+        if p["thread_priority"] > 1:
+            self._set_realtime(p["thread_priority"] - 1)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="control", daemon=True)
         self._thread.start()
         self.get_logger().info(f"controller ready: {len(self.joints)} joints at {p['control_rate']:.0f} Hz, "
-                               f"{p['interpolation']} interpolation, output {p['output_interface']} to "
+                               f"merge {p['merge']}, {p['interpolation']} interpolation, motion limits "
+                               f"{'on' if self.core.limiter else 'off'}, output {p['output_interface']} to "
                                f"{list(groups)}" + ("" if self.enabled else " (disabled)"))
 
     def now(self) -> float:
@@ -134,9 +144,8 @@ class ControllerNode(Node):
         return verdict
 
     # -- control loop ------------------------------------------------------------------------
-    def _set_realtime(self) -> str:
-        """Give this (the control) thread SCHED_FIFO priority if asked and permitted."""
-        priority = self.p["thread_priority"]
+    def _set_realtime(self, priority: int) -> str:
+        """Give the calling thread SCHED_FIFO ``priority`` if asked and permitted."""
         if priority <= 0:
             return "normal"
         try:
@@ -148,7 +157,7 @@ class ControllerNode(Node):
             return "normal (SCHED_FIFO refused)"
 
     def _loop(self) -> None:
-        self.scheduling = self._set_realtime()
+        self.scheduling = self._set_realtime(self.p["thread_priority"])
         period = self.core.period
         next_t = time.monotonic()
         tick = 0
@@ -172,10 +181,17 @@ class ControllerNode(Node):
             self.counts["ticks"] += 1
             if result.holding:
                 self.counts["hold_ticks"] += 1
+            if not result.fresh:
+                self.counts["stale_ticks"] += 1
             self.hold_reason = result.reason
             try:
                 for adapter in self.adapters:
                     adapter.publish(result, self.core, now, tick)
+                if tick % self.state_divider == 0:
+                    state = JointState(name=self.joints, position=result.command.tolist(),
+                                       velocity=result.velocity.tolist())
+                    state.header.stamp = to_time(now)
+                    self.state_pub.publish(state)
             except Exception:  # the context goes away at shutdown, before close() stops this thread
                 if not self.context.ok():
                     return

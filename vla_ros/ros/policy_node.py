@@ -20,8 +20,10 @@ from visualization_msgs.msg import MarkerArray
 from .. import interfaces as io
 from ..core.chunk import ChunkError
 from ..core.image import ImageError, resize_with_pad
+from ..core.merge import prefix_for
 from ..core.observation import MissingInput, ObservationBuffer
 from ..core.problems import ProblemTracker
+from ..core.scheduling import InferenceScheduler
 from ..core.stats import RollingStats
 from ..params import POLICY_PARAMS
 from ..policies import PolicyContext, PolicyError, backend_class
@@ -64,6 +66,11 @@ class PolicyNode(Node):
         self.paused = p["start_paused"]
         self.epoch = 0  # bumped by reset/pause so in-flight results are discarded
         self.latency = RollingStats(500)
+        self.scheduler = InferenceScheduler(p["trigger"], p["inference_period"], p["chunk_dt"], p["horizon"],
+                                            min(p["execution_horizon"], p["horizon"]), p["latency_quantile"],
+                                            p["trigger_margin"])
+        self.supports_prefix = backend_cls.supports_prefix
+        self.last_chunk = None  # the newest published chunk (prefix for guided RTC backends)
         self.counts = {"published": 0, "skipped_busy": 0, "no_observation": 0, "backend_errors": 0}
 
         self.chunk_pub = self.create_publisher(JointTrajectory, io.ACTION_CHUNK, QoSProfile(depth=10))
@@ -79,16 +86,14 @@ class PolicyNode(Node):
         self.create_service(Trigger, io.POLICY_RESET, self._on_reset)
         self.add_on_set_parameters_callback(self._on_params)
 
-        self._wake = threading.Event()
-        self._busy = False
+        self._wake = threading.Event()  # set to make the worker re-evaluate its schedule now
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
-        self._trigger_timer = self.create_timer(p["inference_period"], self._trigger)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         self.get_logger().info(
             f"policy ready: backend={p['backend']} robot={self.robot.name} cameras={dict(zip(keys, topics))} "
-            f"chunk {p['horizon']}x{len(self.action_joints)} @ {p['chunk_dt']} s, every {p['inference_period']} s"
+            f"chunk {p['horizon']}x{len(self.action_joints)} @ {p['chunk_dt']} s, trigger {p['trigger']}"
             + (" (paused)" if self.paused else ""))
 
     # -- inputs ------------------------------------------------------------------------------
@@ -152,19 +157,22 @@ class PolicyNode(Node):
             elif param.name == "max_input_age":
                 self.buffer.max_age = param.value
             elif param.name == "inference_period":
-                self._trigger_timer.timer_period_ns = int(param.value * 1e9)
-                self._trigger_timer.reset()
+                self.scheduler.period = param.value
+                self._wake.set()
         return SetParametersResult(successful=True)
 
     # -- services ----------------------------------------------------------------------------
     def _on_pause(self, _req, resp):
         self.paused = True
         self.epoch += 1
+        self.scheduler.reset()
+        self._wake.set()
         resp.success, resp.message = True, "paused"
         return resp
 
     def _on_resume(self, _req, resp):
         self.paused = False
+        self._wake.set()
         resp.success, resp.message = True, "resumed"
         return resp
 
@@ -173,33 +181,32 @@ class PolicyNode(Node):
             self.epoch += 1
             self.policy.reset()
             self.buffer.clear()
+            self.scheduler.reset()
+            self.last_chunk = None
+        self._wake.set()
         resp.success, resp.message = True, "backend reset; waiting for fresh inputs"
         return resp
 
     # -- inference ---------------------------------------------------------------------------
-    def _trigger(self) -> None:
-        if self.paused:
-            return
-        if self._busy:
-            self.counts["skipped_busy"] += 1
-            return
-        self._wake.set()
-
     def _work(self) -> None:
-        while True:
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop:
-                return
-            self._busy = True
+        """The inference thread: sleep until the scheduler says start, run the backend, publish."""
+        while not self._stop:
+            delay = 0.1 if self.paused else self.scheduler.next_start() - self.now()
+            if delay > 0:
+                self._wake.wait(min(delay, 0.1))
+                self._wake.clear()
+                continue
+            now = self.now()
+            if self.scheduler.mode == "fixed" and self.scheduler.last_start is not None:
+                missed = int((now - self.scheduler.next_start()) / self.scheduler.period)
+                self.counts["skipped_busy"] += max(missed, 0)  # periods that passed while the backend ran
+            self.scheduler.started(now)
             try:
                 self._infer_once()
             except Exception:  # the context goes away at shutdown, before close() stops this thread
                 if self.context.ok():
                     raise
                 return
-            finally:
-                self._busy = False
 
     def _infer_once(self) -> None:
         now = self.now()
@@ -212,6 +219,11 @@ class PolicyNode(Node):
                 self.problems.report("observation", f"no inference: {exc}", now)
                 return
         self.problems.resolve("observation")
+        if self.supports_prefix and self.last_chunk is not None:
+            times = self.p["chunk_dt"] * np.arange(1, self.p["horizon"] + 1)
+            values, valid = prefix_for(self.last_chunk, obs.stamp, times, self.action_joints)
+            obs.extras["prefix"] = {"values": values, "valid": valid, "delay": self.scheduler.delay_steps(),
+                                    "execution_horizon": self.scheduler.execution_horizon}
         start = time.perf_counter()
         try:
             chunk = self.policy.infer(obs)
@@ -222,16 +234,21 @@ class PolicyNode(Node):
                 raise ChunkError(f"backend chunk names {list(chunk.names)} != action_joints {self.action_joints}")
         except (PolicyError, ChunkError) as exc:
             self.counts["backend_errors"] += 1
+            self.scheduler.finished(time.perf_counter() - start, None)
             self.problems.report("backend", f"no chunk published: {exc}", self.now())
             return
         except Exception as exc:  # a backend bug must not kill the node; nothing is published
             self.counts["backend_errors"] += 1
+            self.scheduler.finished(time.perf_counter() - start, None)
             self.problems.report("backend", f"backend raised {type(exc).__name__}: {exc}", self.now())
             return
-        self.latency.add(time.perf_counter() - start)
+        latency = time.perf_counter() - start
+        self.latency.add(latency)
         self.problems.resolve("backend")
         if self.paused or epoch != self.epoch:
             return
+        self.scheduler.finished(latency, chunk.stamp)
+        self.last_chunk = chunk
         self.chunk_pub.publish(chunk_to_msg(chunk))
         self.counts["published"] += 1
 
@@ -242,7 +259,9 @@ class PolicyNode(Node):
         lat = self.latency.summary(1000.0)
         values = {"backend": self.p["backend"], "paused": self.paused, "instruction": self.instruction,
                   "inference_ms_p50": lat["p50"], "inference_ms_p95": lat["p95"], "inference_ms_p99": lat["p99"],
-                  "inference_ms_max": lat["max"], **self.counts}
+                  "inference_ms_max": lat["max"], "trigger": self.scheduler.mode,
+                  "latency_estimate_ms": self.scheduler.latency_estimate() * 1000.0,
+                  "delay_steps": self.scheduler.delay_steps(), **self.counts}
         phase = getattr(self.policy, "phase", None)
         if phase is not None:
             values["backend_phase"] = phase
