@@ -5,11 +5,12 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
 
-.PHONY: venv demo test test-unit lint docs clean
+.PHONY: venv demo test test-unit bench lint docs clean
 
 venv: $(STAMP)
 
-$(STAMP): tools/setup_venv.sh requirements.txt requirements-ros.txt requirements-dev.txt setup.py setup.cfg \
+$(STAMP): tools/setup_venv.sh requirements.txt requirements-ros.txt requirements-dev.txt requirements-nodeps.txt \
+		setup.py setup.cfg \
 		package.xml pyproject.toml $(PACKAGE_FILES)
 	tools/setup_venv.sh $(VENV)
 	touch $@
@@ -19,6 +20,9 @@ demo: venv  ## seeded pick episodes through the full ROS graph in MuJoCo; writes
 
 test: venv  ## unit tests of the core + integration tests with real nodes over DDS
 	VLA_ROS_REQUIRE_INSTALL=1 $(PY) -m pytest
+
+bench: venv  ## benchmarks: chunk execution strategies, controller timing under load; output/bench/
+	$(PY) -m bench --out output/bench
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

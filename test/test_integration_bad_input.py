@@ -194,7 +194,7 @@ def test_out_of_limit_targets_are_clamped(rig):
     target = list(HOME)
     target[1] = 3.0  # shoulder upper limit is 1.99 rad
     since = probe.now()
-    for _ in range(8):
+    for _ in range(14):
         pub.publish(chunk_msg(probe, JOINTS, 0.1 * np.arange(1, 11), [target] * 10))
         time.sleep(0.25)
     cmds = commands_since(probe, since)
@@ -202,7 +202,7 @@ def test_out_of_limit_targets_are_clamped(rig):
     assert_within_limits(cmds)
     assert cmds[-1, 1] == pytest.approx(upper, abs=1e-6)
     steps = np.abs(np.diff(cmds[:, 1]))
-    assert steps.max() <= np.pi * 0.5 / 200 + 1e-9  # velocity limit x velocity_scale per 5 ms tick
+    assert steps.max() <= np.pi * 0.5 / 500 + 1e-9  # velocity limit x velocity_scale per 2 ms tick
     latest_diag(probe, "controller_node", since, lambda d: "outside position limits for ['shoulder']" in d["_message"])
 
 
@@ -215,10 +215,14 @@ def test_silent_joint_states_make_the_controller_hold(rig):
     time.sleep(0.2)
     robot.mode = "silent"
     since = probe.now()
-    time.sleep(0.6)
+    time.sleep(1.2)
     d = latest_diag(probe, "controller_node", since, lambda d: "joint states stale" in d["hold_reason"])
-    cmds = commands_since(probe, since + 0.2)
-    assert np.ptp(cmds, axis=0).max() == 0.0 and cmds[-1, 0] < 0.8  # stopped short of the target
+    cmds = commands_since(probe, since)
+    waist = cmds[:, 0]
+    assert np.ptp(commands_since(probe, since + 0.8), axis=0).max() < 1e-4  # at rest (< 0.25 mrad/s)
+    assert waist[-1] < 0.8  # stopped short of the target, braking within the acceleration limit
+    acc = np.diff(waist, 2) * 500**2
+    assert np.abs(acc).max() <= ROBOT.limits(JOINTS).acceleration[0] + 1e-6
     assert d["_message"]
     robot.mode = "ok"
     time.sleep(0.3)

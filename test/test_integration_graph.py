@@ -66,11 +66,11 @@ def test_controller_publishes_at_its_rate(graph):
     grip = probe.messages("/gripper_controller/commands", since=start)
     span = arm[-1].t - arm[0].t
     rate = (len(arm) - 1) / span
-    assert 180.0 < rate < 220.0, f"{rate:.1f} Hz"
+    assert 450.0 < rate < 550.0, f"{rate:.1f} Hz"
     assert abs(len(grip) - len(arm)) <= 3
     assert all(len(r.msg.data) == 6 for r in arm) and all(len(r.msg.data) == 1 for r in grip)
     diag = probe.diagnostics("controller_node", since=start)[-1]
-    assert 190.0 < float(diag["rate_hz"]) < 210.0
+    assert 490.0 < float(diag["rate_hz"]) < 510.0
     assert float(diag["chunks_accepted"]) > 0 and diag["chunks_rejected"] == "0"
 
 

@@ -23,6 +23,7 @@ pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check -q
 reqs=(-r requirements.txt -r requirements-dev.txt)
 [ "$system_ros" = 1 ] || reqs+=(-r requirements-ros.txt)
 pip_install "${reqs[@]}"
+pip_install --no-deps -r requirements-nodeps.txt
 # A regular (not editable) install: pip puts data_files (share/vla_ros, lib/vla_ros) only into real installs.
 pip_install --no-deps --force-reinstall .
 "$VENV/bin/python" -c "import rclpy, mujoco, torch, vla_ros" \

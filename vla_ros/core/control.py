@@ -64,7 +64,8 @@ class ControlCore:
         self.config = config or ControlConfig()
         self.filter = SafetyFilter(limits)
         n = len(self.names)
-        self.limiter = (MotionLimiter(limits.velocity, limits.acceleration, limits.jerk, self.period)
+        self.limiter = (MotionLimiter(limits.velocity, limits.acceleration, limits.jerk, self.period,
+                                      lower=limits.lower, upper=limits.upper)
                         if self.config.use_motion_limits and limits.has_acceleration else None)
         self.command: np.ndarray | None = None
         self.velocity = np.zeros(n)
@@ -171,7 +172,8 @@ class ControlCore:
     def _advance(self, desired: np.ndarray, desired_velocity: np.ndarray):
         target = desired
         if self.limiter is not None and np.all(np.isfinite(desired)):
-            target = self.limiter.step(self.limits.clip(desired), desired_velocity)
+            clipped = self.limits.clip(desired)  # a reference beyond a limit stands still at the limit
+            target = self.limiter.step(clipped, np.where(clipped == desired, desired_velocity, 0.0))
         result = self.filter.apply(target, self.command, self.period)
         if self.limiter is not None:
             self.limiter.override(result.command)  # continue from what was sent (guards may have clipped)

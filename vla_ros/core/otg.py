@@ -17,13 +17,15 @@ import numpy as np
 
 class MotionLimiter:
     def __init__(self, velocity: np.ndarray, acceleration: np.ndarray, jerk: np.ndarray, dt: float,
-                 gain: float = 15.0):
+                 gain: float = 15.0, lower: np.ndarray | None = None, upper: np.ndarray | None = None):
         from ruckig import ControlInterface, InputParameter, OutputParameter, Ruckig, Synchronization
 
         self.dof = len(velocity)
         self.velocity = np.asarray(velocity, float)
         self.gain = gain
-        self._brake = np.asarray(acceleration, float)  # half the limit: margin for the jerk-limited ramps
+        self._brake = 0.5 * np.asarray(acceleration, float)  # sqrt(2 (a/4) |e|): margin for the jerk ramps
+        self.lower = np.full(self.dof, -np.inf) if lower is None else np.asarray(lower, float)
+        self.upper = np.full(self.dof, np.inf) if upper is None else np.asarray(upper, float)
         self._otg = Ruckig(self.dof, dt)
         self._inp = InputParameter(self.dof)
         self._out = OutputParameter(self.dof)
@@ -59,7 +61,11 @@ class MotionLimiter:
         inp.current_position = self.position.tolist()
         inp.current_velocity = self.vel.tolist()
         inp.current_acceleration = self.acc.tolist()
-        inp.target_velocity = np.clip(wanted, -self.velocity, self.velocity).tolist()
+        # never head into a position limit faster than the braking curve allows
+        room_up = np.sqrt(self._brake * np.maximum(self.upper - self.position, 0.0))
+        room_down = np.sqrt(self._brake * np.maximum(self.position - self.lower, 0.0))
+        wanted = np.clip(wanted, -np.minimum(self.velocity, room_down), np.minimum(self.velocity, room_up))
+        inp.target_velocity = wanted.tolist()
         result = self._otg.update(inp, self._out)
         if int(result) < 0:  # ruckig error (should not happen with finite inputs): stop where we are
             self.vel[:] = 0.0

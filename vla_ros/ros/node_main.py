@@ -29,8 +29,9 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         print(f"[{getattr(node, 'get_name', lambda: 'vla_ros')()}] fatal: {exc}", file=sys.stderr, flush=True)
         code = 1
     except Exception:
-        traceback.print_exc()
-        code = 1
+        if rclpy.ok():  # a real failure; after Ctrl-C/SIGTERM rclpy can raise from a half-shut-down wait set
+            traceback.print_exc()
+            code = 1
     finally:
         try:
             if node is not None:

@@ -1,0 +1,36 @@
+"""``python -m bench``: every benchmark, results printed and written to --out (markdown + JSON + PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("output/bench"))
+    parser.add_argument("--quick", action="store_true", help="fewer seeds and episodes")
+    ns = parser.parse_args()
+    ns.out.mkdir(parents=True, exist_ok=True)
+    from . import chunk_execution, controller_timing
+
+    sections = []
+    report = chunk_execution.run(2 if ns.quick else 5, [0.1, 0.3], 0.2, 0.01, ns.out)
+    (ns.out / "chunk_execution.json").write_text(json.dumps(report, indent=2))
+    sections.append("## Chunk execution strategies (closed loop, MuJoCo)\n\n" + chunk_execution.table(report))
+    timing = controller_timing.run(2 if ns.quick else 4, ns.out / "controller_timing")
+    sections.append("## Controller timing while inference runs (ROS graph, separate processes)\n\n"
+                    + controller_timing.table(timing))
+    text = "# vla_ros benchmarks\n\n" + "\n".join(sections)
+    (ns.out / "RESULTS.md").write_text(text)
+    print("\n" + text)
+    print(f"wrote {ns.out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
