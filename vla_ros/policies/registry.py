@@ -8,6 +8,8 @@ from .base import Policy, PolicyContext
 
 _BACKENDS: dict[str, str] = {
     "scripted": "vla_ros.policies.scripted:ScriptedPickPolicy",
+    "pi0": "vla_ros.policies.pi0:Pi0Policy",
+    "openvla": "vla_ros.policies.openvla:OpenVlaPolicy",
 }
 
 

@@ -1,0 +1,76 @@
+"""Bin tokeniser, normalisation statistics and action spaces (ROS-free)."""
+
+import numpy as np
+import pytest
+
+from vla_ros.core.action_space import ActionSpace, GripperMap, from_preset
+from vla_ros.core.normalize import NormStats, Stats
+from vla_ros.core.tokenizers import BinTokenizer
+from vla_ros.robots import load_robot
+
+
+def test_bin_tokenizer_matches_hand_computed_openvla_values():
+    tok = BinTokenizer(vocab_size=32000, n_bins=256)
+    # bins = linspace(-1, 1, 256): 0.0 falls in bin 128 -> token 31872 -> centre 127 = 0.0
+    assert tok.encode(np.array([0.0])).tolist() == [31872]
+    assert tok.decode(np.array([31872]))[0] == pytest.approx(0.0, abs=1e-12)
+    # 1.0 -> digitize 256 -> token 31744 -> index clip(255, 0, 254) = 254 -> (bins[254] + 1) / 2
+    assert tok.encode(np.array([1.0, -1.0])).tolist() == [31744, 31999]
+    assert tok.decode(np.array([31744]))[0] == pytest.approx((1 - 2 / 255 + 1) / 2)
+    assert tok.decode(np.array([31999]))[0] == pytest.approx(-(1 - 2 / 255 + 1) / 2)
+    # anything outside the action range clips to the edge bins
+    assert tok.decode(np.array([5, 40000])).tolist() == [tok.centers[-1], tok.centers[0]]
+    x = np.linspace(-0.99, 0.99, 101)
+    assert np.abs(tok.decode(tok.encode(x)) - x).max() <= 1 / 255 + 1e-12  # round trip within half a bin
+
+
+def test_normalisation_round_trips_and_formulas():
+    s = Stats(mean=np.array([1.0, -2.0]), std=np.array([0.5, 2.0]), q01=np.array([-1.0, 0.0]),
+              q99=np.array([1.0, 4.0]), mask=np.array([True, False]))
+    x = np.array([[1.5, 0.0, 9.0], [0.0, 4.0, -9.0]])  # third column: padding, passes through
+    for mode in ("zscore", "quantile", "identity"):
+        np.testing.assert_allclose(s.unnormalize(s.normalize(x, mode), mode), x, atol=1e-9)
+    np.testing.assert_allclose(s.normalize(x, "zscore")[0, :2], [(1.5 - 1) / (0.5 + 1e-6), 2.0 / (2 + 1e-6)])
+    np.testing.assert_allclose(s.normalize(x, "quantile")[1, :2], [(0 + 1) / (2 + 1e-6) * 2 - 1,
+                                                                   4 / (4 + 1e-6) * 2 - 1])
+    np.testing.assert_allclose(s.unnormalize_bounds(np.array([0.0, 0.7])), [0.0, 0.7])
+    with pytest.raises(ValueError, match="lack"):
+        Stats(mean=np.zeros(2)).normalize(x, "zscore")
+
+
+def test_norm_stats_file_round_trip(tmp_path):
+    stats = NormStats("quantile", Stats(q01=np.zeros(3), q99=np.ones(3)), Stats(mean=np.ones(2), std=np.ones(2)))
+    stats.save(tmp_path)
+    back = NormStats.load(tmp_path)
+    assert back.mode == "quantile" and back.state.q99.tolist() == [1, 1, 1] and back.actions.std.tolist() == [1, 1]
+
+
+def test_joint_action_spaces():
+    grip = GripperMap("g", model_closed=0.0, model_open=1.0, closed=0.015, open=0.037)
+    state = np.array([0.5, -0.2, 0.02])
+    actions = np.array([[0.1, 0.2, 1.0], [0.2, 0.4, 0.0]])
+    absolute = ActionSpace("joint_absolute", ["a", "b", "g"], ["a", "b", "g"], 0.1, grip)
+    np.testing.assert_allclose(absolute.to_targets(actions, state), [[0.1, 0.2, 0.037], [0.2, 0.4, 0.015]])
+    delta = ActionSpace("joint_delta", ["a", "b", "g"], ["a", "b", "g"], 0.1, grip)
+    np.testing.assert_allclose(delta.to_targets(actions, state)[:, :2], [[0.6, 0.0], [0.7, 0.2]])
+    vel = ActionSpace("joint_velocity", ["a", "b", "g"], ["a", "b", "g"], 0.1, grip)
+    np.testing.assert_allclose(vel.to_targets(actions, state)[:, :2], [[0.51, -0.18], [0.53, -0.14]])
+    with pytest.raises(ValueError, match="NaN"):
+        absolute.to_targets(np.array([[np.nan, 0, 0]]), state)
+    assert grip.to_model(grip.to_joint(np.array([0.25]))) == pytest.approx(0.25)
+
+
+def test_end_effector_deltas_compose_onto_the_pose_at_capture():
+    robot = load_robot("widowx")
+    space = from_preset(robot, 0.2, {"kind": "ee_delta", "gripper": {"model_closed": 0.0, "model_open": 1.0}})
+    chain = robot.chain()
+    state = np.array([0.0, -0.3, 0.5, 0.0, 1.0, 0.0, 0.03])
+    start = chain.fk(state[:6])
+    actions = np.array([[0.01, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], [0.0, 0.02, -0.01, 0.0, 0.0, 0.1, 0.0]])
+    targets = space.to_targets(actions, state)
+    first, second = chain.fk(targets[0, :6]), chain.fk(targets[1, :6])
+    np.testing.assert_allclose(first[:3, 3] - start[:3, 3], [0.01, 0.0, 0.0], atol=1e-3)
+    np.testing.assert_allclose(second[:3, 3] - first[:3, 3], [0.0, 0.02, -0.01], atol=1e-3)
+    yaw = np.arctan2(second[1, 0], second[0, 0]) - np.arctan2(first[1, 0], first[0, 0])
+    assert yaw == pytest.approx(0.1, abs=2e-3)
+    assert targets[0, 6] == pytest.approx(0.037) and targets[1, 6] == pytest.approx(0.015)

@@ -1,0 +1,98 @@
+"""OpenVLA backend on a tiny local image-text-to-text model with a 32000-token vocabulary."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.policies import PolicyContext, PolicyError, create_policy  # noqa: E402
+from vla_ros.policies.openvla import prompt_for  # noqa: E402
+from vla_ros.policies.tiny_models import build_tiny_openvla  # noqa: E402
+from vla_ros.robots import load_robot  # noqa: E402
+
+ROBOT = load_robot("widowx")
+STATE = np.array([0.0, -0.5, 0.4, 0.0, 1.2, 0.0, 0.03])
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_openvla(tmp_path_factory.mktemp("openvla"))
+
+
+def make(model_dir, **options):
+    ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, ["image_0"], (224, 224), 0.2, 1,
+                        {"model_path": str(model_dir), **options})
+    return create_policy("openvla", ctx)
+
+
+def obs(seed=0, instruction="Pick up the RED cube"):
+    img = np.random.default_rng(seed).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    return Observation(50.0, STATE.copy(), {"image_0": img}, instruction)
+
+
+def test_prompt_format():
+    assert prompt_for("Pick Up The Cube") == "In: What action should the robot take to pick up the cube?\nOut:"
+
+
+def test_action_is_the_greedy_tokens_decoded_and_unnormalised(model_dir):
+    from PIL import Image
+    from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+    policy = make(model_dir)
+    o = obs()
+    # an independent greedy generation with the plain transformers classes
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
+    proc = AutoProcessor.from_pretrained(model_dir)
+    inputs = proc(text="<image>" + prompt_for(o.instruction), images=Image.fromarray(o.images["image_0"]),
+                  return_tensors="pt")
+    with torch.no_grad():
+        tokens = model.generate(**inputs, max_new_tokens=7, min_new_tokens=7, do_sample=False)[0, -7:].numpy()
+    np.testing.assert_array_equal(policy.generate_tokens(o), tokens)
+    bins = np.linspace(-1, 1, 256)
+    centers = (bins[:-1] + bins[1:]) / 2
+    normalized = centers[np.clip(32000 - tokens - 1, 0, 254)]
+    stats = model.config.norm_stats["bridge_orig"]["action"]
+    q01, q99, mask = np.array(stats["q01"]), np.array(stats["q99"]), np.array(stats["mask"])
+    expected = np.where(mask, 0.5 * (normalized + 1) * (q99 - q01) + q01, normalized)
+    np.testing.assert_allclose(policy.predict_action(o), expected, rtol=1e-12)
+    chunk = policy.infer(o)
+    assert chunk.values.shape == (1, 7) and chunk.stamp == 50.0 and chunk.times.tolist() == [0.2]
+    np.testing.assert_array_equal(policy.infer(o).values, chunk.values)  # greedy: deterministic
+
+
+def test_end_effector_delta_becomes_joint_targets(model_dir):
+    policy = make(model_dir)
+    chain = ROBOT.chain()
+    action = policy.predict_action(obs())
+    targets = policy.infer(obs()).values[0]
+    moved = chain.fk(targets[:6])[:3, 3] - chain.fk(STATE[:6])[:3, 3]
+    np.testing.assert_allclose(moved, action[:3], atol=2e-3)
+    grip = ROBOT.gripper
+    assert grip["closed"] <= targets[6] <= grip["open"]
+
+
+def test_unnorm_key_is_required_with_several_datasets(tmp_path):
+    folder = build_tiny_openvla(tmp_path / "multi", datasets=("bridge_orig", "fractal"))
+    with pytest.raises(PolicyError, match=r"statistics for 2 datasets \(\['bridge_orig', 'fractal'\]\).*unnorm_key"):
+        make(folder)
+    with pytest.raises(PolicyError, match="unnorm_key 'libero' not in"):
+        make(folder, unnorm_key="libero")
+    assert make(folder, unnorm_key="fractal").infer(obs()).values.shape == (1, 7)
+
+
+def test_bad_input(model_dir):
+    policy = make(model_dir)
+    o = obs()
+    o.images = {}
+    with pytest.raises(PolicyError, match="lacks camera 'image_0'"):
+        policy.infer(o)
+    o = obs()
+    o.images["image_0"] = np.zeros((224, 224, 4), np.uint8)
+    with pytest.raises(PolicyError, match="HxWx3"):
+        policy.infer(o)
+    o = obs()
+    o.state[0] = np.nan
+    with pytest.raises(PolicyError, match="NaN"):
+        policy.infer(o)

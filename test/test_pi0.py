@@ -1,0 +1,114 @@
+"""pi0 backend on a tiny PI0ForConditionalGeneration built from a config and saved locally."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from vla_ros.core.merge import rtc_weights  # noqa: E402
+from vla_ros.core.normalize import NormStats  # noqa: E402
+from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.policies import PolicyContext, PolicyError, create_policy  # noqa: E402
+from vla_ros.policies.tiny_models import build_tiny_pi0  # noqa: E402
+from vla_ros.robots import load_robot  # noqa: E402
+
+ROBOT = load_robot("widowx")
+KEYS = ["image_0", "wrist"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return build_tiny_pi0(tmp_path_factory.mktemp("pi0"), state_dim=7, action_dim=7, chunk_size=20)
+
+
+def make(model_dir, **options):
+    ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, KEYS, (224, 224), 0.1, 10,
+                        {"model_path": str(model_dir), "seed": 0, "num_steps": 4, **options})
+    return create_policy("pi0", ctx)
+
+
+def observation(seed=0, **extras):
+    rng = np.random.default_rng(seed)
+    images = {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in KEYS}
+    state = np.array([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03])
+    return Observation(123.4, state, images, "pick up the red cube", dict(extras))
+
+
+def test_chunk_shape_stamp_and_determinism_with_fixed_noise(model_dir):
+    policy = make(model_dir)
+    a = policy.infer(observation())
+    b = policy.infer(observation())
+    assert a.values.shape == (10, 7) and a.names == tuple(ROBOT.action_joints) and a.stamp == 123.4
+    np.testing.assert_allclose(a.times, 0.1 * np.arange(1, 11))
+    np.testing.assert_array_equal(a.values, b.values)
+    other = make(model_dir, seed=1).infer(observation())
+    assert not np.allclose(other.values, a.values)
+    changed = policy.infer(observation(seed=5))  # different images: different actions
+    assert not np.allclose(changed.values, a.values)
+
+
+def test_actions_are_the_models_unnormalised_output(model_dir):
+    policy = make(model_dir)
+    obs = observation()
+    raw = policy.sample(policy.preprocess(obs))[0].numpy()
+    stats = NormStats.load(model_dir)
+    expected = stats.actions.unnormalize(raw[:10, :7], "zscore")
+    grip = ROBOT.gripper
+    expected[:, 6] = np.clip(expected[:, 6], grip["closed"], grip["open"])
+    np.testing.assert_allclose(policy.infer(obs).values, expected, rtol=1e-5, atol=1e-6)
+    # the state goes in z-scored and zero-padded to max_state_dim
+    state = policy.preprocess(obs)["state"][0].numpy()
+    np.testing.assert_allclose(state[:7], (obs.state - stats.state.mean) / (stats.state.std + 1e-6), rtol=1e-5)
+    assert np.all(state[7:] == 0) and state.shape == (32,)
+
+
+def test_quantile_statistics_are_used_when_asked(model_dir):
+    z = make(model_dir).infer(observation()).values
+    q = make(model_dir, norm_mode="quantile").infer(observation()).values
+    assert not np.allclose(z, q)
+
+
+def test_bad_input_raises_a_clear_error(model_dir):
+    policy = make(model_dir)
+    obs = observation()
+    del obs.images["wrist"]
+    with pytest.raises(PolicyError, match=r"lacks camera\(s\) \['wrist'\]"):
+        policy.infer(obs)
+    obs = observation()
+    obs.images["wrist"] = np.zeros((224, 224), np.uint8)
+    with pytest.raises(PolicyError, match="expected HxWx3 uint8"):
+        policy.infer(obs)
+    obs = observation()
+    obs.state[2] = np.nan
+    with pytest.raises(PolicyError, match="finite"):
+        policy.infer(obs)
+    with pytest.raises(PolicyError, match="horizon 30 exceeds"):
+        PolicyContext_ = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, KEYS, (224, 224), 0.1, 30,
+                                       {"model_path": str(model_dir)})
+        create_policy("pi0", PolicyContext_)
+    with pytest.raises(ValueError, match="model_path is empty"):
+        make(model_dir, model_path="")
+
+
+def test_nan_model_output_is_an_error_not_a_chunk(model_dir):
+    policy = make(model_dir)
+    with torch.no_grad():
+        policy.model.action_out_proj.bias.fill_(float("nan"))
+    with pytest.raises(PolicyError, match="NaN"):
+        policy.infer(observation())
+
+
+def test_guided_rtc_follows_the_previous_chunk(model_dir):
+    policy = make(model_dir, num_steps=8)
+    obs = observation()
+    free = policy.infer(obs).values
+    prefix_values = free + 0.05  # a previous chunk that disagrees with this one
+    prefix = {"values": prefix_values, "valid": np.ones(10, bool), "delay": 3, "execution_horizon": 3}
+    guided = policy.infer(observation(prefix=prefix)).values
+    head = slice(0, 3)
+    assert np.abs(guided[head, :6] - prefix_values[head, :6]).mean() < 0.5 * np.abs(
+        free[head, :6] - prefix_values[head, :6]).mean()
+    off = make(model_dir, num_steps=8, rtc_guidance=False).infer(observation(prefix=prefix)).values
+    np.testing.assert_allclose(off, free)
+    assert rtc_weights(20, 3, 3)[:3].tolist() == [1.0, 1.0, 1.0]

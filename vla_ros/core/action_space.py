@@ -1,0 +1,126 @@
+"""Model actions -> absolute targets in the robot's command space (what the controller executes).
+
+Kinds: ``joint_absolute`` (ALOHA, pi0 on joint positions), ``joint_delta`` (relative to the state at
+capture, openpi's delta actions), ``joint_velocity`` (DROID: integrated from the state at capture),
+``ee_delta`` (BridgeData / OpenVLA / LIBERO: end-effector deltas composed onto the pose at capture,
+Euler R = Rz Ry Rx about the base axes, then inverse kinematics). A gripper column is mapped linearly
+from the model's [closed, open] values to the robot's joint values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .kinematics import Chain
+from .transforms import make_transform, rpy_to_matrix
+
+KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
+
+
+@dataclass
+class GripperMap:
+    joint: str
+    model_closed: float
+    model_open: float
+    closed: float
+    open: float
+
+    def to_joint(self, value: np.ndarray) -> np.ndarray:
+        s = (np.asarray(value, float) - self.model_closed) / (self.model_open - self.model_closed)
+        return self.closed + np.clip(s, 0.0, 1.0) * (self.open - self.closed)
+
+    def to_model(self, joint_value: np.ndarray) -> np.ndarray:
+        s = (np.asarray(joint_value, float) - self.closed) / (self.open - self.closed)
+        return self.model_closed + s * (self.model_open - self.model_closed)
+
+
+@dataclass
+class ActionSpace:
+    kind: str
+    action_joints: list[str]  # targets produced, in order
+    state_joints: list[str]
+    dt: float
+    gripper: GripperMap | None = None
+    chain: Chain | None = None  # ee_delta
+    ee_scale: tuple[float, float] = (1.0, 1.0)  # ee_delta: (metres, radians) per unit of model action
+    model_dims: list[str] = field(default_factory=list)  # joint per model column (joint kinds)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"action space kind must be one of {KINDS}, not {self.kind!r}")
+        if self.kind == "ee_delta" and self.chain is None:
+            raise ValueError("ee_delta actions need the robot's kinematic chain")
+        if not self.model_dims:
+            self.model_dims = list(self.action_joints)
+
+    @property
+    def model_width(self) -> int:
+        return 7 if self.kind == "ee_delta" else len(self.model_dims)
+
+    def _state(self, state: np.ndarray, joints: list[str]) -> np.ndarray:
+        missing = [j for j in joints if j not in self.state_joints]
+        if missing:
+            raise ValueError(f"the state lacks {missing} needed by {self.kind} actions")
+        return np.array([state[self.state_joints.index(j)] for j in joints])
+
+    def to_targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """(H, model_width) model actions and the state at capture -> (H, len(action_joints)) targets."""
+        actions = np.asarray(actions, dtype=np.float64)
+        if actions.ndim != 2 or actions.shape[1] < self.model_width:
+            raise ValueError(f"expected (H, >={self.model_width}) actions, got {actions.shape}")
+        if not np.all(np.isfinite(actions)):
+            raise ValueError("model actions contain NaN or infinite values")
+        if self.kind == "ee_delta":
+            return self._ee_targets(actions[:, :7], state)
+        cols = {name: actions[:, k] for k, name in enumerate(self.model_dims)}
+        grip = self.gripper.joint if self.gripper else None
+        arm = [j for j in self.model_dims if j != grip]
+        if self.kind == "joint_delta":
+            base = self._state(state, arm)
+            for k, j in enumerate(arm):
+                cols[j] = cols[j] + base[k]
+        elif self.kind == "joint_velocity":
+            base = self._state(state, arm)
+            for k, j in enumerate(arm):
+                cols[j] = base[k] + self.dt * np.cumsum(cols[j])
+        if grip is not None and grip in cols:
+            cols[grip] = self.gripper.to_joint(cols[grip])
+        missing = [j for j in self.action_joints if j not in cols]
+        if missing:
+            raise ValueError(f"model actions do not cover {missing}")
+        return np.stack([cols[j] for j in self.action_joints], axis=1)
+
+    def _ee_targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        q = self._state(state, self.chain.joint_names)
+        pose = self.chain.fk(q)
+        out = np.zeros((actions.shape[0], len(self.action_joints)))
+        lin, ang = self.ee_scale
+        for i, a in enumerate(actions):
+            rot = rpy_to_matrix(a[3:6] * ang) @ pose[:3, :3]  # R = Rz Ry Rx, about the base axes
+            pose = make_transform(rot, pose[:3, 3] + a[:3] * lin)  # composes onto the previous target
+            q = self.chain.ik(pose, q).q
+            for j, name in enumerate(self.action_joints):
+                if name in self.chain.joint_names:
+                    out[i, j] = q[self.chain.joint_names.index(name)]
+                elif self.gripper is not None and name == self.gripper.joint:
+                    out[i, j] = self.gripper.to_joint(a[6])
+                else:
+                    out[i, j] = self._state(state, [name])[0]
+        return out
+
+
+def from_preset(robot, dt: float, spec: dict | None = None) -> ActionSpace:
+    """The preset's ``action_space`` section (or ``spec``) as an ActionSpace."""
+    spec = dict(robot.data.get("action_space") or {}) if spec is None else spec
+    kind = spec.get("kind", "joint_absolute")
+    grip = robot.gripper
+    gripper = None
+    if grip:
+        g = spec.get("gripper", {})
+        gripper = GripperMap(grip["joint"], float(g.get("model_closed", grip["closed"])),
+                             float(g.get("model_open", grip["open"])), float(grip["closed"]), float(grip["open"]))
+    return ActionSpace(kind, robot.action_joints, robot.state_joints, dt, gripper,
+                       robot.chain() if kind == "ee_delta" else None,
+                       tuple(spec.get("ee_scale", (1.0, 1.0))), list(spec.get("model_dims", [])))

@@ -1,0 +1,149 @@
+"""OpenVLA: a vision-language model that emits 7 action tokens, decoded with 256 uniform bins.
+
+Loads ``AutoModelForVision2Seq`` (the class the checkpoint's ``auto_map`` names, with
+``trust_remote_code``; transformers 5 calls the family ``AutoModelForImageTextToText``) and
+``AutoProcessor``. Prompt ``In: What action should the robot take to {instruction.lower()}?\\nOut:``,
+greedy generation of ``action_dim`` tokens, de-tokenisation from the vocabulary tail (vocab_size =
+text vocab - padding; 256 bins, 255 centres), un-normalisation with the dataset's q01/q99 and mask
+(gripper un-normalised), then the action space turns the end-effector delta into joint targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.action_space import from_preset
+from ..core.chunk import ActionChunk
+from ..core.normalize import Stats
+from ..core.observation import Observation
+from ..core.tokenizers import BinTokenizer
+from ..params import ParamSpec
+from .base import Policy, PolicyContext, PolicyError
+from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path
+
+EMPTY_TOKEN = 29871  # Llama-2 "▁": OpenVLA appends it to the prompt when missing
+
+
+def prompt_for(instruction: str) -> str:
+    return f"In: What action should the robot take to {instruction.lower()}?\nOut:"
+
+
+def load_vision2seq(path: str, dtype):
+    """The checkpoint's own Vision2Seq class (remote code) or transformers' image-text-to-text auto class."""
+    import transformers
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(path, trust_remote_code=True)
+    target = (getattr(config, "auto_map", None) or {}).get("AutoModelForVision2Seq")
+    if target:
+        from transformers.dynamic_module_utils import get_class_from_dynamic_module
+
+        cls = get_class_from_dynamic_module(target, path)
+        return cls.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+    auto = getattr(transformers, "AutoModelForVision2Seq", None) or transformers.AutoModelForImageTextToText
+    return auto.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+
+
+def select_stats(norm_stats: dict | None, unnorm_key: str) -> Stats:
+    """The action statistics of ``unnorm_key`` (required when the checkpoint holds several datasets)."""
+    if not norm_stats:
+        raise PolicyError("the checkpoint's config has no norm_stats to un-normalise actions with")
+    if not unnorm_key:
+        if len(norm_stats) != 1:
+            raise PolicyError(f"the checkpoint has action statistics for {len(norm_stats)} datasets "
+                              f"({sorted(norm_stats)}): set openvla.unnorm_key to the one the robot matches")
+        unnorm_key = next(iter(norm_stats))
+    if unnorm_key not in norm_stats:
+        raise PolicyError(f"unnorm_key {unnorm_key!r} not in the checkpoint's norm_stats {sorted(norm_stats)}")
+    return Stats.from_dict(norm_stats[unnorm_key]["action"])
+
+
+class OpenVlaPolicy(Policy):
+    name = "openvla"
+    description = "OpenVLA (Vision2Seq, 7 action tokens, 256-bin de-tokenisation, q01/q99 un-normalisation)"
+    uses_images = True
+    PARAMS = [
+        ParamSpec("model_path", "", "Checkpoint directory or hub id (e.g. openvla/openvla-7b)"),
+        ParamSpec("device", "auto", "Torch device", choices=DEVICES),
+        ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
+        ParamSpec("unnorm_key", "", "Dataset whose action statistics apply (e.g. bridge_orig); required when "
+                  "the checkpoint has several"),
+        ParamSpec("camera_key", "", "Image key fed to the model (empty: the first image key)"),
+        ParamSpec("action_dim", 7, "Action tokens generated per step", min=1, max=64),
+        ParamSpec("action_space", "ee_delta", "How the 7-D action becomes targets (BridgeData: ee_delta)",
+                  choices=("ee_delta", "joint_absolute", "joint_delta", "joint_velocity")),
+    ]
+
+    def __init__(self, context: PolicyContext):
+        super().__init__(context)
+        import torch
+        from transformers import AutoProcessor
+
+        o = self.options
+        self.torch = torch
+        path = require_model_path(o["model_path"], "openvla")
+        self.device = pick_device(o["device"])
+        self.dtype = pick_dtype(o["dtype"], self.device)
+        self.model = load_vision2seq(path, self.dtype).to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
+        cfg = self.model.config
+        text_vocab = cfg.text_config.vocab_size if hasattr(cfg, "text_config") else cfg.vocab_size
+        self.bins = BinTokenizer(int(text_vocab) - int(getattr(cfg, "pad_to_multiple_of", 0) or 0),
+                                 int(getattr(cfg, "n_action_bins", 256) or 256))
+        self.stats = select_stats(getattr(cfg, "norm_stats", None), o["unnorm_key"])
+        self.camera = o["camera_key"] or (context.image_keys[0] if context.image_keys else "")
+        if self.camera not in context.image_keys:
+            raise PolicyError(f"openvla.camera_key {self.camera!r} is not among the image_keys {context.image_keys}")
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        self.append_empty = tokenizer is not None and len(tokenizer) > EMPTY_TOKEN and \
+            tokenizer.convert_ids_to_tokens(EMPTY_TOKEN) == "▁"
+        spec = dict(context.robot.data.get("action_space") or {})
+        spec["kind"] = o["action_space"]
+        self.action_space = from_preset(context.robot, context.chunk_dt, spec)
+
+    def _inputs(self, observation: Observation) -> dict:
+        from PIL import Image
+
+        image = observation.images.get(self.camera)
+        if image is None:
+            raise PolicyError(f"observation lacks camera {self.camera!r}")
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise PolicyError(f"camera {self.camera!r}: expected HxWx3 uint8, got {image.shape} {image.dtype}")
+        text = prompt_for(observation.instruction)
+        token = getattr(self.processor, "image_token", None)
+        if token and token not in text:  # processors that expand an explicit image token (Llava-style)
+            text = token + text
+        inputs = self.processor(text=text, images=Image.fromarray(image), return_tensors="pt")
+        if self.append_empty and int(inputs["input_ids"][0, -1]) != EMPTY_TOKEN:
+            torch = self.torch
+            inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([[EMPTY_TOKEN]])], dim=1)
+            inputs["attention_mask"] = torch.cat([inputs["attention_mask"], torch.ones(1, 1, dtype=torch.long)], 1)
+        return {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
+                for k, v in inputs.items()}
+
+    def generate_tokens(self, observation: Observation) -> np.ndarray:
+        """The ``action_dim`` greedily generated action token ids."""
+        n = int(self.options["action_dim"])
+        with self.torch.no_grad():
+            out = self.model.generate(**self._inputs(observation), max_new_tokens=n, min_new_tokens=n,
+                                      do_sample=False)
+        return out[0, -n:].cpu().numpy()
+
+    def predict_action(self, observation: Observation) -> np.ndarray:
+        """The un-normalised action (dx, dy, dz, droll, dpitch, dyaw, gripper for BridgeData)."""
+        normalized = self.bins.decode(self.generate_tokens(observation))
+        action = self.stats.unnormalize_bounds(normalized)
+        if not np.all(np.isfinite(action)):
+            raise PolicyError("the model produced a non-finite action")
+        return action
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        state = np.asarray(observation.state, float)
+        if not np.all(np.isfinite(state)):
+            raise PolicyError("state contains NaN")
+        action = self.predict_action(observation)
+        try:
+            targets = self.action_space.to_targets(action[None, :], state)
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from exc
+        return ActionChunk.uniform(observation.stamp, self.context.action_joints, targets, self.context.chunk_dt)

@@ -1,0 +1,220 @@
+"""pi0 on transformers' native ``PI0ForConditionalGeneration``.
+
+Loads a local directory or hub id with ``from_pretrained``; several cameras (in ``camera_keys``
+order); state normalised (z-score for pi0, quantile for pi0.5-style checkpoints; statistics in
+``norm_stats.json`` beside the weights, or the PI0Processor's ``state_mean``/``actions_std``) and
+zero-padded to ``max_state_dim``; flow matching with ``num_steps`` Euler steps from a KV-cached prefix;
+actions un-normalised and turned into absolute targets by the robot preset's action space. With the
+previous chunk available, sampling is guided towards its still-to-run actions (RTC inpainting).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..core.action_space import from_preset
+from ..core.chunk import ActionChunk
+from ..core.image import resize_with_pad
+from ..core.merge import rtc_weights
+from ..core.normalize import NormStats, Stats
+from ..core.observation import Observation
+from ..params import ParamSpec
+from .base import Policy, PolicyContext, PolicyError
+from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path
+
+
+def load_norm_stats(folder: str, mode: str) -> NormStats:
+    """``norm_stats.json`` beside the weights, else a PI0Processor config's mean/std (z-score)."""
+    path = Path(folder)
+    if (path / NormStats.FILE).exists():
+        stats = NormStats.load(path)
+        return stats if mode == "auto" else NormStats(mode, stats.state, stats.actions)
+    proc = path / "processor_config.json"
+    if proc.exists():
+        cfg = json.loads(proc.read_text())
+        if cfg.get("state_mean") is not None:
+            return NormStats("zscore" if mode == "auto" else mode,
+                             Stats(mean=cfg["state_mean"], std=cfg["state_std"]),
+                             Stats(mean=cfg["actions_mean"], std=cfg["actions_std"]))
+    if mode == "identity":
+        return NormStats("identity", Stats(), Stats())
+    raise PolicyError(f"no normalisation statistics in {folder} ({NormStats.FILE} or processor_config.json); "
+                      "set pi0.norm_mode: identity only if the checkpoint was trained on raw values")
+
+
+class Pi0Policy(Policy):
+    name = "pi0"
+    description = "pi0 (transformers PI0ForConditionalGeneration), flow matching, guided RTC"
+    uses_images = True
+    supports_prefix = True
+    PARAMS = [
+        ParamSpec("model_path", "", "Checkpoint directory or hub id (from_pretrained)"),
+        ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
+        ParamSpec("device", "auto", "Torch device", choices=DEVICES),
+        ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
+        ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
+        ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json)",
+                  choices=("auto", "zscore", "quantile", "identity")),
+        ParamSpec("camera_keys", [], "Image keys in the model's camera order (empty: the node's image_keys)",
+                  type="string_array"),
+        ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
+        ParamSpec("rtc_guidance", True, "Guide sampling towards the previous chunk's remaining actions"),
+        ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
+    ]
+
+    def __init__(self, context: PolicyContext):
+        super().__init__(context)
+        import torch
+        from transformers import AutoTokenizer, PI0ForConditionalGeneration
+
+        o = self.options
+        self.torch = torch
+        path = require_model_path(o["model_path"], "pi0")
+        self.device = pick_device(o["device"])
+        self.dtype = pick_dtype(o["dtype"], self.device)
+        self.model = PI0ForConditionalGeneration.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self.model.requires_grad_(False)
+        cfg = self.model.config
+        self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
+        self.stats = load_norm_stats(path, o["norm_mode"])
+        self.cameras = list(o["camera_keys"]) or list(context.image_keys)
+        if not self.cameras:
+            raise PolicyError("pi0 needs at least one camera (image_keys / pi0.camera_keys)")
+        unknown = [k for k in self.cameras if k not in context.image_keys]
+        if unknown:
+            raise PolicyError(f"pi0.camera_keys {unknown} are not among the node's image_keys {context.image_keys}")
+        vision = cfg.vlm_config.vision_config
+        self.image_size = int(vision.image_size)
+        self.tokens_per_image = (self.image_size // int(vision.patch_size)) ** 2
+        self.image_token_id = int(cfg.vlm_config.image_token_id)
+        self.chunk_size, self.max_state_dim = int(cfg.chunk_size), int(cfg.max_state_dim)
+        self.max_action_dim = int(cfg.max_action_dim)
+        if context.horizon > self.chunk_size:
+            raise PolicyError(f"horizon {context.horizon} exceeds the model's chunk_size {self.chunk_size}")
+        self.action_space = from_preset(context.robot, context.chunk_dt)
+        self.action_width = self.action_space.model_width
+        if len(context.state_joints) > self.max_state_dim or self.action_width > self.max_action_dim:
+            raise PolicyError("state or action dimension exceeds the model's max_state_dim/max_action_dim")
+        self._prompt: tuple[str, object] | None = None
+
+    # -- pre-processing ----------------------------------------------------------------------
+    def _prompt_ids(self, instruction: str):
+        """Image tokens for every camera, then <bos> instruction \\n (cached per instruction)."""
+        if self._prompt is None or self._prompt[0] != instruction:
+            tok = self.tokenizer
+            text = tok(f"{tok.bos_token or ''}{instruction}\n", add_special_tokens=False)["input_ids"]
+            ids = [self.image_token_id] * (self.tokens_per_image * len(self.cameras)) + list(text)
+            self._prompt = (instruction, self.torch.tensor([ids], device=self.device))
+        return self._prompt[1]
+
+    def preprocess(self, observation: Observation) -> dict:
+        torch = self.torch
+        missing = [k for k in self.cameras if k not in observation.images]
+        if missing:
+            raise PolicyError(f"observation lacks camera(s) {missing}")
+        frames = []
+        for key in self.cameras:
+            img = observation.images[key]
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+            frames.append(resize_with_pad(img, self.image_size, self.image_size))
+        pixels = torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2)
+        pixels = (pixels.to(self.dtype) / 127.5 - 1.0)[None]  # SigLIP: [-1, 1]
+        state = np.asarray(observation.state, dtype=np.float64)
+        if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
+            raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
+        padded = np.zeros(self.max_state_dim)
+        padded[: state.size] = self.stats.state.normalize(state, self.stats.mode)
+        ids = self._prompt_ids(observation.instruction)
+        return {
+            "state": torch.tensor(padded[None], dtype=self.dtype, device=self.device),
+            "input_ids": ids,
+            "attention_mask": torch.ones_like(ids),
+            "pixel_values": pixels,
+            "pixel_attention_mask": torch.ones(1, len(self.cameras), dtype=torch.bool, device=self.device),
+        }
+
+    # -- sampling ----------------------------------------------------------------------------
+    def _noise(self):
+        torch = self.torch
+        gen = None
+        if self.options["seed"] >= 0:
+            gen = torch.Generator(device="cpu").manual_seed(int(self.options["seed"]))
+        noise = torch.randn(1, self.chunk_size, self.max_action_dim, generator=gen)
+        return noise.to(self.device, self.dtype)
+
+    def sample(self, inputs: dict, prefix: dict | None = None):
+        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided."""
+        from .rtc_guidance import guided_sample
+
+        torch, model = self.torch, self.model
+        with torch.no_grad():
+            embeds = model.model.embed_prefix(inputs["input_ids"], inputs["pixel_values"],
+                                              inputs["pixel_attention_mask"])
+            mask = inputs["attention_mask"]
+            cache = model.model.vlm(inputs_embeds=embeds, attention_mask=mask, position_ids=mask.cumsum(-1) - 1,
+                                    token_type_ids=torch.zeros_like(embeds)[:, :, 0], use_cache=True).past_key_values
+        prefix_length = cache.get_seq_length()
+
+        def velocity(x, t: float):  # ours: t = 0 noise -> 1 data; pi0: tau = 1 noise -> 0 data, u = noise - data
+            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
+            out = model(state=inputs["state"], noise=x, timestep=tau, attention_mask=mask,
+                        pixel_attention_mask=inputs["pixel_attention_mask"], past_key_values=cache)
+            cache.crop(prefix_length - cache.get_seq_length())
+            return -out.logits
+
+        target = weights = None
+        if prefix is not None:
+            target, weights = prefix
+        return guided_sample(velocity, self._noise(), int(self.options["num_steps"]), target, weights,
+                             float(self.options["rtc_beta"]))
+
+    def _guidance(self, observation: Observation):
+        """The previous chunk's remaining targets in the model's normalised action space, and weights W."""
+        prefix = observation.extras.get("prefix")
+        if prefix is None or not self.options["rtc_guidance"]:
+            return None
+        kind = self.action_space.kind
+        if kind not in ("joint_absolute", "joint_delta"):
+            return None  # velocity / end-effector actions: no exact inverse of the targets
+        torch = self.torch
+        values = np.asarray(prefix["values"], float)  # (H_node, len(action_joints)) absolute targets
+        model = np.zeros((self.chunk_size, self.max_action_dim))
+        space = self.action_space
+        for k, joint in enumerate(space.model_dims):
+            col = values[:, self.context.action_joints.index(joint)]
+            if space.gripper is not None and joint == space.gripper.joint:
+                col = space.gripper.to_model(col)
+            elif kind == "joint_delta":
+                col = col - observation.state[self.context.state_joints.index(joint)]
+            model[: len(col), k] = col
+        model[:, : self.action_width] = self.stats.actions.normalize(model[:, : self.action_width], self.stats.mode)
+        w = rtc_weights(self.chunk_size, int(prefix["delay"]), int(prefix["execution_horizon"]))
+        valid = np.zeros(self.chunk_size, dtype=bool)
+        valid[: len(prefix["valid"])] = prefix["valid"]
+        w = np.where(valid, w, 0.0)
+        if not np.any(w > 0):
+            return None
+        return (torch.tensor(model[None], dtype=self.dtype, device=self.device),
+                torch.tensor(w, dtype=self.dtype, device=self.device))
+
+    # -- post-processing ---------------------------------------------------------------------
+    def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:
+        ctx = self.context
+        raw = actions[: ctx.horizon, : self.action_width]
+        if not np.all(np.isfinite(raw)):
+            raise PolicyError("the model produced NaN/inf actions")
+        values = self.stats.actions.unnormalize(raw, self.stats.mode)
+        try:
+            targets = self.action_space.to_targets(values, observation.state)
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from exc
+        return ActionChunk.uniform(observation.stamp, ctx.action_joints, targets, ctx.chunk_dt)
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        inputs = self.preprocess(observation)
+        actions = self.sample(inputs, self._guidance(observation))
+        return self.postprocess(actions[0].float().cpu().numpy(), observation)

@@ -1,0 +1,109 @@
+"""Tiny, randomly initialised models saved to a local directory, for tests and benchmarks.
+
+They exercise exactly the loading and inference paths users take with real checkpoints
+(``from_pretrained`` on a directory); their outputs are real model outputs of untrained weights.
+No hub access is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..core.normalize import NormStats, Stats
+
+WORDS = ("pick up the red green blue cube block put it in on to move grasp lift place what action should "
+         "robot take").split()
+
+
+def build_tokenizer(folder: str | Path, extra_ids: int = 0):
+    """A word-level tokenizer with <pad>, <bos>, <eos>, <unk> and a small English vocabulary."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<pad>", "<bos>", "<eos>", "<unk>", "\n", "?", ":", *WORDS, "In", "Out"])}
+    for k in range(extra_ids):
+        vocab[f"<extra_{k}>"] = len(vocab)
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>",
+                                   unk_token="<unk>")
+    fast.save_pretrained(str(folder))
+    return fast
+
+
+def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, chunk_size: int = 50,
+                   norm_mode: str = "zscore", seed: int = 0) -> Path:
+    """A ~0.3M-parameter PI0ForConditionalGeneration with tokenizer and normalisation statistics."""
+    import torch
+    from transformers import PI0Config, PI0ForConditionalGeneration
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    vocab = 300
+    config = PI0Config(
+        vlm_config={
+            "text_config": {"model_type": "gemma", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
+                            "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "vocab_size": vocab},
+            "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 64, "intermediate_size": 128,
+                              "num_hidden_layers": 2, "num_attention_heads": 2, "patch_size": 14, "image_size": 224,
+                              "vision_use_head": False},
+            "projection_dim": 64, "image_token_id": vocab},
+        dit_config={"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 2,
+                    "num_key_value_heads": 1, "head_dim": 32},
+        chunk_size=chunk_size, max_state_dim=32, max_action_dim=32, num_inference_steps=10)
+    PI0ForConditionalGeneration(config).eval().save_pretrained(folder)
+    build_tokenizer(folder)
+    rng = np.random.default_rng(seed)
+
+    def stats(n: int) -> Stats:
+        mean, std = rng.normal(0, 0.3, n), rng.uniform(0.1, 0.5, n)
+        return Stats(mean=mean, std=std, q01=mean - 2 * std, q99=mean + 2 * std)
+
+    NormStats(norm_mode, stats(state_dim), stats(action_dim)).save(folder)
+    return folder
+
+
+def build_tiny_openvla(folder: str | Path, action_dim: int = 7, datasets: tuple[str, ...] = ("bridge_orig",),
+                       seed: int = 0) -> Path:
+    """A tiny Llava-architecture image-text-to-text model with a 32000-token text vocabulary.
+
+    ``config.norm_stats`` follows OpenVLA's layout ({dataset: {"action": {q01, q99, mask}}}), so the
+    OpenVLA backend's prompt, greedy generation, bin de-tokenisation and un-normalisation run on it.
+    """
+    import torch
+    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(folder)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    config = LlavaConfig(
+        vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 224, "patch_size": 32,
+                       "projection_dim": 32},
+        text_config={"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 32064,
+                     "max_position_embeddings": 512, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2},
+        image_token_id=image_token_id, image_seq_length=49, vision_feature_layer=-1,
+        vision_feature_select_strategy="default")
+    rng = np.random.default_rng(seed)
+    config.norm_stats = {}
+    for name in datasets:
+        q01 = rng.normal(0, 0.01, action_dim)
+        q99 = q01 + rng.uniform(0.01, 0.05, action_dim)
+        q01[-1], q99[-1] = 0.0, 1.0
+        config.norm_stats[name] = {"action": {"q01": q01.tolist(), "q99": q99.tolist(),
+                                              "mask": [True] * (action_dim - 1) + [False]}}
+    config.n_action_bins = 256
+    config.pad_to_multiple_of = 64
+    model = LlavaForConditionalGeneration(config).eval()
+    model.save_pretrained(folder)
+    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=32,
+                   vision_feature_select_strategy="default", num_additional_image_tokens=1).save_pretrained(folder)
+    return folder

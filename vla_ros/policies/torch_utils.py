@@ -1,0 +1,35 @@
+"""Device/dtype selection and model-directory helpers shared by the torch backends."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def pick_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA device")
+    return device
+
+
+def pick_dtype(dtype: str, device: str):
+    """``auto``: bfloat16 on CUDA, float32 on the CPU."""
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device == "cuda" else torch.float32
+    return getattr(torch, dtype)
+
+
+def require_model_path(path: str, backend: str) -> str:
+    """A local directory or a hub id; a clear error when neither is given."""
+    if not path:
+        raise ValueError(f"{backend}.model_path is empty: give a local checkpoint directory or a hub id")
+    local = Path(path).expanduser()
+    return str(local) if local.exists() else path
