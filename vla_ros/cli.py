@@ -37,6 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     p_demo.add_argument("--timeout", type=float, default=20.0, help="seconds per episode")
     p_demo.add_argument("--out", type=Path, default=Path("output/demo"))
     p_demo.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
+    p_serve = sub.add_parser("serve", help="serve a local backend over the openpi WebSocket protocol")
+    p_serve.add_argument("args", nargs="*", help="robot:=<preset> policy:=<config> (as for launch)")
+    p_serve.add_argument("--layout", default="", help="observation layout (default: the preset's openpi.layout, "
+                         "else vla_ros)")
+    p_serve.add_argument("--host", default="127.0.0.1", help="bind address (default loopback only)")
+    p_serve.add_argument("--port", type=int, default=8000)
+    p_serve.add_argument("--api-key", default="", help="require 'Authorization: Api-Key <key>'")
+    p_serve.add_argument("--max-message-mb", type=float, default=64.0)
+    p_serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                         help="override a policy parameter, e.g. --set pi0.model_path=/models/pi0")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -51,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = run_demo(_launch_args(ns.args), ns.episodes, ns.seed, ns.out, ns.timeout, quiet=not ns.verbose)
         return 0 if summary["graph_exit_code"] == 0 else 1
+    if ns.command == "serve":
+        return _serve(ns)
     if ns.command == "docs":
         from .docs import render_tables
 
@@ -66,6 +78,37 @@ def main(argv: list[str] | None = None) -> int:
         print("backends:", ", ".join(available_backends()))
         return 0
     return 2
+
+
+def _serve(ns: argparse.Namespace) -> int:
+    import logging
+
+    import yaml
+
+    from .graph import policy_config_path
+    from .remote.server import PolicyServer
+    from .remote.service import BackendService, build_policy, policy_parameters
+    from .robots import load_robot
+
+    logging.basicConfig(level=logging.INFO, format="[serve] %(message)s")
+    args = _launch_args(ns.args)
+    params = policy_parameters(policy_config_path(args.policy))
+    for item in ns.set:
+        name, _, value = item.partition("=")
+        params[name] = yaml.safe_load(value)
+    robot = load_robot(args.robot)
+    preset = robot.data.get("openpi") or {}
+    policy = build_policy(robot, params)
+    service = BackendService(policy, ns.layout or preset.get("layout", "vla_ros"), preset.get("cameras"))
+    server = PolicyServer(service, service.metadata(), ns.host, ns.port, ns.api_key or None,
+                          int(ns.max_message_mb * 2**20))
+    logging.info(f"serving {policy.name} for {robot.name} ({service.layout.name} layout) on ws://{ns.host}:{ns.port}"
+                 + (" (API key required)" if ns.api_key else ""))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 if __name__ == "__main__":

@@ -71,8 +71,17 @@ class RobotPreset:
         return list(self.data["action_joints"])
 
     @property
+    def grippers(self) -> list[dict[str, Any]]:
+        """Every gripper ({joint, open, closed}); presets give ``gripper`` or a ``grippers`` list."""
+        if self.data.get("grippers"):
+            return [dict(g) for g in self.data["grippers"]]
+        return [dict(self.data["gripper"])] if self.data.get("gripper") else []
+
+    @property
     def gripper(self) -> dict[str, Any]:
-        return dict(self.data.get("gripper") or {})
+        """The first gripper (empty dict if none)."""
+        grippers = self.grippers
+        return grippers[0] if grippers else {}
 
     @property
     def controllers(self) -> list[ControllerSpec]:

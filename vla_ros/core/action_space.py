@@ -42,7 +42,7 @@ class ActionSpace:
     action_joints: list[str]  # targets produced, in order
     state_joints: list[str]
     dt: float
-    gripper: GripperMap | None = None
+    grippers: list[GripperMap] = field(default_factory=list)
     chain: Chain | None = None  # ee_delta
     ee_scale: tuple[float, float] = (1.0, 1.0)  # ee_delta: (metres, radians) per unit of model action
     model_dims: list[str] = field(default_factory=list)  # joint per model column (joint kinds)
@@ -54,6 +54,13 @@ class ActionSpace:
             raise ValueError("ee_delta actions need the robot's kinematic chain")
         if not self.model_dims:
             self.model_dims = list(self.action_joints)
+
+    @property
+    def gripper(self) -> GripperMap | None:
+        return self.grippers[0] if self.grippers else None
+
+    def gripper_of(self, joint: str) -> GripperMap | None:
+        return next((g for g in self.grippers if g.joint == joint), None)
 
     @property
     def model_width(self) -> int:
@@ -75,8 +82,8 @@ class ActionSpace:
         if self.kind == "ee_delta":
             return self._ee_targets(actions[:, :7], state)
         cols = {name: actions[:, k] for k, name in enumerate(self.model_dims)}
-        grip = self.gripper.joint if self.gripper else None
-        arm = [j for j in self.model_dims if j != grip]
+        grips = {g.joint for g in self.grippers}
+        arm = [j for j in self.model_dims if j not in grips]
         if self.kind == "joint_delta":
             base = self._state(state, arm)
             for k, j in enumerate(arm):
@@ -85,8 +92,9 @@ class ActionSpace:
             base = self._state(state, arm)
             for k, j in enumerate(arm):
                 cols[j] = base[k] + self.dt * np.cumsum(cols[j])
-        if grip is not None and grip in cols:
-            cols[grip] = self.gripper.to_joint(cols[grip])
+        for g in self.grippers:
+            if g.joint in cols:
+                cols[g.joint] = g.to_joint(cols[g.joint])
         missing = [j for j in self.action_joints if j not in cols]
         if missing:
             raise ValueError(f"model actions do not cover {missing}")
@@ -115,12 +123,10 @@ def from_preset(robot, dt: float, spec: dict | None = None) -> ActionSpace:
     """The preset's ``action_space`` section (or ``spec``) as an ActionSpace."""
     spec = dict(robot.data.get("action_space") or {}) if spec is None else spec
     kind = spec.get("kind", "joint_absolute")
-    grip = robot.gripper
-    gripper = None
-    if grip:
-        g = spec.get("gripper", {})
-        gripper = GripperMap(grip["joint"], float(g.get("model_closed", grip["closed"])),
-                             float(g.get("model_open", grip["open"])), float(grip["closed"]), float(grip["open"]))
-    return ActionSpace(kind, robot.action_joints, robot.state_joints, dt, gripper,
+    g = spec.get("gripper", {})
+    grippers = [GripperMap(grip["joint"], float(g.get("model_closed", grip["closed"])),
+                           float(g.get("model_open", grip["open"])), float(grip["closed"]), float(grip["open"]))
+                for grip in robot.grippers]
+    return ActionSpace(kind, robot.action_joints, robot.state_joints, dt, grippers,
                        robot.chain() if kind == "ee_delta" else None,
                        tuple(spec.get("ee_scale", (1.0, 1.0))), list(spec.get("model_dims", [])))

@@ -186,8 +186,9 @@ class Pi0Policy(Policy):
         space = self.action_space
         for k, joint in enumerate(space.model_dims):
             col = values[:, self.context.action_joints.index(joint)]
-            if space.gripper is not None and joint == space.gripper.joint:
-                col = space.gripper.to_model(col)
+            grip = space.gripper_of(joint)
+            if grip is not None:
+                col = grip.to_model(col)
             elif kind == "joint_delta":
                 col = col - observation.state[self.context.state_joints.index(joint)]
             model[: len(col), k] = col

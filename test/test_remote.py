@@ -1,0 +1,261 @@
+"""The openpi WebSocket protocol: wire format, server, client, layouts, and interop with openpi-client."""
+
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from vla_ros.core.observation import Observation
+from vla_ros.policies import PolicyContext, PolicyError, create_policy
+from vla_ros.remote import msgpack_numpy
+from vla_ros.remote.client import PolicyClient, RemoteError
+from vla_ros.remote.layouts import LayoutContext, LayoutError, get_layout
+from vla_ros.remote.server import PolicyServer
+from vla_ros.remote.service import BackendService
+from vla_ros.robots import load_robot
+
+WIDOWX, ALOHA, FRANKA = load_robot("widowx"), load_robot("aloha"), load_robot("franka")
+
+
+def serve(infer, metadata=None, **kw) -> PolicyServer:
+    return PolicyServer(infer, metadata or {"name": "test"}, "127.0.0.1", 0, **kw).start()
+
+
+def test_wire_format_interoperates_with_openpi_client():
+    openpi = pytest.importorskip("openpi_client.msgpack_numpy")
+    data = {"state": np.arange(14, dtype=np.float32), "images": {"cam": np.zeros((3, 4, 5), np.uint8)},
+            "n": np.int64(7), "x": np.float32(0.5), "prompt": "hi", "nested": [np.ones(2)]}
+    for pack, unpack in ((msgpack_numpy.packb, openpi.unpackb), (openpi.packb, msgpack_numpy.unpackb)):
+        back = unpack(pack(data))
+        np.testing.assert_array_equal(back["state"], data["state"])
+        assert back["state"].dtype == np.float32 and back["images"]["cam"].shape == (3, 4, 5)
+        assert back["n"] == 7 and type(back["n"]) is np.int64 and back["x"] == np.float32(0.5)
+        assert back["prompt"] == "hi" and back["nested"][0].tolist() == [1.0, 1.0]
+    with pytest.raises(TypeError):
+        msgpack_numpy.packb({"bad": np.zeros(2, dtype=complex)})
+
+
+@pytest.fixture(scope="module")
+def tiny_pi0(tmp_path_factory):
+    pytest.importorskip("torch")
+    from vla_ros.policies.tiny_models import build_tiny_pi0
+
+    return {"widowx": build_tiny_pi0(tmp_path_factory.mktemp("pi0_w"), 7, 7, 10),
+            "aloha": build_tiny_pi0(tmp_path_factory.mktemp("pi0_a"), 14, 14, 10)}
+
+
+def pi0_policy(robot, folder, keys):
+    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.02, 10,
+                        {"model_path": str(folder), "seed": 0, "num_steps": 3})
+    return create_policy("pi0", ctx)
+
+
+def widowx_obs(seed=0):
+    rng = np.random.default_rng(seed)
+    return Observation(10.0, np.array([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03]),
+                       {"image_0": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)}, "pick up the red cube")
+
+
+def test_our_client_gets_the_backends_actions_from_our_server(tiny_pi0):
+    policy = pi0_policy(WIDOWX, tiny_pi0["widowx"], ["image_0"])
+    service = BackendService(policy, "vla_ros")
+    server = serve(service, service.metadata())
+    client = PolicyClient("127.0.0.1", server.port, timeout=10.0)
+    try:
+        obs = widowx_obs()
+        layout, ctx = get_layout("vla_ros"), service.ctx
+        reply = client.infer(layout.observation(obs, ctx))
+        assert client.metadata["backend"] == "pi0" and client.metadata["action_joints"] == WIDOWX.action_joints
+        np.testing.assert_allclose(layout.targets(reply, obs, ctx), policy.infer(obs).values, atol=1e-9)
+        assert reply["server_timing"]["infer_ms"] > 0
+        second = client.infer(layout.observation(obs, ctx))
+        assert "prev_total_ms" in second["server_timing"]
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_openpi_websocket_client_policy_talks_to_our_server(tiny_pi0):
+    wcp = pytest.importorskip("openpi_client.websocket_client_policy")
+    policy = pi0_policy(ALOHA, tiny_pi0["aloha"], [c.key for c in ALOHA.cameras])
+    service = BackendService(policy, "aloha", ALOHA.data["openpi"]["cameras"])
+    server = serve(service, service.metadata())
+    try:
+        client = wcp.WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+        assert client.get_server_metadata()["layout"] == "aloha"
+        rng = np.random.default_rng(0)
+        obs = {"state": rng.uniform(0, 1, 14).astype(np.float32), "prompt": "fold the towel",
+               "images": {c: rng.integers(0, 255, (3, 224, 224), dtype=np.uint8)
+                          for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")}}
+        reply = client.infer(obs)
+        assert reply["actions"].shape == (10, 14) and np.all(np.isfinite(reply["actions"]))
+        grip = reply["actions"][:, [6, 13]]
+        assert np.all((grip >= -1e-6) & (grip <= 1 + 1e-6))  # normalised grippers
+        assert set(reply["server_timing"]) >= {"infer_ms"}
+    finally:
+        server.stop()
+
+
+def test_healthz_and_api_key():
+    server = serve(lambda obs: {"actions": np.zeros((2, 3))}, api_key="s3cret")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5) as r:
+            assert r.status == 200 and r.read() == b"OK\n"
+        with pytest.raises(RemoteError, match="cannot connect"):
+            PolicyClient("127.0.0.1", server.port).infer({})
+        with pytest.raises(RemoteError, match="cannot connect"):
+            PolicyClient("127.0.0.1", server.port, api_key="wrong").infer({})
+        client = PolicyClient("127.0.0.1", server.port, api_key="s3cret")
+        assert client.infer({"x": 1})["actions"].shape == (2, 3)
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_timeout_drops_the_request_and_the_client_recovers():
+    delays = iter([1.0, 0.0, 0.0])
+
+    def slow(obs):
+        time.sleep(next(delays))
+        return {"actions": np.full((1, 2), obs["k"])}
+
+    server = serve(slow)
+    client = PolicyClient("127.0.0.1", server.port, timeout=0.3, backoff=(0.05, 0.1))
+    try:
+        with pytest.raises(RemoteError, match="no answer .* within 0.3 s"):
+            client.infer({"k": 1})
+        assert not client.connected
+        time.sleep(1.0)  # the server finishes the abandoned request
+        assert client.infer({"k": 2})["actions"][0, 0] == 2  # not the late answer to k=1
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_server_gone_then_back():
+    server = serve(lambda obs: {"actions": np.ones((1, 1))})
+    port = server.port
+    client = PolicyClient("127.0.0.1", port, timeout=1.0, backoff=(0.1, 0.2))
+    assert client.infer({})["actions"][0, 0] == 1
+    server.stop()
+    with pytest.raises(RemoteError):
+        client.infer({})
+    with pytest.raises(RemoteError):  # refused, or too soon after the failure
+        client.infer({})
+    server = PolicyServer(lambda obs: {"actions": np.full((1, 1), 2.0)}, {}, "127.0.0.1", port).start()
+    try:
+        time.sleep(0.3)
+        assert client.infer({})["actions"][0, 0] == 2.0
+        assert client.reconnects >= 2
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_message_size_limit_and_server_errors():
+    server = serve(lambda obs: {"actions": obs["missing"]}, max_size=2**20)
+    try:
+        client = PolicyClient("127.0.0.1", server.port, timeout=5.0)
+        with pytest.raises(RemoteError, match="server error: KeyError: 'missing'"):
+            client.infer({"present": 1})
+        with pytest.raises(RemoteError, match="lost|failed"):
+            client.infer({"blob": np.zeros(2 * 2**20, np.uint8)})
+        client.close()
+    finally:
+        server.stop()
+
+
+def aloha_ctx():
+    return LayoutContext(ALOHA, ALOHA.state_joints, ALOHA.action_joints, 0.02, ALOHA.data["openpi"]["cameras"])
+
+
+def test_aloha_layout_round_trips():
+    layout, ctx = get_layout("aloha"), aloha_ctx()
+    rng = np.random.default_rng(1)
+    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.05, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 0.0579])
+    images = {c.key: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for c in ALOHA.cameras}
+    obs = Observation(3.0, state, images, "fold")
+    wire = layout.observation(obs, ctx)
+    assert wire["state"].dtype == np.float32 and wire["images"]["cam_high"].shape == (3, 224, 224)
+    assert wire["state"][6] == pytest.approx((0.05 - 0.044) / (0.0579 - 0.044)) and wire["state"][13] == 1.0
+    back = layout.parse_observation(wire, ctx, 3.0)
+    np.testing.assert_allclose(back.state, state, atol=1e-6)
+    np.testing.assert_array_equal(back.images["cam_low"], images["cam_low"])
+    targets = np.tile(state, (5, 1))
+    np.testing.assert_allclose(layout.targets(layout.response(targets, obs, ctx), obs, ctx), targets, atol=1e-6)
+    with pytest.raises(LayoutError, match="14 values"):
+        layout.parse_observation({"state": np.zeros(7)}, ctx, 0.0)
+
+
+def test_droid_layout_integrates_velocities():
+    layout = get_layout("droid")
+    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 1 / 15, FRANKA.data["openpi"]["cameras"])
+    state = np.array([0.0, -0.78, 0.0, -2.35, 0.0, 1.57, 0.78, 0.03])
+    img = np.zeros((224, 224, 3), np.uint8)
+    obs = Observation(1.0, state, {"exterior_image_1_left": img, "wrist_image_left": img}, "open the drawer")
+    wire = layout.observation(obs, ctx)
+    assert wire["observation/joint_position"].shape == (7,)
+    assert wire["observation/gripper_position"][0] == pytest.approx(0.25)  # 0.03 of 0.04 open: 1 = closed
+    actions = np.zeros((4, 8))
+    actions[:, 0] = 0.3  # rad/s on joint 1
+    actions[:, 7] = 1.0  # close
+    targets = layout.targets({"actions": actions}, obs, ctx)
+    np.testing.assert_allclose(targets[:, 0], 0.3 / 15 * np.arange(1, 5))
+    assert np.all(targets[:, 7] == 0.0)
+    np.testing.assert_allclose(layout.response(targets, obs, ctx)["actions"], actions, atol=1e-9)
+    back = layout.parse_observation(wire, ctx, 1.0)
+    np.testing.assert_allclose(back.state, state, atol=1e-9)
+
+
+def test_libero_layout_uses_the_end_effector():
+    layout = get_layout("libero")
+    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 0.05, {"image": "exterior_image_1_left",
+                                                                                  "wrist_image": "wrist_image_left"})
+    state = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398, 0.04])
+    img = np.arange(224 * 224 * 3, dtype=np.uint8).reshape(224, 224, 3)
+    obs = Observation(1.0, state, {"exterior_image_1_left": img, "wrist_image_left": img}, "put the bowl away")
+    wire = layout.observation(obs, ctx)
+    np.testing.assert_allclose(wire["observation/state"][:3], [0.30689, 0.0, 0.48688], atol=1e-4)
+    np.testing.assert_array_equal(wire["observation/image"], img[::-1, ::-1])
+    actions = np.zeros((2, 7))
+    actions[:, 2] = -1.0  # down 5 cm per step
+    actions[:, 6] = -1.0  # open
+    targets = layout.targets({"actions": actions}, obs, ctx)
+    chain = FRANKA.chain()
+    z = [chain.fk(t[:7])[2, 3] for t in targets]
+    np.testing.assert_allclose(z, [0.48688 - 0.05, 0.48688 - 0.10], atol=1e-3)
+    assert np.all(targets[:, 7] == 0.04)
+    with pytest.raises(LayoutError, match="client-side only"):
+        layout.parse_observation(wire, ctx, 0.0)
+
+
+def test_openpi_backend_holds_on_failure_and_recovers(tiny_pi0):
+    policy = pi0_policy(WIDOWX, tiny_pi0["widowx"], ["image_0"])
+    service = BackendService(policy, "vla_ros")
+    server = serve(service, service.metadata())
+    port = server.port
+    ctx = PolicyContext(WIDOWX, WIDOWX.state_joints, WIDOWX.action_joints, ["image_0"], (224, 224), 0.1, 5,
+                        {"port": port, "timeout": 5.0, "layout": "vla_ros"})
+    remote = create_policy("openpi", ctx)
+    remote.client.backoff_min = remote.client._delay = 0.05
+    obs = widowx_obs()
+    chunk = remote.infer(obs)
+    assert chunk.values.shape == (5, 7) and chunk.stamp == obs.stamp
+    np.testing.assert_allclose(chunk.values, policy.infer(obs).values[:5], atol=1e-9)
+    server.stop()
+    with pytest.raises(PolicyError):
+        remote.infer(obs)
+    server = PolicyServer(service, service.metadata(), "127.0.0.1", port).start()
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                assert remote.infer(obs).values.shape == (5, 7)
+                break
+            except PolicyError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        server.stop()

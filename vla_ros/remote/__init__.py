@@ -1,0 +1,1 @@
+"""The openpi WebSocket policy protocol: msgpack-numpy frames, client, server and observation layouts."""

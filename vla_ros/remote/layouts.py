@@ -1,0 +1,221 @@
+"""Observation and action layouts of openpi policy servers (ALOHA, DROID, LIBERO) and this package's own.
+
+A layout turns this package's :class:`Observation` (images by key, state in the preset's joint order)
+into the dictionary a server expects, and the server's ``actions`` back into absolute targets. The
+server side (``vla-ros serve``) uses the reverse directions for the layouts where they exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core.action_space import ActionSpace, GripperMap
+from ..core.observation import Observation
+from ..core.transforms import rotation_log
+
+LAYOUTS = ("vla_ros", "aloha", "droid", "libero")
+
+
+class LayoutError(ValueError):
+    """An observation or action that does not fit the layout."""
+
+
+@dataclass
+class LayoutContext:
+    robot: object  # RobotPreset
+    state_joints: list[str]
+    action_joints: list[str]
+    dt: float
+    cameras: dict[str, str]  # layout camera name -> this package's image key
+
+    def image(self, obs: Observation, layout_name: str) -> np.ndarray:
+        key = self.cameras.get(layout_name, layout_name)
+        if key not in obs.images:
+            raise LayoutError(f"observation lacks image {key!r} (layout camera {layout_name!r})")
+        return obs.images[key]
+
+    def grippers(self, model_closed: float, model_open: float) -> list[GripperMap]:
+        return [GripperMap(g["joint"], model_closed, model_open, float(g["closed"]), float(g["open"]))
+                for g in self.robot.grippers]
+
+    def space(self, kind: str, model_closed: float, model_open: float, **kw) -> ActionSpace:
+        return ActionSpace(kind, self.action_joints, self.state_joints, self.dt,
+                           self.grippers(model_closed, model_open), **kw)
+
+
+def _chw(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(img, (2, 0, 1)))
+
+
+def _hwc(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    return np.ascontiguousarray(np.transpose(img, (1, 2, 0))) if img.shape[0] == 3 else img
+
+
+class NativeLayout:
+    """This package's own: state by joint name, HWC images by key; absolute targets back."""
+
+    name = "vla_ros"
+
+    def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
+        return {"state": np.asarray(obs.state, np.float64), "state_names": list(ctx.state_joints),
+                "images": dict(obs.images), "prompt": obs.instruction}
+
+    def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
+        names = list(d.get("state_names") or ctx.state_joints)
+        state = np.asarray(d["state"], np.float64)
+        if len(names) != state.size:
+            raise LayoutError(f"state has {state.size} values for {len(names)} names")
+        missing = [j for j in ctx.state_joints if j not in names]
+        if missing:
+            raise LayoutError(f"state lacks joints {missing}")
+        ordered = np.array([state[names.index(j)] for j in ctx.state_joints])
+        return Observation(stamp, ordered, {k: np.asarray(v) for k, v in (d.get("images") or {}).items()},
+                           str(d.get("prompt", "")))
+
+    def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
+        names = list(response.get("joint_names") or ctx.action_joints)
+        actions = np.asarray(response["actions"], np.float64)
+        missing = [j for j in ctx.action_joints if j not in names]
+        if missing:
+            raise LayoutError(f"server actions lack joints {missing}")
+        return actions[:, [names.index(j) for j in ctx.action_joints]]
+
+    def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
+        return {"actions": np.asarray(targets, np.float64), "joint_names": list(ctx.action_joints)}
+
+
+class AlohaLayout:
+    """openpi ALOHA: 14-D state/actions [L 6, L gripper, R 6, R gripper], grippers 0 = closed .. 1 = open,
+    images cam_high/cam_low/cam_left_wrist/cam_right_wrist as CHW uint8."""
+
+    name = "aloha"
+    CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
+
+    def _space(self, ctx: LayoutContext) -> ActionSpace:
+        if len(ctx.action_joints) != 14 or len(ctx.robot.grippers) != 2:
+            raise LayoutError("the aloha layout needs a 14-joint preset with two grippers")
+        return ctx.space("joint_absolute", 0.0, 1.0)
+
+    def _to_model(self, values: np.ndarray, joints: list[str], ctx: LayoutContext) -> np.ndarray:
+        out = np.array(values, np.float64, copy=True)
+        for g in self._space(ctx).grippers:
+            k = joints.index(g.joint)
+            out[..., k] = g.to_model(out[..., k])
+        return out
+
+    def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
+        images = {c: _chw(ctx.image(obs, c)) for c in self.CAMERAS if ctx.cameras.get(c, c) in obs.images}
+        state = self._to_model(obs.state, ctx.state_joints, ctx).astype(np.float32)
+        return {"state": state, "images": images, "prompt": obs.instruction}
+
+    def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
+        state = np.asarray(d["state"], np.float64)
+        if state.shape != (14,):
+            raise LayoutError(f"aloha state must have 14 values, got {state.shape}")
+        for g in self._space(ctx).grippers:
+            k = ctx.state_joints.index(g.joint)
+            state[k] = g.to_joint(state[k])
+        inverse = {c: ctx.cameras.get(c, c) for c in self.CAMERAS}
+        images = {inverse[c]: _hwc(v) for c, v in (d.get("images") or {}).items() if c in inverse}
+        return Observation(stamp, state, images, str(d.get("prompt", "")))
+
+    def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
+        return self._space(ctx).to_targets(np.asarray(response["actions"])[:, :14], obs.state)
+
+    def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
+        return {"actions": self._to_model(targets, ctx.action_joints, ctx).astype(np.float32)}
+
+
+class DroidLayout:
+    """openpi DROID: exterior + wrist images (HWC), 7 joint positions + gripper position [0, 1];
+    actions (H, 8) = 7 joint velocities + gripper position (1 = closed)."""
+
+    name = "droid"
+
+    def _space(self, ctx: LayoutContext) -> ActionSpace:
+        if len(ctx.action_joints) != 8 or not ctx.robot.grippers:
+            raise LayoutError("the droid layout needs a 7-joint arm and a gripper (8 action joints)")
+        return ctx.space("joint_velocity", 1.0, 0.0)
+
+    def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
+        grip = self._space(ctx).gripper
+        k = ctx.state_joints.index(grip.joint)
+        arm = [j for j in ctx.state_joints if j != grip.joint]
+        joints = np.array([obs.state[ctx.state_joints.index(j)] for j in arm])
+        return {
+            "observation/exterior_image_1_left": ctx.image(obs, "exterior_image_1_left"),
+            "observation/wrist_image_left": ctx.image(obs, "wrist_image_left"),
+            "observation/joint_position": joints,
+            "observation/gripper_position": np.array([grip.to_model(obs.state[k])]),
+            "prompt": obs.instruction,
+        }
+
+    def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
+        grip = self._space(ctx).gripper
+        joints = np.asarray(d["observation/joint_position"], np.float64).ravel()
+        arm = [j for j in ctx.state_joints if j != grip.joint]
+        if joints.size != len(arm):
+            raise LayoutError(f"droid joint_position must have {len(arm)} values, got {joints.size}")
+        state = np.zeros(len(ctx.state_joints))
+        for j, v in zip(arm, joints):
+            state[ctx.state_joints.index(j)] = v
+        state[ctx.state_joints.index(grip.joint)] = grip.to_joint(
+            np.asarray(d["observation/gripper_position"], np.float64).ravel()[0])
+        cams = {"observation/exterior_image_1_left": "exterior_image_1_left",
+                "observation/wrist_image_left": "wrist_image_left"}
+        images = {ctx.cameras.get(v, v): np.asarray(d[k]) for k, v in cams.items() if k in d}
+        return Observation(stamp, state, images, str(d.get("prompt", "")))
+
+    def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
+        space = self._space(ctx)
+        space.model_dims = [j for j in ctx.action_joints if j != space.gripper.joint] + [space.gripper.joint]
+        return space.to_targets(np.asarray(response["actions"])[:, :8], obs.state)
+
+    def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
+        grip = self._space(ctx).gripper
+        arm = [j for j in ctx.action_joints if j != grip.joint]
+        pos = np.asarray(targets)[:, [ctx.action_joints.index(j) for j in arm]]
+        start = np.array([obs.state[ctx.state_joints.index(j)] for j in arm])
+        vel = np.diff(np.vstack([start, pos]), axis=0) / ctx.dt
+        g = grip.to_model(np.asarray(targets)[:, ctx.action_joints.index(grip.joint)])
+        return {"actions": np.column_stack([vel, g])}
+
+
+class LiberoLayout:
+    """openpi LIBERO: state = EE position, axis-angle, two finger positions; images rotated 180 degrees;
+    actions (H, 7) in [-1, 1] = EE deltas scaled by 0.05 m / 0.5 rad, gripper -1 open .. +1 closed.
+    Client side only (joint states cannot be recovered from an end-effector pose)."""
+
+    name = "libero"
+
+    def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
+        chain = ctx.robot.chain()
+        q = np.array([obs.state[ctx.state_joints.index(j)] for j in chain.joint_names])
+        pose = chain.fk(q)
+        grip = ctx.robot.gripper
+        g = obs.state[ctx.state_joints.index(grip["joint"])] if grip else 0.0
+        state = np.concatenate([pose[:3, 3], rotation_log(pose[:3, :3]), [g, -g]])
+        return {"observation/state": state.astype(np.float32),
+                "observation/image": ctx.image(obs, "image")[::-1, ::-1].copy(),
+                "observation/wrist_image": ctx.image(obs, "wrist_image")[::-1, ::-1].copy(),
+                "prompt": obs.instruction}
+
+    def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
+        raise LayoutError("the libero layout is client-side only: serve with the vla_ros, aloha or droid layout")
+
+    def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
+        space = ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5))
+        return space.to_targets(np.asarray(response["actions"])[:, :7], obs.state)
+
+    def response(self, targets, obs, ctx):
+        raise LayoutError("the libero layout is client-side only")
+
+
+def get_layout(name: str):
+    layouts = {c.name: c for c in (NativeLayout, AlohaLayout, DroidLayout, LiberoLayout)}
+    if name not in layouts:
+        raise LayoutError(f"unknown layout {name!r}; known: {sorted(layouts)}")
+    return layouts[name]()
