@@ -16,7 +16,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer seeds and episodes")
     ns = parser.parse_args()
     ns.out.mkdir(parents=True, exist_ok=True)
-    from . import chunk_execution, controller_timing
+    from . import backends, chunk_execution, controller_timing
 
     sections = []
     report = chunk_execution.run(2 if ns.quick else 5, [0.1, 0.3], 0.2, 0.01, ns.out)
@@ -25,6 +25,9 @@ def main() -> int:
     timing = controller_timing.run(2 if ns.quick else 4, ns.out / "controller_timing")
     sections.append("## Controller timing while inference runs (ROS graph, separate processes)\n\n"
                     + controller_timing.table(timing))
+    backend_report = backends.run(15 if ns.quick else 30, ns.out)
+    (ns.out / "backends.json").write_text(json.dumps(backend_report, indent=2))
+    sections.append("## Policy backends on this CPU (tiny models)\n\n" + backends.table(backend_report))
     text = "# vla_ros benchmarks\n\n" + "\n".join(sections)
     (ns.out / "RESULTS.md").write_text(text)
     print("\n" + text)

@@ -93,6 +93,9 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     proc = _cli("launch", "robot:=widowx", "sim:=gazebo")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "sim must be one of ['mujoco', 'none']" in out
+    proc = _cli("launch", "robot:=franka", "sim:=mujoco")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode != 0 and "has no sim section; use sim:=none" in out
     proc = _cli("launch", "robot:=nonexistent")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "unknown robot 'nonexistent'" in out

@@ -89,6 +89,8 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None) -> li
     cams = robot.cameras
     nodes = []
     if args.sim == "mujoco":
+        if not robot.data.get("sim"):
+            raise ValueError(f"robot preset {robot.name!r} has no sim section; use sim:=none with a real robot")
         nodes.append(NodeSpec("sim_node", "sim_node", "vla_ros.sim.sim_node", {
             "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time,
             **({"camera_rate": cams[0].rate} if cams else {}),

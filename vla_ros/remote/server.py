@@ -104,7 +104,11 @@ class PolicyServer:
         return self
 
     def stop(self) -> None:
-        if self._loop is not None and self._server is not None:
-            self._loop.call_soon_threadsafe(self._server.close)
+        """Stop a server started with :meth:`start` (idempotent)."""
+        if self._loop is not None and self._server is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._server.close)
+            except RuntimeError:  # the loop closed meanwhile
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5.0)

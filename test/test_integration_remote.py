@@ -1,0 +1,98 @@
+"""The policy node with the openpi backend against a server: server gone -> hold; server back -> resume."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_ros.policies import PolicyContext, create_policy
+from vla_ros.remote.server import PolicyServer
+from vla_ros.remote.service import BackendService
+from vla_ros.robots import load_robot
+from vla_ros.ros.conversions import array_to_image
+
+pytestmark = pytest.mark.integration
+ROBOT = load_robot("widowx")
+HOME = [0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03]
+
+
+class FakeRobotWithCamera:
+    def __init__(self, probe: Probe):
+        self.probe = probe
+        self.js = probe.create_publisher(JointState, "/joint_states", 10)
+        self.cam = probe.create_publisher(Image, "/camera/image_raw", 2)
+        self.image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            stamp = self.probe.get_clock().now().to_msg()
+            msg = JointState(name=list(ROBOT.action_joints), position=list(HOME))
+            msg.header.stamp = stamp
+            self.js.publish(msg)
+            if k % 10 == 0:
+                self.cam.publish(array_to_image(self.image, stamp, "camera_optical_frame"))
+            k += 1
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    pytest.importorskip("torch")
+    from vla_ros.policies.tiny_models import build_tiny_pi0
+
+    folder = build_tiny_pi0(tmp_path_factory.mktemp("pi0"), 7, 7, 10)
+    ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, ["image_0"], (224, 224), 0.1, 10,
+                        {"model_path": str(folder), "seed": 0, "num_steps": 3})
+    return BackendService(create_policy("pi0", ctx), "vla_ros")
+
+
+def test_remote_policy_server_outage(ros, tmp_path, service):
+    server = PolicyServer(service, service.metadata(), "127.0.0.1", 0).start()
+    port = server.port
+    probe = Probe("remote_probe")
+    record_diagnostics(probe)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    probe.record("/arm_controller/commands", Float64MultiArray, 500)
+    robot = FakeRobotWithCamera(probe)
+    graph = start_graph(tmp_path, sim="none", policy="openpi",
+                        params={"policy_node": {"openpi": {"port": port, "timeout": 3.0, "connect_timeout": 1.0}}})
+    try:
+        wait_for_nodes(probe, graph, ["policy_node", "controller_node"])
+        probe.wait_for(lambda: len(probe.messages("/vla/action_chunk")) >= 3, 30, "chunks from the remote policy")
+        chunk = probe.messages("/vla/action_chunk")[-1].msg
+        assert list(chunk.joint_names) == ROBOT.action_joints and len(chunk.points) == 10
+
+        server.stop()
+        down = probe.now()
+        time.sleep(2.5)
+        assert len(probe.messages("/vla/action_chunk", down + 0.5)) == 0
+        diag = [d for d in probe.diagnostics("policy_node", down) if "no chunk published" in d["_message"]]
+        assert diag and int(diag[-1]["backend_errors"]) >= 1 and diag[-1]["_level"] == 1
+        cmds = np.array([r.msg.data for r in probe.messages("/arm_controller/commands", probe.now() - 0.5)])
+        assert np.abs(np.diff(cmds, axis=0)).max() < 1e-5  # the arm holds (< 5 mrad/s, settling)
+        ctrl = probe.diagnostics("controller_node", down)[-1]
+        assert ctrl["hold_reason"] != "-"
+
+        server = PolicyServer(service, service.metadata(), "127.0.0.1", port).start()
+        up = probe.now()
+        probe.wait_for(lambda: len(probe.messages("/vla/action_chunk", up)) >= 2, 20, "chunks after the server returns")
+        assert not graph.failed()
+    finally:
+        robot.stop()
+        server.stop()
+        code = graph.stop()
+        probe.close()
+    assert code == 0, graph.log_path.read_text()
