@@ -259,3 +259,46 @@ def test_openpi_backend_holds_on_failure_and_recovers(tiny_pi0):
                 time.sleep(0.1)
     finally:
         server.stop()
+
+
+def test_registry_imports_backends_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys; from vla_ros.policies import backend_class; backend_class('openpi'); "
+            "backend_class('scripted'); print('torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]  # the remote backend runs without torch
+
+
+def test_vla_ros_serve_command(tiny_pi0, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "vla_ros", "serve", "robot:=widowx", "policy:=pi0", "--port", str(port),
+           "--api-key", "k", "--set", f"pi0.model_path={tiny_pi0['widowx']}", "--set", "pi0.seed=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                assert urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read() == b"OK\n"
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+                time.sleep(0.2)
+        client = PolicyClient("127.0.0.1", port, api_key="k", timeout=30.0)
+        layout = get_layout("vla_ros")
+        ctx = LayoutContext(WIDOWX, WIDOWX.state_joints, WIDOWX.action_joints, 0.1, {})
+        reply = client.infer(layout.observation(widowx_obs(), ctx))
+        assert client.metadata == {**client.metadata, "backend": "pi0", "robot": "widowx", "layout": "vla_ros"}
+        assert layout.targets(reply, widowx_obs(), ctx).shape == (10, 7)
+        client.close()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "serving pi0 for widowx (vla_ros layout) on ws://127.0.0.1" in out and "API key required" in out
