@@ -19,7 +19,7 @@ from ..core.observation import Observation
 from ..core.tokenizers import BinTokenizer
 from ..params import ParamSpec
 from .base import Policy, PolicyContext, PolicyError
-from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path
+from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path, set_threads
 
 EMPTY_TOKEN = 29871  # Llama-2 "▁": OpenVLA appends it to the prompt when missing
 
@@ -66,6 +66,7 @@ class OpenVlaPolicy(Policy):
         ParamSpec("model_path", "", "Checkpoint directory or hub id (e.g. openvla/openvla-7b)"),
         ParamSpec("device", "auto", "Torch device", choices=DEVICES),
         ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
+        ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
         ParamSpec("unnorm_key", "", "Dataset whose action statistics apply (e.g. bridge_orig); required when "
                   "the checkpoint has several"),
         ParamSpec("camera_key", "", "Image key fed to the model (empty: the first image key)"),
@@ -82,6 +83,7 @@ class OpenVlaPolicy(Policy):
         o = self.options
         self.torch = torch
         path = require_model_path(o["model_path"], "openvla")
+        set_threads(int(o["threads"]))
         self.device = pick_device(o["device"])
         self.dtype = pick_dtype(o["dtype"], self.device)
         self.model = load_vision2seq(path, self.dtype).to(self.device).eval()

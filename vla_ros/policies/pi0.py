@@ -23,7 +23,7 @@ from ..core.normalize import NormStats, Stats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import Policy, PolicyContext, PolicyError
-from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path
+from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path, set_threads
 
 
 def load_norm_stats(folder: str, mode: str) -> NormStats:
@@ -55,6 +55,7 @@ class Pi0Policy(Policy):
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
         ParamSpec("device", "auto", "Torch device", choices=DEVICES),
         ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
+        ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
         ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
         ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json)",
                   choices=("auto", "zscore", "quantile", "identity")),
@@ -73,6 +74,7 @@ class Pi0Policy(Policy):
         o = self.options
         self.torch = torch
         path = require_model_path(o["model_path"], "pi0")
+        set_threads(int(o["threads"]))
         self.device = pick_device(o["device"])
         self.dtype = pick_dtype(o["dtype"], self.device)
         self.model = PI0ForConditionalGeneration.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
