@@ -18,8 +18,8 @@ from ..core.normalize import Stats
 from ..core.observation import Observation
 from ..core.tokenizers import BinTokenizer
 from ..params import ParamSpec
-from .base import Policy, PolicyContext, PolicyError
-from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path, set_threads
+from .base import PolicyContext, PolicyError
+from .torch_utils import TorchPolicy
 
 EMPTY_TOKEN = 29871  # Llama-2 "▁": OpenVLA appends it to the prompt when missing
 
@@ -58,15 +58,12 @@ def select_stats(norm_stats: dict | None, unnorm_key: str) -> Stats:
     return Stats.from_dict(norm_stats[unnorm_key]["action"])
 
 
-class OpenVlaPolicy(Policy):
+class OpenVlaPolicy(TorchPolicy):
     name = "openvla"
     description = "OpenVLA (Vision2Seq, 7 action tokens, 256-bin de-tokenisation, q01/q99 un-normalisation)"
     uses_images = True
     PARAMS = [
-        ParamSpec("model_path", "", "Checkpoint directory or hub id (e.g. openvla/openvla-7b)"),
-        ParamSpec("device", "auto", "Torch device", choices=DEVICES),
-        ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
-        ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
+        *TorchPolicy.TORCH_PARAMS,
         ParamSpec("unnorm_key", "", "Dataset whose action statistics apply (e.g. bridge_orig); required when "
                   "the checkpoint has several"),
         ParamSpec("camera_key", "", "Image key fed to the model (empty: the first image key)"),
@@ -77,15 +74,10 @@ class OpenVlaPolicy(Policy):
 
     def __init__(self, context: PolicyContext):
         super().__init__(context)
-        import torch
         from transformers import AutoProcessor
 
         o = self.options
-        self.torch = torch
-        path = require_model_path(o["model_path"], "openvla")
-        set_threads(int(o["threads"]))
-        self.device = pick_device(o["device"])
-        self.dtype = pick_dtype(o["dtype"], self.device)
+        path = self.model_path
         self.model = load_vision2seq(path, self.dtype).to(self.device).eval()
         self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
         cfg = self.model.config

@@ -22,8 +22,8 @@ from ..core.merge import rtc_weights
 from ..core.normalize import NormStats, Stats
 from ..core.observation import Observation
 from ..params import ParamSpec
-from .base import Policy, PolicyContext, PolicyError
-from .torch_utils import DEVICES, DTYPES, pick_device, pick_dtype, require_model_path, set_threads
+from .base import PolicyContext, PolicyError
+from .torch_utils import TorchPolicy
 
 
 def load_norm_stats(folder: str, mode: str) -> NormStats:
@@ -45,17 +45,14 @@ def load_norm_stats(folder: str, mode: str) -> NormStats:
                       "set pi0.norm_mode: identity only if the checkpoint was trained on raw values")
 
 
-class Pi0Policy(Policy):
+class Pi0Policy(TorchPolicy):
     name = "pi0"
     description = "pi0 (transformers PI0ForConditionalGeneration), flow matching, guided RTC"
     uses_images = True
     supports_prefix = True
     PARAMS = [
-        ParamSpec("model_path", "", "Checkpoint directory or hub id (from_pretrained)"),
+        *TorchPolicy.TORCH_PARAMS,
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
-        ParamSpec("device", "auto", "Torch device", choices=DEVICES),
-        ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
-        ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
         ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
         ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json)",
                   choices=("auto", "zscore", "quantile", "identity")),
@@ -68,15 +65,10 @@ class Pi0Policy(Policy):
 
     def __init__(self, context: PolicyContext):
         super().__init__(context)
-        import torch
         from transformers import AutoTokenizer, PI0ForConditionalGeneration
 
         o = self.options
-        self.torch = torch
-        path = require_model_path(o["model_path"], "pi0")
-        set_threads(int(o["threads"]))
-        self.device = pick_device(o["device"])
-        self.dtype = pick_dtype(o["dtype"], self.device)
+        path = self.model_path
         self.model = PI0ForConditionalGeneration.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config

@@ -1,8 +1,11 @@
-"""Device/dtype selection and model-directory helpers shared by the torch backends."""
+"""What the torch backends share: device/dtype/thread selection and checkpoint-path parameters."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from ..params import ParamSpec
+from .base import Policy, PolicyContext
 
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -45,3 +48,24 @@ def require_model_path(path: str, backend: str) -> str:
         raise ValueError(f"{backend}.model_path is empty: give a local checkpoint directory or a hub id")
     local = Path(path).expanduser()
     return str(local) if local.exists() else path
+
+
+class TorchPolicy(Policy):
+    """A backend whose model loads with ``from_pretrained``; subclasses add their own PARAMS."""
+
+    TORCH_PARAMS = [
+        ParamSpec("model_path", "", "Checkpoint directory or hub id (from_pretrained)"),
+        ParamSpec("device", "auto", "Torch device", choices=DEVICES),
+        ParamSpec("dtype", "auto", "Weights dtype (auto: bfloat16 on CUDA, float32 on CPU)", choices=DTYPES),
+        ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
+    ]
+
+    def __init__(self, context: PolicyContext):
+        super().__init__(context)
+        import torch
+
+        self.torch = torch
+        self.model_path = require_model_path(self.options["model_path"], self.name)
+        set_threads(int(self.options["threads"]))
+        self.device = pick_device(self.options["device"])
+        self.dtype = pick_dtype(self.options["dtype"], self.device)

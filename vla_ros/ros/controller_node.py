@@ -25,7 +25,8 @@ from ..core.stats import RateMeter, RollingStats
 from ..params import CONTROLLER_PARAMS
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import joint_positions, msg_to_chunk, to_sec, to_time
+from .conversions import msg_to_chunk, to_time
+from .inputs import checked_joint_state
 from .node_main import run
 from .output_adapters import make_adapters
 from .param_util import choice_guard, declare
@@ -90,21 +91,10 @@ class ControllerNode(Node):
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
-        now = self.now()
-        q, missing = joint_positions(msg, self.joints)
-        if missing:
-            self.problems.report("joint_states:missing", f"joint_states lack joints {missing}", now)
-            return
-        if not np.all(np.isfinite(q)):
-            bad = [n for n, v in zip(self.joints, q) if not np.isfinite(v)]
-            self.problems.report("joint_states:nan", f"joint_states contain NaN/inf for {bad}; ignored", now)
-            return
-        stamp = to_sec(msg.header.stamp)
-        if stamp <= 0:
-            self.problems.report("joint_state_stamp", "joint_states have a zero stamp; using receive time", now)
-            stamp = now
-        with self.lock:
-            self.core.update_state(q, stamp)
+        checked = checked_joint_state(msg, self.joints, self.problems, self.now(), zero_stamp_is_now=True)
+        if checked is not None:
+            with self.lock:
+                self.core.update_state(*checked)
 
     def _on_chunk(self, msg: JointTrajectory) -> None:
         now = self.now()
@@ -205,8 +195,6 @@ class ControllerNode(Node):
 
     # -- diagnostics -------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        now = self.now()
-        self.problems.expire(now)
         jitter = self.rate.period_error() * 1000.0
         lat = self.obs_to_cmd.summary(1000.0)
         values = {
@@ -218,14 +206,9 @@ class ControllerNode(Node):
             "obs_to_command_ms_p50": lat["p50"], "obs_to_command_ms_p95": lat["p95"],
             "hold_reason": self.hold_reason or "-", **self.counts,
         }
-        for key, count in self.problems.totals.items():
-            values[f"problem_count.{key}"] = count
-        level = diag.WARN if self.problems.active else diag.OK
-        message = "; ".join(self.problems.messages()) or (self.hold_reason or "tracking")
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [diag.status(f"{self.get_name()}: control", self.robot.name, level, message, values)]
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diag.node_report(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: control", self.robot.name, self.problems,
+            self.now(), self.hold_reason or "tracking", values))
 
     def close(self) -> None:
         self._stop.set()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+from ..core.problems import ProblemTracker
 
 OK, WARN, ERROR, STALE = (DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR, DiagnosticStatus.STALE)
 
@@ -19,3 +22,16 @@ def status(name: str, hardware_id: str, level: int, message: str, values: dict[s
 
 def values_of(msg: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in msg.values}
+
+
+def node_report(stamp: Time, name: str, hardware_id: str, problems: ProblemTracker, now: float, healthy_message: str,
+                values: dict[str, object]) -> DiagnosticArray:
+    """One node's status: WARN with the active problems (cleared after a quiet period), their counts,
+    and ``values``; OK with ``healthy_message`` otherwise."""
+    problems.expire(now)
+    values = {**values, **{f"problem_count.{k}": c for k, c in problems.totals.items()}}
+    level = WARN if problems.active else OK
+    msg = DiagnosticArray()
+    msg.header.stamp = stamp
+    msg.status = [status(name, hardware_id, level, "; ".join(problems.messages()) or healthy_message, values)]
+    return msg

@@ -29,7 +29,8 @@ from ..params import POLICY_PARAMS
 from ..policies import PolicyContext, PolicyError, backend_class
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import chunk_to_msg, image_to_array, joint_positions, markers_to_objects, to_sec
+from .conversions import chunk_to_msg, image_to_array, markers_to_objects, to_sec
+from .inputs import checked_joint_state
 from .node_main import run
 from .param_util import choice_guard, declare
 
@@ -101,21 +102,10 @@ class PolicyNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _on_joint_state(self, msg: JointState) -> None:
-        now = self.now()
-        q, missing = joint_positions(msg, self.state_joints)
-        if missing:
-            self.problems.report("joint_states:missing", f"joint_states lack joints {missing}", now)
-            return
-        if not np.all(np.isfinite(q)):
-            bad = [n for n, v in zip(self.state_joints, q) if not np.isfinite(v)]
-            self.problems.report("joint_states:nan", f"joint_states contain NaN/inf for {bad}; ignored", now)
-            return
-        stamp = to_sec(msg.header.stamp)
-        if stamp <= 0:
-            self.problems.report("joint_states:stamp", "joint_states have a zero stamp; ignored", now)
-            return
-        with self.lock:
-            self.buffer.set_state(q, stamp)
+        checked = checked_joint_state(msg, self.state_joints, self.problems, self.now(), zero_stamp_is_now=False)
+        if checked is not None:
+            with self.lock:
+                self.buffer.set_state(*checked)
 
     def _on_image(self, key: str, msg: Image) -> None:
         now = self.now()
@@ -254,8 +244,6 @@ class PolicyNode(Node):
 
     # -- diagnostics -------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        now = self.now()
-        self.problems.expire(now)
         lat = self.latency.summary(1000.0)
         values = {"backend": self.p["backend"], "paused": self.paused, "instruction": self.instruction,
                   "inference_ms_p50": lat["p50"], "inference_ms_p95": lat["p95"], "inference_ms_p99": lat["p99"],
@@ -265,14 +253,9 @@ class PolicyNode(Node):
         phase = getattr(self.policy, "phase", None)
         if phase is not None:
             values["backend_phase"] = phase
-        for key, count in self.problems.totals.items():
-            values[f"problem_count.{key}"] = count
-        level = diag.WARN if self.problems.active else diag.OK
-        message = "; ".join(self.problems.messages()) or ("paused" if self.paused else "running")
-        msg = DiagnosticArray()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.status = [diag.status(f"{self.get_name()}: inference", self.robot.name, level, message, values)]
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diag.node_report(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: inference", self.robot.name, self.problems,
+            self.now(), "paused" if self.paused else "running", values))
 
     def close(self) -> None:
         self._stop = True

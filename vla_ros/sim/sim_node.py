@@ -209,15 +209,10 @@ class SimNode(Node):
         self._rtf_window = (self._rtf_window + [(wall, self.stats["physics_steps"])])[-6:]
         (w0, s0), (w1, s1) = self._rtf_window[0], self._rtf_window[-1]
         rtf = (s1 - s0) * self.sim.dt / (w1 - w0) if w1 > w0 else float("nan")
-        self.problems.expire(self.now())
         values = {"real_time_factor": rtf, "seed": self.get_parameter("seed").value,
                   "task_success": self.sim.task.success, "sim_time": self.sim_clock(), **self.stats}
-        level = diag.WARN if self.problems.active else diag.OK
-        msg = DiagnosticArray()
-        msg.header.stamp = to_time(self.now())
-        msg.status = [diag.status(f"{self.get_name()}: physics", self.robot.name, level,
-                                  "; ".join(self.problems.messages()) or "running", values)]
-        self.diag_pub.publish(msg)
+        self.diag_pub.publish(diag.node_report(to_time(self.now()), f"{self.get_name()}: physics", self.robot.name,
+                                               self.problems, self.now(), "running", values))
 
     def close(self) -> None:
         self._stop.set()
