@@ -96,3 +96,33 @@ def test_remote_policy_server_outage(ros, tmp_path, service):
         code = graph.stop()
         probe.close()
     assert code == 0, graph.log_path.read_text()
+
+
+def test_pi0_backend_in_the_policy_node_with_guided_rtc(ros, tmp_path):
+    """The node runs pi0 itself and passes the previous chunk as the RTC prefix: every inference succeeds."""
+    pytest.importorskip("torch")
+    from vla_ros.policies.tiny_models import build_tiny_pi0
+
+    folder = build_tiny_pi0(tmp_path / "pi0", 7, 7, 10)
+    probe = Probe("pi0_probe")
+    record_diagnostics(probe)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    robot = FakeRobotWithCamera(probe)
+    graph = start_graph(tmp_path, sim="none", policy="pi0",
+                        params={"policy_node": {"pi0": {"model_path": str(folder), "num_steps": 3, "seed": 0}}})
+    try:
+        wait_for_nodes(probe, graph, ["policy_node", "controller_node"], timeout=90)
+        probe.wait_for(lambda: len(probe.messages("/vla/action_chunk")) >= 4, 60, "four pi0 chunks")
+        chunks = probe.messages("/vla/action_chunk")
+        assert all(len(c.msg.points) == 10 and list(c.msg.joint_names) == ROBOT.action_joints for c in chunks)
+        time.sleep(1.1)
+        d = probe.diagnostics("policy_node")[-1]
+        assert d["backend"] == "pi0" and d["backend_errors"] == "0" and int(d["published"]) >= 4
+        assert float(d["inference_ms_p50"]) > 0
+        ctrl = probe.diagnostics("controller_node")[-1]
+        assert int(ctrl["chunks_accepted"]) >= 3 and ctrl["chunks_rejected"] == "0"
+    finally:
+        robot.stop()
+        code = graph.stop()
+        probe.close()
+    assert code == 0, graph.log_path.read_text()
