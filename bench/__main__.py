@@ -23,8 +23,9 @@ def main() -> int:
     (ns.out / "chunk_execution.json").write_text(json.dumps(report, indent=2))
     sections.append("## Chunk execution strategies (closed loop, MuJoCo)\n\n" + chunk_execution.table(report))
     timing = controller_timing.run(2 if ns.quick else 4, ns.out / "controller_timing")
+    with_model = controller_timing.run_with_model(10 if ns.quick else 20, ns.out / "controller_timing_pi0")
     sections.append("## Controller timing while inference runs (ROS graph, separate processes)\n\n"
-                    + controller_timing.table(timing))
+                    + controller_timing.table(timing) + "\n" + controller_timing.table_with_model(with_model))
     backend_report = backends.run(15 if ns.quick else 30, ns.out)
     (ns.out / "backends.json").write_text(json.dumps(backend_report, indent=2))
     sections.append("## Policy backends on this CPU (tiny models)\n\n" + backends.table(backend_report))
