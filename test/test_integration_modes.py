@@ -107,3 +107,40 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     assert proc.returncode != 0, out
     assert "interpolation='spline9' must be one of ['linear', 'cubic', 'quintic']" in out
     assert "nodes exited with errors" in out and time.monotonic() - start < 60
+
+
+def _our_node_pids() -> list[int]:
+    """Node processes of this test run (same ROS_DOMAIN_ID), found through /proc."""
+    from pathlib import Path
+
+    mine = f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            if b"vla_ros.ros." in cmd or b"vla_ros.sim." in cmd:
+                if mine in (proc / "environ").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def test_launch_command_stops_its_nodes_on_sigterm(ros):
+    probe = Probe("sigterm_probe")
+    record_diagnostics(probe)
+    proc = _cli("launch", "sim:=none")
+    try:
+        probe.wait_for(lambda: all(probe.diagnostics(n) for n in ("policy_node", "controller_node")), 60,
+                       "the nodes")
+        assert len(_our_node_pids()) == 2
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        probe.close()
+    deadline = time.monotonic() + 10
+    while _our_node_pids() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _our_node_pids() == []

@@ -104,7 +104,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None) -> li
         **common, "joint_states_topic": js_topic,
         "output_interface": robot.data.get("output_interface", "forward_position"),
         "velocity_scale": float(robot.data.get("velocity_scale", 0.5)),
-        "unblended_joints": [robot.gripper["joint"]] if robot.gripper else [],
+        "unblended_joints": [g["joint"] for g in robot.grippers],
     }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))

@@ -67,7 +67,17 @@ class Graph:
         return {name: p.returncode for name, p in self.procs.items() if p.poll() is not None}
 
     def wait(self) -> int:
-        """Block until a node exits (or Ctrl-C); then stop the rest. Returns non-zero if any node failed."""
+        """Block until a node exits (or Ctrl-C / SIGTERM / SIGHUP); then stop the rest.
+
+        Returns non-zero if any node failed. Nodes run in their own sessions, so the launcher must stop them
+        itself whatever ends it.
+        """
+
+        def interrupt(*_):
+            raise KeyboardInterrupt
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, interrupt)
         try:
             while not self.failed():
                 time.sleep(0.2)

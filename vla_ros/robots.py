@@ -24,10 +24,11 @@ class CameraSpec:
     height: int
     rate: float
     sim: dict[str, Any] = field(default_factory=dict)
+    topic: str = ""  # the driver's image topic; default /<name>/image_raw
 
     @property
     def image_topic(self) -> str:
-        return f"/{self.name}/image_raw"
+        return self.topic or f"/{self.name}/image_raw"
 
     @property
     def info_topic(self) -> str:
@@ -90,7 +91,7 @@ class RobotPreset:
     @property
     def cameras(self) -> list[CameraSpec]:
         return [CameraSpec(c["key"], c["name"], int(c["width"]), int(c["height"]), float(c.get("rate", 10.0)),
-                           dict(c.get("sim") or {})) for c in self.data.get("cameras", [])]
+                           dict(c.get("sim") or {}), str(c.get("topic", ""))) for c in self.data.get("cameras", [])]
 
     def chain(self) -> Chain:
         return Chain(self.urdf, self.data["base_link"], self.data["ee_link"])
