@@ -34,14 +34,11 @@ def table(s: dict) -> str:
 def run_with_model(seconds: float, out: Path) -> dict:
     """The same graph with the pi0 backend (a tiny model, CPU-bound, inferring back to back) instead of
     the scripted expert: the controller's timing with a heavier neighbour."""
-    import threading
     import time
 
-    import rclpy
     import yaml
-    from rclpy.executors import SingleThreadedExecutor
 
-    from vla_ros.demo import DemoClient
+    from vla_ros.demo import spinning_client
     from vla_ros.launcher import Graph
     from vla_ros.policies.tiny_models import build_tiny_pi0
     from vla_ros.robots import load_robot
@@ -53,26 +50,19 @@ def run_with_model(seconds: float, out: Path) -> dict:
         "pi0": {"model_path": str(folder), "num_steps": 10}}}}))
     log = open(out / "nodes.log", "w")
     graph = Graph(GraphArgs(policy="pi0", params_file=str(params)), log=log, workdir=out).start()
-    rclpy.init()
-    client = DemoClient(load_robot("widowx").action_joints, None, 0)
-    executor = SingleThreadedExecutor()
-    executor.add_node(client)
-    threading.Thread(target=executor.spin, daemon=True).start()
-    try:
-        deadline = time.monotonic() + 90
-        while not any(k.startswith("policy_node") and int(v.get("published", 0)) > 0
-                      for k, v in client.diagnostics.items()):
-            if time.monotonic() > deadline or graph.failed():
-                raise RuntimeError(f"pi0 graph did not come up; see {out / 'nodes.log'}")
-            time.sleep(0.2)
-        time.sleep(seconds)  # the controller's jitter window holds the last 10 s
-        diags = dict(client.diagnostics)
-    finally:
-        graph.stop()
-        executor.shutdown()
-        client.destroy_node()
-        rclpy.try_shutdown()
-        log.close()
+    with spinning_client(load_robot("widowx").action_joints, None, 0) as client:
+        try:
+            deadline = time.monotonic() + 90
+            while not any(k.startswith("policy_node") and int(v.get("published", 0)) > 0
+                          for k, v in client.diagnostics.items()):
+                if time.monotonic() > deadline or graph.failed():
+                    raise RuntimeError(f"pi0 graph did not come up; see {out / 'nodes.log'}")
+                time.sleep(0.2)
+            time.sleep(seconds)  # the controller's jitter window holds the last 10 s
+            diags = dict(client.diagnostics)
+        finally:
+            graph.stop()
+            log.close()
     ctrl = next(v for k, v in diags.items() if k.startswith("controller_node"))
     pol = next(v for k, v in diags.items() if k.startswith("policy_node"))
     return {"control_rate_hz": float(ctrl["rate_hz"]),

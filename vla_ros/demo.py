@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -240,6 +242,22 @@ def print_summary(summary: dict, files: list[Path | None]) -> None:
             print(f"wrote {f}")
 
 
+@contextmanager
+def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int) -> Iterator[DemoClient]:
+    """rclpy in this process, a DemoClient spun on a background thread, all torn down on exit."""
+    rclpy.init()
+    client = DemoClient(joints, camera_topic, max_frames)
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        yield client
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.try_shutdown()
+
+
 def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True) -> dict:
     """Start the graph, run ``episodes`` seeded episodes, write outputs into ``out``; returns the summary."""
     from tqdm import tqdm
@@ -250,33 +268,26 @@ def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: floa
     cam = robot.cameras[0] if robot.cameras else None
     log = open(out / "nodes.log", "w") if quiet else None
     graph = Graph(args, log=log, workdir=out, overrides={"policy_node": {"start_paused": True}}).start()
-    rclpy.init()
-    client = DemoClient(joints, cam.image_topic if cam else None,
-                        max_frames=int((timeout + 2) * episodes * (cam.rate if cam else 1)))
-    executor = SingleThreadedExecutor()
-    executor.add_node(client)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
     results: list[Episode] = []
-    try:
-        _wait_for_graph(client, graph)
-        for i in tqdm(range(episodes), desc="episodes", unit="ep"):
-            ep = run_episode(client, i, seed + i, timeout)
-            results.append(ep)
-            tqdm.write(f"episode {i} (seed {ep.seed}): {'success' if ep.success else 'FAILED'} in {ep.duration:.2f} s")
-            failed = graph.failed()
-            if failed:
-                raise RuntimeError(f"nodes exited: {failed}")
-        client.call("pause", Trigger.Request())
-        time.sleep(1.2)  # one more diagnostics period with everything measured
-        summary = summarize(results, client.diagnostics)
-    finally:
-        code = graph.stop()
-        executor.shutdown()
-        client.destroy_node()
-        rclpy.try_shutdown()
-        if log:
-            log.close()
+    max_frames = int((timeout + 2) * episodes * (cam.rate if cam else 1))
+    with spinning_client(joints, cam.image_topic if cam else None, max_frames) as client:
+        try:
+            _wait_for_graph(client, graph)
+            for i in tqdm(range(episodes), desc="episodes", unit="ep"):
+                ep = run_episode(client, i, seed + i, timeout)
+                results.append(ep)
+                tqdm.write(f"episode {i} (seed {ep.seed}): {'success' if ep.success else 'FAILED'} "
+                           f"in {ep.duration:.2f} s")
+                failed = graph.failed()
+                if failed:
+                    raise RuntimeError(f"nodes exited: {failed}")
+            client.call("pause", Trigger.Request())
+            time.sleep(1.2)  # one more diagnostics period with everything measured
+            summary = summarize(results, client.diagnostics)
+        finally:
+            code = graph.stop()
+            if log:
+                log.close()
     summary["graph_exit_code"] = code
     files = [
         write_video(client.rec.frames, out / "camera.mp4", cam.rate if cam else 10.0),

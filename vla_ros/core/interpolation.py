@@ -27,6 +27,11 @@ def hermite(s: float, h: float, p0, v0, a0, p1, v1, a1, order: int) -> tuple[np.
     return pos, vel
 
 
+def interp_rows(t: float | np.ndarray, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Piecewise-linear ``values`` (N, D) at ``t`` (scalar -> (D,), array -> (M, D)), held beyond the ends."""
+    return np.stack([np.interp(t, times, values[:, j]) for j in range(values.shape[1])], axis=-1)
+
+
 class Interpolant:
     """Positions ``knots_y`` (N, D) at increasing times ``knots_t`` (N,), held constant after the end.
 

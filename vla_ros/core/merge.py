@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .interpolation import Interpolant
+from .interpolation import Interpolant, interp_rows
 
 MERGE_MODES = ("latest", "ensemble", "rtc")
 RTC_SCHEDULES = ("linear", "exp")
@@ -58,7 +58,7 @@ class TimedTargets:
         return self.times[0] <= t <= self.times[-1]
 
     def at(self, t: float) -> np.ndarray:
-        return np.array([np.interp(t, self.times, self.values[:, j]) for j in range(self.values.shape[1])])
+        return interp_rows(t, self.times, self.values)
 
 
 def temporal_ensemble(history: list[TimedTargets], times: np.ndarray, values: np.ndarray, k: float) -> np.ndarray:
@@ -82,5 +82,4 @@ def prefix_for(previous, stamp: float, times: np.ndarray, names: list[str]) -> t
     values = previous.select(names)
     due = previous.absolute_times
     at = stamp + np.asarray(times, float)
-    out = np.stack([np.interp(at, due, values[:, j]) for j in range(values.shape[1])], axis=1)
-    return out, (at >= due[0]) & (at <= due[-1])
+    return interp_rows(at, due, values), (at >= due[0]) & (at <= due[-1])

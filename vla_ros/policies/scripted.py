@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.chunk import ActionChunk
+from ..core.interpolation import interp_rows
 from ..core.observation import Observation
 from ..core.transforms import axis_angle_to_matrix, make_transform, quat_wxyz_to_matrix, rotation_log
 from ..params import ParamSpec
@@ -30,7 +31,7 @@ class _Plan:
     def at(self, t: float) -> np.ndarray | None:
         if t < self.times[0] - 1.0 or t > self.times[-1]:
             return None
-        return np.array([np.interp(t, self.times, self.joints[:, j]) for j in range(self.joints.shape[1])])
+        return interp_rows(t, self.times, self.joints)
 
 
 def target_object(instruction: str, objects: dict) -> str:

@@ -138,7 +138,9 @@ class DroidLayout:
     def _space(self, ctx: LayoutContext) -> ActionSpace:
         if len(ctx.action_joints) != 8 or not ctx.robot.grippers:
             raise LayoutError("the droid layout needs a 7-joint arm and a gripper (8 action joints)")
-        return ctx.space("joint_velocity", 1.0, 0.0)
+        grip = ctx.robot.grippers[0]["joint"]  # wire columns: 7 joint velocities, then the gripper
+        return ctx.space("joint_velocity", 1.0, 0.0,
+                         model_dims=[j for j in ctx.action_joints if j != grip] + [grip])
 
     def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
         grip = self._space(ctx).gripper
@@ -170,9 +172,7 @@ class DroidLayout:
         return Observation(stamp, state, images, str(d.get("prompt", "")))
 
     def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
-        space = self._space(ctx)
-        space.model_dims = [j for j in ctx.action_joints if j != space.gripper.joint] + [space.gripper.joint]
-        return space.to_targets(np.asarray(response["actions"])[:, :8], obs.state)
+        return self._space(ctx).to_targets(np.asarray(response["actions"])[:, :8], obs.state)
 
     def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
         grip = self._space(ctx).gripper
