@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 
@@ -11,11 +12,20 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
+_STOP_SIGNALLED = threading.Event()
+
+
+def _on_stop_signal(signum, frame) -> None:
+    _STOP_SIGNALLED.set()
+    raise KeyboardInterrupt
+
 
 def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None = None) -> int:
     """Create the node, spin it, and return a process exit code (non-zero when start-up fails)."""
+    # Installed before rclpy.init, whose own handlers wake the executor and then chain to these.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _on_stop_signal)
     rclpy.init(args=args if args is not None else sys.argv)
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     node = None
     code = 0
     try:
@@ -29,7 +39,9 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         print(f"[{getattr(node, 'get_name', lambda: 'vla_ros')()}] fatal: {exc}", file=sys.stderr, flush=True)
         code = 1
     except Exception:
-        if rclpy.ok():  # a real failure; after Ctrl-C/SIGTERM rclpy can raise from a half-shut-down wait set
+        # After Ctrl-C/SIGTERM rclpy can raise from a call the signal interrupted, before its context
+        # reports the shutdown: that is a clean stop, not a failure.
+        if not _STOP_SIGNALLED.is_set() and rclpy.ok():
             traceback.print_exc()
             code = 1
     finally:
