@@ -55,6 +55,18 @@ def test_rolling_stats_and_rate_meter():
     np.testing.assert_allclose(meter.period_error(), [0.001, 0.002, 0.001, 0.002], atol=1e-12)
 
 
+def test_rate_meter_reports_the_recent_rate_after_a_startup_stall():
+    meter = RateMeter(0.002, window=5000, rate_window=1000)
+    t = 0.0
+    meter.tick(t)
+    t += 0.5  # a start-up stall, then steady 500 Hz
+    for _ in range(3000):
+        meter.tick(t)
+        t += 0.002
+    assert meter.rate == pytest.approx(500.0, rel=1e-6)
+    assert meter.period_error().max() == pytest.approx(0.498)  # the stall stays in the period statistics
+
+
 def test_problem_tracker_logs_once_counts_and_recovers():
     errors, infos = [], []
     p = ProblemTracker(errors.append, infos.append, clear_after=1.0)

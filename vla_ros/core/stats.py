@@ -47,9 +47,10 @@ class RollingStats:
 class RateMeter:
     """Achieved rate and period error of a periodic loop from its tick times."""
 
-    def __init__(self, nominal_period: float, window: int = 5000):
+    def __init__(self, nominal_period: float, window: int = 5000, rate_window: int = 1000):
         self.nominal = nominal_period
         self.periods = RollingStats(window)
+        self.rate_window = rate_window
         self._last: float | None = None
 
     def tick(self, t: float) -> None:
@@ -62,8 +63,9 @@ class RateMeter:
 
     @property
     def rate(self) -> float:
-        mean = self.periods.mean()
-        return 1.0 / mean if mean and mean == mean else float("nan")
+        """Ticks per second over the last ``rate_window`` periods (the current rate, not since start-up)."""
+        recent = self.periods.values()[-self.rate_window:]
+        return 1.0 / float(recent.mean()) if recent.size and recent.mean() > 0 else float("nan")
 
     def period_error(self) -> np.ndarray:
         """|period - nominal| of each recorded tick, seconds."""
