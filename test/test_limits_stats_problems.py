@@ -1,5 +1,7 @@
 """Safety filter, rolling statistics, and report-once problem tracking."""
 
+import threading
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,26 @@ def test_problem_tracker_logs_once_counts_and_recovers():
     assert p.report("img", "wrong size 320x240", now=3.2) and len(errors) == 3  # a new kind is logged
     assert not p.report("img", "wrong size 640x480", now=3.3)  # same kind, other numbers: not logged
     assert p.active["img"].message == "wrong size 640x480" and p.totals["img"] == 14
+
+
+def test_problem_tracker_and_stats_can_be_read_while_another_thread_writes():
+    """The diagnostics timer reads while input/worker threads write (dict/deque mutated during iteration)."""
+    p = ProblemTracker(lambda m: None)
+    stats = RollingStats(100_000)
+    done = threading.Event()
+
+    def writer():
+        for k in range(60_000):
+            p.report(f"key{k}", f"problem {k}", now=k * 1e-3)
+            stats.add(k)
+        done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    reads = 0
+    while not done.is_set():
+        assert len(p.messages()) <= len(p.counts()) + 1
+        stats.percentile(50)
+        reads += 1
+    thread.join()
+    assert reads > 0 and len(p.counts()) == 60_000 and len(stats) == 60_000

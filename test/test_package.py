@@ -143,3 +143,16 @@ def test_launch_file_starts_the_graph(ros):
         service.shutdown()
         thread.join(timeout=30)
         probe.close()
+
+
+def test_graph_parameters_come_from_the_robot_preset():
+    from vla_ros.graph import GraphArgs, build_graph
+
+    nodes = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "openpi",
+                                                                    "sim": "none"}))}
+    assert set(nodes) == {"policy_node", "controller_node"}
+    policy = nodes["policy_node"].parameters
+    assert policy["image_keys"] == ["cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"]
+    assert policy["image_topics"][0] == "/cam_high/camera/color/image_rect_raw"
+    assert policy["image_sizes"] == ["640x480"] * 4  # RealSense frames: resized for the model without a warning
+    assert nodes["controller_node"].parameters["unblended_joints"] == ["left_left_finger", "right_left_finger"]

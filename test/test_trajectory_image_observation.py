@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from vla_ros.core.image import ImageError, decode_image, resize_with_pad
+from vla_ros.core.image import ImageError, decode_image, fit_image, parse_size, resize_with_pad
 from vla_ros.core.observation import MissingInput, ObservationBuffer
 from vla_ros.core.trajectory import TrajectoryRejected, accept_trajectory
 
@@ -90,6 +90,22 @@ def test_resize_with_pad_keeps_aspect_and_pads_with_zeros():
     assert out.shape == (224, 224, 3)
     assert out[0, 0].tolist() == [0, 0, 0] and out[112, 112].tolist() == [200, 200, 200]
     assert (out[:, 112, 0] > 0).sum() == 112
+
+
+def test_fit_image_is_quiet_for_the_declared_camera_size_only():
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    out, problem = fit_image(frame, (224, 224), declared=(480, 640))  # a RealSense frame, as declared
+    assert out.shape == (224, 224, 3) and problem is None
+    assert out[0, 112].tolist() == [0, 0, 0] and out[112, 112].tolist() == [90, 90, 90]  # 224x168 band, padded
+    out, problem = fit_image(np.zeros((240, 320, 3), np.uint8), (224, 224), declared=(480, 640))
+    assert out.shape == (224, 224, 3)
+    assert problem == "is 320x240, expected 224x224 (declared camera size 640x480); resizing with padding"
+    same = np.zeros((224, 224, 3), np.uint8)
+    assert fit_image(same, (224, 224))[0] is same and fit_image(same, (224, 224))[1] is None
+    assert parse_size("640x480") == (480, 640) and parse_size("") is None
+    for bad in ("640", "axb", "0x480"):
+        with pytest.raises(ValueError, match="640x480|positive"):
+            parse_size(bad)
 
 
 def test_observation_buffer_names_missing_and_stale_inputs():

@@ -98,7 +98,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None) -> li
     nodes.append(NodeSpec("policy_node", "policy_node", "vla_ros.ros.policy_node", {
         **common, "joint_states_topic": js_topic,
         "image_keys": [c.key for c in cams], "image_topics": [c.image_topic for c in cams],
-        **({"image_width": cams[0].width, "image_height": cams[0].height} if cams else {}),
+        "image_sizes": [f"{c.width}x{c.height}" for c in cams],
     }, [str(policy_file), *extra]))
     nodes.append(NodeSpec("controller_node", "controller_node", "vla_ros.ros.controller_node", {
         **common, "joint_states_topic": js_topic,

@@ -49,6 +49,8 @@ POLICY_PARAMS: list[ParamSpec] = [
               dynamic=True),
     ParamSpec("image_keys", [], "Model image keys, one per camera topic", type="string_array"),
     ParamSpec("image_topics", [], "sensor_msgs/Image topics feeding image_keys (same order)", type="string_array"),
+    ParamSpec("image_sizes", [], "Size each camera publishes, 'WxH' per image key ('' or empty: the backend's); "
+              "frames at it are resized with padding silently, other sizes with a warning", type="string_array"),
     ParamSpec("image_width", 224, "Width the backend receives (other sizes are resized with padding)", min=8, max=4096),
     ParamSpec("image_height", 224, "Height the backend receives", min=8, max=4096),
     ParamSpec("state_joints", [], "Joints forming the state vector (empty: the preset's)", type="string_array"),

@@ -18,6 +18,8 @@ from .paths import resolve, share_dir
 
 @dataclass
 class CameraSpec:
+    """A camera: model image ``key``, ``width`` x ``height`` as its driver publishes (the sim renders at it)."""
+
     key: str
     name: str
     width: int

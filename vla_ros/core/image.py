@@ -53,3 +53,33 @@ def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     top, left = (height - new_h) // 2, (width - new_w) // 2
     out[top : top + new_h, left : left + new_w] = resized
     return out
+
+
+def parse_size(text: str) -> tuple[int, int] | None:
+    """``"WxH"`` (e.g. ``"640x480"``) to (height, width); ``""`` to None."""
+    if not text:
+        return None
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"image size {text!r} is not WIDTHxHEIGHT, e.g. '640x480'") from None
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size {text!r} must be positive")
+    return height, width
+
+
+def fit_image(image: np.ndarray, size: tuple[int, int], declared: tuple[int, int] | None = None
+              ) -> tuple[np.ndarray, str | None]:
+    """Resize-with-pad ``image`` to ``size`` (height, width); a problem message unless its size was expected.
+
+    A frame at the backend's size or at the camera's ``declared`` size (what its driver publishes) is
+    expected; any other size is still resized but reported.
+    """
+    shape = image.shape[:2]
+    if shape == size:
+        return image, None
+    problem = None
+    if shape != declared:
+        also = f" (declared camera size {declared[1]}x{declared[0]})" if declared else ""
+        problem = f"is {shape[1]}x{shape[0]}, expected {size[1]}x{size[0]}{also}; resizing with padding"
+    return resize_with_pad(image, *size), problem

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +25,10 @@ class Problem:
 
 
 class ProblemTracker:
-    """Keyed problems, logged on the first occurrence of each kind of message and on recovery."""
+    """Keyed problems, logged on the first occurrence of each kind of message and on recovery.
+
+    Thread-safe: inputs, worker threads and the diagnostics timer report and read concurrently.
+    """
 
     def __init__(self, log_error: Callable[[str], None], log_info: Callable[[str], None] | None = None,
                  clear_after: float = 2.0):
@@ -33,30 +37,41 @@ class ProblemTracker:
         self.clear_after = clear_after
         self.active: dict[str, Problem] = {}
         self.totals: dict[str, int] = {}
+        self._lock = threading.RLock()
 
     def report(self, key: str, message: str, now: float) -> bool:
         """Record a problem; returns True (and logs) when this kind of message is new for the key."""
-        self.totals[key] = self.totals.get(key, 0) + 1
-        prob = self.active.setdefault(key, Problem(message, 0, now, now))
-        prob.count += 1
-        prob.last = now
-        prob.message = message
-        sig = signature(message)
-        if sig in prob.seen:
-            return False
-        prob.seen.add(sig)
+        with self._lock:
+            self.totals[key] = self.totals.get(key, 0) + 1
+            prob = self.active.setdefault(key, Problem(message, 0, now, now))
+            prob.count += 1
+            prob.last = now
+            prob.message = message
+            sig = signature(message)
+            if sig in prob.seen:
+                return False
+            prob.seen.add(sig)
         self._log_error(f"{message} (reported once; see /diagnostics for counts)")
         return True
 
     def resolve(self, key: str) -> None:
-        prob = self.active.pop(key, None)
+        with self._lock:
+            prob = self.active.pop(key, None)
         if prob is not None:
             self._log_info(f"recovered: {key} after {prob.count} occurrence(s)")
 
     def expire(self, now: float) -> None:
         """Clear problems not seen for ``clear_after`` seconds."""
-        for key in [k for k, p in self.active.items() if now - p.last > self.clear_after]:
+        with self._lock:
+            stale = [k for k, p in self.active.items() if now - p.last > self.clear_after]
+        for key in stale:
             self.resolve(key)
 
     def messages(self) -> list[str]:
-        return [f"{k}: {p.message} (x{p.count})" for k, p in self.active.items()]
+        with self._lock:
+            return [f"{k}: {p.message} (x{p.count})" for k, p in self.active.items()]
+
+    def counts(self) -> dict[str, int]:
+        """Occurrences of every key ever reported (a snapshot)."""
+        with self._lock:
+            return dict(self.totals)

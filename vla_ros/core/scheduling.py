@@ -42,13 +42,14 @@ class InferenceScheduler:
         return int(np.ceil(self.latency_estimate() / self.dt))
 
     def next_start(self) -> float:
-        """The time the next inference should start (``-inf``: now)."""
-        if self.last_start is None:
+        """The time the next inference should start (``-inf``: now). Safe beside a concurrent :meth:`reset`."""
+        last_start, last_stamp = self.last_start, self.last_stamp  # one read each: reset() may run meanwhile
+        if last_start is None:
             return -np.inf
-        if self.mode == "fixed" or self.last_stamp is None:
-            return self.last_start + self.period
-        due = self.last_stamp + self.execution_horizon * self.dt  # when the next chunk should take over
-        return max(due - self.latency_estimate() - self.margin, self.last_start + self.min_interval)
+        if self.mode == "fixed" or last_stamp is None:
+            return last_start + self.period
+        due = last_stamp + self.execution_horizon * self.dt  # when the next chunk should take over
+        return max(due - self.latency_estimate() - self.margin, last_start + self.min_interval)
 
     def should_start(self, now: float, busy: bool) -> bool:
         return not busy and now >= self.next_start()

@@ -2,36 +2,44 @@
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 
 import numpy as np
 
 
 class RollingStats:
-    """The last ``window`` samples, with percentiles."""
+    """The last ``window`` samples, with percentiles; one thread may add while others read."""
 
     def __init__(self, window: int = 1000):
         self._values: deque[float] = deque(maxlen=window)
+        self._lock = threading.Lock()
         self.count = 0
 
     def add(self, value: float) -> None:
-        self._values.append(float(value))
-        self.count += 1
+        with self._lock:
+            self._values.append(float(value))
+            self.count += 1
 
     def __len__(self) -> int:
         return len(self._values)
 
     def percentile(self, q: float) -> float:
-        return float(np.percentile(self._values, q)) if self._values else float("nan")
+        values = self.values()
+        return float(np.percentile(values, q)) if values.size else float("nan")
 
     def mean(self) -> float:
-        return float(np.mean(self._values)) if self._values else float("nan")
+        values = self.values()
+        return float(np.mean(values)) if values.size else float("nan")
 
     def max(self) -> float:
-        return float(np.max(self._values)) if self._values else float("nan")
+        values = self.values()
+        return float(np.max(values)) if values.size else float("nan")
 
     def values(self) -> np.ndarray:
-        return np.array(self._values)
+        """A snapshot of the samples, oldest first."""
+        with self._lock:
+            return np.array(self._values, dtype=float)
 
     def summary(self, scale: float = 1.0) -> dict[str, float]:
         """p50, p95, p99, max and mean, multiplied by ``scale``."""

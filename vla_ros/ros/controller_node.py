@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+import traceback
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -60,7 +61,7 @@ class ControllerNode(Node):
         self.rate = RateMeter(1.0 / p["control_rate"])
         self.obs_to_cmd = RollingStats(500)
         self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "stale_ticks": 0,
-                       "overruns": 0, "clipped_position": 0, "clipped_velocity": 0}
+                       "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0}
         self.hold_reason = ""
         self.scheduling = "starting"
 
@@ -162,9 +163,16 @@ class ControllerNode(Node):
                     next_t = time.monotonic()
             self.rate.tick(time.monotonic())
             now = self.now()
-            with self.lock:
-                result = self.core.tick(now)
-                enabled = self.enabled
+            try:
+                with self.lock:
+                    result = self.core.tick(now)
+                    enabled = self.enabled
+            except Exception as exc:  # a bug must not end the loop: send nothing this tick (drivers hold)
+                self.counts["loop_errors"] += 1
+                if self.problems.report("loop", f"control tick failed, no command sent: {type(exc).__name__}: "
+                                        f"{exc}", now):
+                    self.get_logger().error(traceback.format_exc())
+                continue
             if result is None or not enabled:
                 continue
             tick += 1

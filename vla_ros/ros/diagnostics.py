@@ -29,9 +29,10 @@ def node_report(stamp: Time, name: str, hardware_id: str, problems: ProblemTrack
     """One node's status: WARN with the active problems (cleared after a quiet period), their counts,
     and ``values``; OK with ``healthy_message`` otherwise."""
     problems.expire(now)
-    values = {**values, **{f"problem_count.{k}": c for k, c in problems.totals.items()}}
-    level = WARN if problems.active else OK
+    values = {**values, **{f"problem_count.{k}": c for k, c in problems.counts().items()}}
+    active = problems.messages()
+    level = WARN if active else OK
     msg = DiagnosticArray()
     msg.header.stamp = stamp
-    msg.status = [status(name, hardware_id, level, "; ".join(problems.messages()) or healthy_message, values)]
+    msg.status = [status(name, hardware_id, level, "; ".join(active) or healthy_message, values)]
     return msg

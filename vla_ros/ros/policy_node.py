@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import traceback
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
@@ -19,9 +20,9 @@ from visualization_msgs.msg import MarkerArray
 
 from .. import interfaces as io
 from ..core.chunk import ChunkError
-from ..core.image import ImageError, resize_with_pad
+from ..core.image import ImageError, fit_image, parse_size
 from ..core.merge import prefix_for
-from ..core.observation import MissingInput, ObservationBuffer
+from ..core.observation import MissingInput, Observation, ObservationBuffer
 from ..core.problems import ProblemTracker
 from ..core.scheduling import InferenceScheduler
 from ..core.stats import RollingStats
@@ -36,6 +37,7 @@ from .param_util import choice_guard, declare
 
 
 class PolicyNode(Node):
+    POLL = 0.005  # s between checks for a (new) observation
     def __init__(self) -> None:
         super().__init__("policy_node")
         p = self.p = declare(self, POLICY_PARAMS)
@@ -50,6 +52,10 @@ class PolicyNode(Node):
             raise ValueError(f"image_keys ({len(keys)}) and image_topics ({len(topics)}) differ in length")
         self.image_keys = keys
         self.image_size = (p["image_height"], p["image_width"])
+        sizes = p["image_sizes"] or [""] * len(keys)
+        if len(sizes) != len(keys):
+            raise ValueError(f"image_sizes ({len(sizes)}) and image_keys ({len(keys)}) differ in length")
+        self.declared_sizes = {k: parse_size(s) for k, s in zip(keys, sizes)}
         backend_cls = backend_class(p["backend"])
         options = declare(self, backend_cls.PARAMS, prefix=f"{p['backend']}.")
         self._param_guards = [choice_guard(POLICY_PARAMS), choice_guard(backend_cls.PARAMS, prefix=f"{p['backend']}.")]
@@ -72,7 +78,9 @@ class PolicyNode(Node):
                                             p["trigger_margin"])
         self.supports_prefix = backend_cls.supports_prefix
         self.last_chunk = None  # the newest published chunk (prefix for guided RTC backends)
-        self.counts = {"published": 0, "skipped_busy": 0, "no_observation": 0, "backend_errors": 0}
+        self.counts = {"published": 0, "skipped_busy": 0, "no_observation": 0, "waited_for_new_input": 0,
+                       "backend_errors": 0, "worker_errors": 0}
+        self.last_obs_stamp: float | None = None  # capture stamp of the last observation inferred from
 
         self.chunk_pub = self.create_publisher(JointTrajectory, io.ACTION_CHUNK, QoSProfile(depth=10))
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
@@ -118,10 +126,9 @@ class PolicyNode(Node):
         if stamp <= 0:
             self.problems.report(f"image:{key}", f"image {key!r} has a zero stamp; frame dropped", now)
             return
-        if image.shape[:2] != self.image_size:
-            self.problems.report(f"image_size:{key}", f"image {key!r} is {image.shape[1]}x{image.shape[0]}, "
-                                 f"expected {self.image_size[1]}x{self.image_size[0]}; resizing with padding", now)
-            image = resize_with_pad(image, *self.image_size)
+        image, problem = fit_image(image, self.image_size, self.declared_sizes[key])
+        if problem:
+            self.problems.report(f"image_size:{key}", f"image {key!r} {problem}", now)
         with self.lock:
             self.buffer.set_image(key, image, stamp)
 
@@ -173,6 +180,7 @@ class PolicyNode(Node):
             self.buffer.clear()
             self.scheduler.reset()
             self.last_chunk = None
+            self.last_obs_stamp = None
         self._wake.set()
         resp.success, resp.message = True, "backend reset; waiting for fresh inputs"
         return resp
@@ -181,25 +189,37 @@ class PolicyNode(Node):
     def _work(self) -> None:
         """The inference thread: sleep until the scheduler says start, run the backend, publish."""
         while not self._stop:
-            delay = 0.1 if self.paused else self.scheduler.next_start() - self.now()
-            if delay > 0:
-                self._wake.wait(min(delay, 0.1))
-                self._wake.clear()
-                continue
-            now = self.now()
-            if self.scheduler.mode == "fixed" and self.scheduler.last_start is not None:
-                missed = int((now - self.scheduler.next_start()) / self.scheduler.period)
-                self.counts["skipped_busy"] += max(missed, 0)  # periods that passed while the backend ran
-            self.scheduler.started(now)
             try:
-                self._infer_once()
-            except Exception:  # the context goes away at shutdown, before close() stops this thread
-                if self.context.ok():
-                    raise
-                return
+                self._work_step()
+            except Exception as exc:  # never let the inference thread die: report, back off, go on
+                if not self.context.ok():
+                    return  # the context goes away at shutdown, before close() stops this thread
+                self.counts["worker_errors"] += 1
+                if self.problems.report("worker", f"inference loop error {type(exc).__name__}: {exc}", self.now()):
+                    self.get_logger().error(traceback.format_exc())
+                self._wake.wait(0.1)
 
-    def _infer_once(self) -> None:
+    def _work_step(self) -> None:
+        next_start = self.scheduler.next_start()
+        delay = 0.1 if self.paused else next_start - self.now()
+        if delay > 0:
+            self._wake.wait(min(delay, 0.1))
+            self._wake.clear()
+            return
         now = self.now()
+        obs, epoch = self._observe(now)
+        if obs is None:  # nothing (new) to infer from: poll again shortly
+            self._wake.wait(self.POLL)
+            self._wake.clear()
+            return
+        if self.scheduler.mode == "fixed" and np.isfinite(next_start):
+            missed = int((now - next_start) / self.scheduler.period)
+            self.counts["skipped_busy"] += max(missed, 0)  # periods that passed while the backend ran
+        self.scheduler.started(now)
+        self._infer_once(obs, epoch)
+
+    def _observe(self, now: float) -> tuple[Observation | None, int]:
+        """The newest observation, or None while an input is missing/stale or nothing changed since the last."""
         with self.lock:
             epoch = self.epoch
             try:
@@ -207,8 +227,15 @@ class PolicyNode(Node):
             except MissingInput as exc:
                 self.counts["no_observation"] += 1
                 self.problems.report("observation", f"no inference: {exc}", now)
-                return
-        self.problems.resolve("observation")
+                return None, epoch
+            self.problems.resolve("observation")
+            if self.last_obs_stamp is not None and obs.stamp <= self.last_obs_stamp:
+                self.counts["waited_for_new_input"] += 1  # a second chunk from the same inputs adds nothing
+                return None, epoch
+            self.last_obs_stamp = obs.stamp
+        return obs, epoch
+
+    def _infer_once(self, obs: Observation, epoch: int) -> None:
         if self.supports_prefix and self.last_chunk is not None:
             times = self.p["chunk_dt"] * np.arange(1, self.p["horizon"] + 1)
             values, valid = prefix_for(self.last_chunk, obs.stamp, times, self.action_joints)
