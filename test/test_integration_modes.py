@@ -62,7 +62,9 @@ def test_sim_time_stamps_and_clock(ros, tmp_path):
         stamp = to_sec(probe.messages("/vla/action_chunk")[-1].msg.header.stamp)
         assert stamp < 600.0
         ctrl = probe.diagnostics("controller_node")[-1]
-        assert int(ctrl["chunks_accepted"]) >= 2 and ctrl["chunks_rejected"] == "0"
+        assert int(ctrl["chunks_accepted"]) >= 2
+        log = graph.log_path.read_text()  # (a chunk that beats the first joint state is rightly rejected)
+        assert "chunk is stale" not in log and "in the future" not in log, "sim-time stamps misread"
     finally:
         code = graph.stop()
         probe.close()

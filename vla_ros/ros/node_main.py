@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 import threading
@@ -13,9 +14,12 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 
 _STOP_SIGNALLED = threading.Event()
+SHUTDOWN_REPORT_AFTER = 5.0  # s after a stop signal: dump all threads' stacks to stderr
 
 
 def _on_stop_signal(signum, frame) -> None:
+    if not _STOP_SIGNALLED.is_set():  # if shutting down hangs, show where every thread is
+        faulthandler.dump_traceback_later(SHUTDOWN_REPORT_AFTER, exit=False)
     _STOP_SIGNALLED.set()
     raise KeyboardInterrupt
 
