@@ -71,10 +71,11 @@ def test_controller_publishes_at_its_rate(graph):
     span = arm[-1].t - arm[0].t
     rate = (len(arm) - 1) / span
     assert 450.0 < rate < 550.0, f"{rate:.1f} Hz"
-    assert abs(len(grip) - len(arm)) <= 3
+    assert abs(len(grip) - len(arm)) <= 3, f"{len(grip)} gripper vs {len(arm)} arm commands"
     assert all(len(r.msg.data) == 6 for r in arm) and all(len(r.msg.data) == 1 for r in grip)
     diag = probe.diagnostics("controller_node", since=start)[-1]
-    assert 490.0 < float(diag["rate_hz"]) < 510.0
+    assert 490.0 < float(diag["rate_hz"]) < 510.0, {k: diag[k] for k in diag if "rate" in k or "period" in k
+                                                     or k == "overruns"}
     assert float(diag["chunks_accepted"]) > 0 and diag["chunks_rejected"] == "0"
 
 
