@@ -73,7 +73,8 @@ class RateMeter:
     def rate(self) -> float:
         """Ticks per second over the last ``rate_window`` periods (the current rate, not since start-up)."""
         recent = self.periods.values()[-self.rate_window:]
-        return 1.0 / float(recent.mean()) if recent.size and recent.mean() > 0 else float("nan")
+        mean = float(recent.mean()) if recent.size else 0.0
+        return 1.0 / mean if mean > 0 else float("nan")
 
     def period_error(self) -> np.ndarray:
         """|period - nominal| of each recorded tick, seconds."""

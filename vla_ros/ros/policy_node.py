@@ -38,6 +38,7 @@ from .param_util import choice_guard, declare
 
 class PolicyNode(Node):
     POLL = 0.005  # s between checks for a (new) observation
+
     def __init__(self) -> None:
         super().__init__("policy_node")
         p = self.p = declare(self, POLICY_PARAMS)
