@@ -150,3 +150,39 @@ def test_launch_command_stops_its_nodes_on_sigterm(ros):
     while _our_node_pids() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _our_node_pids() == []
+
+
+HANGING_TEARDOWN = """
+import time
+from rclpy.node import Node
+from vla_ros.ros import node_main
+
+class HangingTeardown(Node):
+    def __init__(self):
+        super().__init__("hanging_teardown")
+        self.create_timer(0.05, lambda: print("spinning", flush=True))
+
+    def destroy_node(self):  # stands in for the rclpy/DDS teardown hang seen about once in 40 stops
+        time.sleep(60)
+
+raise SystemExit(node_main.run(HangingTeardown))
+"""
+
+
+def test_a_hung_ros_teardown_does_not_keep_the_node_alive():
+    from vla_ros.ros.node_main import TEARDOWN_TIMEOUT
+
+    proc = subprocess.Popen([sys.executable, "-c", HANGING_TEARDOWN], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spinning"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert TEARDOWN_TIMEOUT - 0.5 < took < TEARDOWN_TIMEOUT + 3.0
+    assert "ROS teardown did not finish within 3 s" in err and "in destroy_node" in err
