@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
 
-.PHONY: venv demo test test-unit bench lint docs clean
+.PHONY: venv demo test test-unit bench bench-gpu lint docs clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,9 @@ test: venv  ## unit tests of the core + integration tests with real nodes over D
 
 bench: venv  ## benchmarks: chunk execution strategies, controller timing under load; output/bench/
 	$(PY) -m bench --out output/bench
+
+bench-gpu: venv  ## full-size pi0 and an OpenVLA-size model on CUDA (random weights); output/bench-gpu/
+	$(PY) -m bench.gpu --out output/bench-gpu
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

@@ -10,6 +10,17 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
+def gpu_snapshot() -> str:
+    """The committed GPU figures (``make bench-gpu`` on a lent GPU writes bench/results_gpu.json's source)."""
+    from .gpu import markdown
+
+    path = Path(__file__).with_name("results_gpu.json")
+    if not path.exists():
+        return "## GPU\n\nNo GPU snapshot: run `make bench-gpu` on a CUDA machine.\n"
+    return ("## Full-size models on a GPU (`make bench-gpu`, snapshot of bench/results_gpu.json)\n\n"
+            + markdown(json.loads(path.read_text())))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("output/bench"))
@@ -29,6 +40,7 @@ def main() -> int:
     backend_report = backends.run(15 if ns.quick else 30, ns.out)
     (ns.out / "backends.json").write_text(json.dumps(backend_report, indent=2))
     sections.append("## Policy backends on this CPU (tiny models)\n\n" + backends.table(backend_report))
+    sections.append(gpu_snapshot())
     text = "# vla_ros benchmarks\n\n" + "\n".join(sections)
     (ns.out / "RESULTS.md").write_text(text)
     print("\n" + text)

@@ -24,7 +24,7 @@ def model_dir(tmp_path_factory):
 
 def make(model_dir, **options):
     ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, KEYS, (224, 224), 0.1, 10,
-                        {"model_path": str(model_dir), "seed": 0, "num_steps": 4, **options})
+                        {"model_path": str(model_dir), "device": "cpu", "seed": 0, "num_steps": 4, **options})
     return create_policy("pi0", ctx)
 
 

@@ -53,3 +53,7 @@ class Policy(ABC):
 
     def reset(self) -> None:  # noqa: B027 (optional hook, not abstract)
         """Forget episode state (called on the policy node's reset service)."""
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Backend figures for /diagnostics (load/capture timing, fallbacks, ...)."""
+        return {}

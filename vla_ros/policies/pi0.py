@@ -6,11 +6,17 @@ order); state normalised (z-score for pi0, quantile for pi0.5-style checkpoints;
 zero-padded to ``max_state_dim``; flow matching with ``num_steps`` Euler steps from a KV-cached prefix;
 actions un-normalised and turned into absolute targets by the robot preset's action space. With the
 previous chunk available, sampling is guided towards its still-to-run actions (RTC inpainting).
+
+On CUDA (``pi0.compile``: auto) inference runs the static-shape fast path of :mod:`.pi0_fast`: the
+prefix and every denoising step replay as CUDA graphs captured at load, so the first chunk the robot
+waits for costs what every later one does.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +30,8 @@ from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
 from .torch_utils import TorchPolicy
+
+log = logging.getLogger(__name__)
 
 
 def load_norm_stats(folder: str, mode: str) -> NormStats:
@@ -61,6 +69,10 @@ class Pi0Policy(TorchPolicy):
         ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
         ParamSpec("rtc_guidance", True, "Guide sampling towards the previous chunk's remaining actions"),
         ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
+        ParamSpec("compile", "auto", "Static-shape fast path (prefix cache in fixed buffers, CUDA graphs captured "
+                  "at load); auto: on with CUDA", choices=("auto", "on", "off")),
+        ParamSpec("max_prompt_tokens", 48, "Fast path: prompt tokens the captured graphs hold (longer instructions "
+                  "run the eager path)", min=4, max=1024),
     ]
 
     def __init__(self, context: PolicyContext):
@@ -92,17 +104,49 @@ class Pi0Policy(TorchPolicy):
         self.action_width = self.action_space.model_width
         if len(context.state_joints) > self.max_state_dim or self.action_width > self.max_action_dim:
             raise PolicyError("state or action dimension exceeds the model's max_state_dim/max_action_dim")
-        self._prompt: tuple[str, object] | None = None
+        self._prompt: tuple[str, list[int], object] | None = None
+        self.timing: dict[str, float | bool | str] = {"fast_path": False}
+        self.fast_fallbacks = 0
+        self._first_chunk = True
+        self.fast = self._build_fast() if self._fast_wanted() else None
+
+    def _fast_wanted(self) -> bool:
+        mode = self.options["compile"]
+        return mode == "on" or (mode == "auto" and self.device == "cuda")
+
+    def _build_fast(self):
+        """Static buffers, warm-up and graph capture at load (not on the first chunk the robot waits for)."""
+        from .pi0_fast import FastShape, Pi0Fast
+
+        shape = FastShape(len(self.cameras), int(self.options["max_prompt_tokens"]), int(self.options["num_steps"]))
+        fast = Pi0Fast(self.model, shape, float(self.options["rtc_beta"]))
+        torch = self.torch
+        fast.load(torch.zeros_like(fast.pixels), self._text_ids(""), torch.zeros_like(fast.state), self._noise())
+        capture_s = fast.capture(guided=bool(self.options["rtc_guidance"]))
+        start = time.perf_counter()
+        fast.sample().float().cpu()
+        self.timing.update(fast_path=True, graphs=fast.graphs, capture_s=capture_s,
+                           warm_chunk_ms=(time.perf_counter() - start) * 1e3)
+        if fast.capture_error:
+            self.timing["capture_error"] = fast.capture_error
+            log.warning("pi0: CUDA graph capture failed (%s); running the static path uncaptured",
+                        fast.capture_error)
+        log.info("pi0 fast path: %s, captured in %.2f s, warm chunk %.1f ms", "CUDA graphs" if fast.graphs
+                 else "static buffers (no graphs)", capture_s, self.timing["warm_chunk_ms"])
+        return fast
 
     # -- pre-processing ----------------------------------------------------------------------
+    def _text_ids(self, instruction: str) -> list[int]:
+        tok = self.tokenizer
+        return list(tok(f"{tok.bos_token or ''}{instruction}\n", add_special_tokens=False)["input_ids"])
+
     def _prompt_ids(self, instruction: str):
         """Image tokens for every camera, then <bos> instruction \\n (cached per instruction)."""
         if self._prompt is None or self._prompt[0] != instruction:
-            tok = self.tokenizer
-            text = tok(f"{tok.bos_token or ''}{instruction}\n", add_special_tokens=False)["input_ids"]
-            ids = [self.image_token_id] * (self.tokens_per_image * len(self.cameras)) + list(text)
-            self._prompt = (instruction, self.torch.tensor([ids], device=self.device))
-        return self._prompt[1]
+            text = self._text_ids(instruction)
+            ids = [self.image_token_id] * (self.tokens_per_image * len(self.cameras)) + text
+            self._prompt = (instruction, text, self.torch.tensor([ids], device=self.device))
+        return self._prompt[2]
 
     def preprocess(self, observation: Observation) -> dict:
         torch = self.torch
@@ -125,6 +169,7 @@ class Pi0Policy(TorchPolicy):
         ids = self._prompt_ids(observation.instruction)
         return {
             "state": torch.tensor(padded[None], dtype=self.dtype, device=self.device),
+            "text_ids": self._prompt[1],
             "input_ids": ids,
             "attention_mask": torch.ones_like(ids),
             "pixel_values": pixels,
@@ -140,8 +185,22 @@ class Pi0Policy(TorchPolicy):
         noise = torch.randn(1, self.chunk_size, self.max_action_dim, generator=gen)
         return noise.to(self.device, self.dtype)
 
-    def sample(self, inputs: dict, prefix: dict | None = None):
-        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided."""
+    def sample(self, inputs: dict, prefix: tuple | None = None, noise=None):
+        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided (fast path where built)."""
+        noise = self._noise() if noise is None else noise
+        if self.fast is not None:
+            if self.fast.fits(inputs["text_ids"]):
+                target, weights = prefix if prefix is not None else (None, None)
+                self.fast.load(inputs["pixel_values"], inputs["text_ids"], inputs["state"], noise, target, weights)
+                return self.fast.sample(guided=prefix is not None).clone()
+            self.fast_fallbacks += 1
+            if self.fast_fallbacks == 1:
+                log.warning("pi0: a prompt of %d tokens exceeds pi0.max_prompt_tokens=%d; such prompts run the "
+                            "eager path", len(inputs["text_ids"]), self.fast.shape.prompt_tokens)
+        return self.sample_eager(inputs, prefix, noise)
+
+    def sample_eager(self, inputs: dict, prefix: tuple | None = None, noise=None):
+        """transformers' modules with a dynamic KV cache cropped after every step (the reference path)."""
         from .rtc_guidance import guided_sample
 
         torch, model = self.torch, self.model
@@ -163,7 +222,8 @@ class Pi0Policy(TorchPolicy):
         target = weights = None
         if prefix is not None:
             target, weights = prefix
-        return guided_sample(velocity, self._noise(), int(self.options["num_steps"]), target, weights,
+        noise = self._noise() if noise is None else noise
+        return guided_sample(velocity, noise, int(self.options["num_steps"]), target, weights,
                              float(self.options["rtc_beta"]))
 
     def _guidance(self, observation: Observation):
@@ -210,6 +270,15 @@ class Pi0Policy(TorchPolicy):
         return ActionChunk.uniform(observation.stamp, ctx.action_joints, targets, ctx.chunk_dt)
 
     def infer(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
         inputs = self.preprocess(observation)
         actions = self.sample(inputs, self._guidance(observation))
-        return self.postprocess(actions[0].float().cpu().numpy(), observation)
+        chunk = self.postprocess(actions[0].float().cpu().numpy(), observation)
+        if self._first_chunk:
+            self._first_chunk = False
+            self.timing["first_chunk_ms"] = (time.perf_counter() - start) * 1e3
+            log.info("pi0: first chunk after start-up in %.1f ms", self.timing["first_chunk_ms"])
+        return chunk
+
+    def diagnostics(self) -> dict:
+        return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_fast_fallbacks": self.fast_fallbacks}

@@ -33,17 +33,10 @@ def build_tokenizer(folder: str | Path, extra_ids: int = 0):
     return fast
 
 
-def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, chunk_size: int = 50,
-                   norm_mode: str = "zscore", seed: int = 0) -> Path:
-    """A ~0.3M-parameter PI0ForConditionalGeneration with tokenizer and normalisation statistics."""
-    import torch
-    from transformers import PI0Config, PI0ForConditionalGeneration
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
+def tiny_pi0_config(chunk_size: int = 50) -> dict:
+    """PI0Config arguments of a ~0.3M-parameter pi0 (Gemma/SigLIP widths of 64, 2 layers each)."""
     vocab = 300
-    config = PI0Config(
+    return dict(
         vlm_config={
             "text_config": {"model_type": "gemma", "hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128,
                             "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 32, "vocab_size": vocab},
@@ -54,7 +47,22 @@ def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, 
         dit_config={"hidden_size": 64, "num_hidden_layers": 2, "intermediate_size": 128, "num_attention_heads": 2,
                     "num_key_value_heads": 1, "head_dim": 32},
         chunk_size=chunk_size, max_state_dim=32, max_action_dim=32, num_inference_steps=10)
-    PI0ForConditionalGeneration(config).eval().save_pretrained(folder)
+
+
+def build_pi0(folder: str | Path, config: dict | None = None, state_dim: int = 7, action_dim: int = 7,
+              norm_mode: str = "zscore", seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Path:
+    """A randomly initialised PI0ForConditionalGeneration (``config``: PI0Config arguments; None: the
+    full-size default, 3.5B parameters) saved with a tokenizer and normalisation statistics."""
+    import torch
+    from transformers import PI0Config, PI0ForConditionalGeneration
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = PI0ForConditionalGeneration(PI0Config(**(config or {})))
+    model.to(getattr(torch, dtype)).eval().save_pretrained(folder)
+    del model
     build_tokenizer(folder)
     rng = np.random.default_rng(seed)
 
@@ -66,15 +74,41 @@ def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, 
     return folder
 
 
-def build_tiny_openvla(folder: str | Path, action_dim: int = 7, datasets: tuple[str, ...] = ("bridge_orig",),
-                       seed: int = 0) -> Path:
-    """A tiny Llava-architecture image-text-to-text model with a 32000-token text vocabulary.
+def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, chunk_size: int = 50,
+                   norm_mode: str = "zscore", seed: int = 0) -> Path:
+    """A ~0.3M-parameter PI0ForConditionalGeneration with tokenizer and normalisation statistics."""
+    return build_pi0(folder, tiny_pi0_config(chunk_size), state_dim, action_dim, norm_mode, seed)
+
+
+TINY_LLAVA = {
+    "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
+                      "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 224, "patch_size": 32,
+                      "projection_dim": 32},
+    "text_config": {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                    "num_attention_heads": 2, "num_key_value_heads": 1},
+    "image_seq_length": 49, "patch_size": 32, "feature_strategy": "default", "extra_image_tokens": 1,
+}
+# OpenVLA-7B's cost in Llava form: Llama-2 7B over 256 image patches of a SigLIP-So400m/14 at 224 px
+# (OpenVLA fuses DINOv2-L and SigLIP-So400m patches; one 400M encoder stands in for the pair's cost share).
+OPENVLA_7B_LLAVA = {
+    "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 1152, "intermediate_size": 4304,
+                      "num_hidden_layers": 27, "num_attention_heads": 16, "image_size": 224, "patch_size": 14},
+    "text_config": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                    "num_attention_heads": 32, "num_key_value_heads": 32},
+    "image_seq_length": 256, "patch_size": 14, "feature_strategy": "full", "extra_image_tokens": 0,
+}
+
+
+def build_openvla(folder: str | Path, arch: dict, action_dim: int = 7, datasets: tuple[str, ...] = ("bridge_orig",),
+                  seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Path:
+    """A randomly initialised Llava-architecture image-text-to-text model with a 32000-token text vocabulary.
 
     ``config.norm_stats`` follows OpenVLA's layout ({dataset: {"action": {q01, q99, mask}}}), so the
     OpenVLA backend's prompt, greedy generation, bin de-tokenisation and un-normalisation run on it.
     """
     import torch
-    from transformers import CLIPImageProcessorPil, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+    import transformers
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,15 +116,11 @@ def build_tiny_openvla(folder: str | Path, action_dim: int = 7, datasets: tuple[
     tokenizer = build_tokenizer(folder)
     tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]})
     image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    config = LlavaConfig(
-        vision_config={"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                       "num_hidden_layers": 1, "num_attention_heads": 2, "image_size": 224, "patch_size": 32,
-                       "projection_dim": 32},
-        text_config={"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
-                     "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": 32064,
-                     "max_position_embeddings": 512, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2},
-        image_token_id=image_token_id, image_seq_length=49, vision_feature_layer=-1,
-        vision_feature_select_strategy="default")
+    text = {**arch["text_config"], "vocab_size": 32064, "max_position_embeddings": 2048, "pad_token_id": 0,
+            "bos_token_id": 1, "eos_token_id": 2}
+    config = LlavaConfig(vision_config=arch["vision_config"], text_config=text, image_token_id=image_token_id,
+                         image_seq_length=arch["image_seq_length"], vision_feature_layer=-1,
+                         vision_feature_select_strategy=arch["feature_strategy"])
     rng = np.random.default_rng(seed)
     config.norm_stats = {}
     for name in datasets:
@@ -101,9 +131,19 @@ def build_tiny_openvla(folder: str | Path, action_dim: int = 7, datasets: tuple[
                                               "mask": [True] * (action_dim - 1) + [False]}}
     config.n_action_bins = 256
     config.pad_to_multiple_of = 64
-    model = LlavaForConditionalGeneration(config).eval()
-    model.save_pretrained(folder)
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
-    LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=32,
-                   vision_feature_select_strategy="default", num_additional_image_tokens=1).save_pretrained(folder)
+    with torch.device(device):
+        model = LlavaForConditionalGeneration(config)
+    model.to(getattr(torch, dtype)).eval().save_pretrained(folder)
+    del model
+    processor_cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    image_processor = processor_cls(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224})
+    LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=arch["patch_size"],
+                   vision_feature_select_strategy=arch["feature_strategy"],
+                   num_additional_image_tokens=arch["extra_image_tokens"]).save_pretrained(folder)
     return folder
+
+
+def build_tiny_openvla(folder: str | Path, action_dim: int = 7, datasets: tuple[str, ...] = ("bridge_orig",),
+                       seed: int = 0) -> Path:
+    """A tiny Llava-architecture model (CLIP 1 layer, Llama 2 layers) in OpenVLA's layout."""
+    return build_openvla(folder, TINY_LLAVA, action_dim, datasets, seed)

@@ -64,6 +64,8 @@ class PolicyNode(Node):
                                 p["chunk_dt"], p["horizon"], options)
         self.get_logger().info(f"loading backend {p['backend']!r} ({backend_cls.description})")
         self.policy = backend_cls(context)
+        if self.policy.diagnostics():
+            self.get_logger().info(f"backend loaded: {self.policy.diagnostics()}")
         self.uses_images = backend_cls.uses_images
         self.extra_inputs = backend_cls.extra_inputs
 
@@ -262,6 +264,8 @@ class PolicyNode(Node):
             return
         latency = time.perf_counter() - start
         self.latency.add(latency)
+        if self.counts["published"] == 0 and len(self.latency) == 1:
+            self.get_logger().info(f"first chunk after start-up: {latency * 1e3:.1f} ms")
         self.problems.resolve("backend")
         if self.paused or epoch != self.epoch:
             return
@@ -281,6 +285,7 @@ class PolicyNode(Node):
         phase = getattr(self.policy, "phase", None)
         if phase is not None:
             values["backend_phase"] = phase
+        values.update(self.policy.diagnostics())
         self.diag_pub.publish(diag.node_report(
             self.get_clock().now().to_msg(), f"{self.get_name()}: inference", self.robot.name, self.problems,
             self.now(), "paused" if self.paused else "running", values))

@@ -1,0 +1,259 @@
+"""GPU benchmark: full-size pi0 and an OpenVLA-size model, randomly initialised, timed through ``infer``.
+
+pi0 is built from ``PI0Config()`` (3.5B parameters: the released pi0's architecture and cost), saved to
+a temporary directory and loaded with the backend's own ``from_pretrained`` path, ALOHA preset (14-D
+state, 50 x 14 chunk at 50 Hz). Every row times ``Pi0Policy.infer`` end to end (pre-processing, model,
+post-processing, action space) over ``--calls`` calls after warm-up. The fast path's actions are checked
+against the eager path's and against a float32 reference for the same noise. The OpenVLA-size model is
+a Llava-architecture 7B (Llama-2 7B over 256 SigLIP-So400m patches) generating 7 greedy tokens.
+
+    python -m bench.gpu [--out output/bench-gpu] [--calls 40] [--tiny] [--skip-openvla]
+
+``--tiny`` runs the same script on the tiny configs (CPU smoke test; no CUDA graphs there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vla_ros.core.observation import Observation
+from vla_ros.policies import PolicyContext, create_policy
+from vla_ros.policies.tiny_models import OPENVLA_7B_LLAVA, TINY_LLAVA, build_openvla, build_pi0, tiny_pi0_config
+from vla_ros.robots import load_robot
+
+ALOHA_CAMERAS = ["cam_high", "cam_left_wrist", "cam_right_wrist"]  # openpi's ALOHA set (3 cameras)
+
+
+def summary(samples_ms: list[float]) -> dict[str, float]:
+    a = np.asarray(samples_ms)
+    return {"p50": float(np.percentile(a, 50)), "p95": float(np.percentile(a, 95)), "min": float(a.min()),
+            "n": int(a.size)}
+
+
+def timed(fn, calls: int, warmup: int = 5) -> dict[str, float]:
+    """Wall-clock ms per call; ``fn`` returns host data, so every call ends synchronised with the device."""
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(calls):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1e3)
+    return summary(samples)
+
+
+def device_timed(fn, calls: int, torch) -> dict[str, float]:
+    """ms per call of device work from CUDA events (no host round trip)."""
+    fn()
+    samples = []
+    for _ in range(calls):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        samples.append(start.elapsed_time(end))
+    return summary(samples)
+
+
+def rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+def aloha_observation(cameras: list[str], seed: int = 0, prefix: bool = False, horizon: int = 50) -> Observation:
+    rng = np.random.default_rng(seed)
+    state = np.array([0.0, -0.96, 1.16, 0.0, -0.3, 0.0, 0.05] * 2)
+    images = {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in cameras}
+    obs = Observation(time.time(), state, images, "transfer the cube to the other arm")
+    if prefix:  # what the policy node passes: the previous chunk's remaining targets, d and s
+        values = state + 0.02 * rng.standard_normal((horizon, state.size))
+        values[:, [6, 13]] = 0.05
+        obs.extras["prefix"] = {"values": values, "valid": np.ones(horizon, bool), "delay": 2,
+                                "execution_horizon": 25}
+    return obs
+
+
+def pi0_context(robot, folder: Path, cameras: int, steps: int, **options) -> PolicyContext:
+    keys = ALOHA_CAMERAS[:cameras]
+    return PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.02, 50,
+                         {"model_path": str(folder), "num_steps": steps, "seed": 0, **options})
+
+
+def free(torch) -> None:
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def bench_pi0(args, device: str, torch) -> dict:
+    robot = load_robot("aloha")
+    folder = Path(tempfile.mkdtemp(prefix="pi0_full_"))
+    t = time.perf_counter()
+    build_pi0(folder, tiny_pi0_config() if args.tiny else None, state_dim=14, action_dim=14, device=device,
+              dtype="bfloat16" if device == "cuda" else "float32")
+    out: dict = {"build_s": time.perf_counter() - t, "rows": [], "checks": {},
+                 "dtype": "bfloat16" if device == "cuda" else "float32"}
+    print(f"pi0 built and saved in {out['build_s']:.1f} s", flush=True)
+    reference_obs = {3: aloha_observation(ALOHA_CAMERAS, 1), "rtc": aloha_observation(ALOHA_CAMERAS, 1, True)}
+    actions: dict[str, np.ndarray] = {}
+    try:
+        for cameras in (3, 1):
+            for steps in (10, 5):
+                t = time.perf_counter()
+                policy = create_policy("pi0", pi0_context(robot, folder, cameras, steps, compile=args.compile))
+                load_s = time.perf_counter() - t
+                params = sum(p.numel() for p in policy.model.parameters())
+                keys = ALOHA_CAMERAS[:cameras]
+                for rtc in (False, True):
+                    obs = aloha_observation(keys, 0, rtc)
+                    row = {"path": "fast" if policy.fast is not None else "eager", "cameras": cameras,
+                           "steps": steps, "rtc_prefix": rtc, "infer_ms": timed(lambda o=obs, p=policy: p.infer(o),
+                                                                               args.calls)}
+                    out["rows"].append(row)
+                    print(json.dumps(row), flush=True)
+                if cameras == 3 and steps == 10:
+                    out.update(params=params, load_s=load_s, timing=dict(policy.timing))
+                    fast = policy.fast
+                    if fast is not None and fast.graphs:  # device time of each captured part
+                        out["parts_ms"] = {"prefix": device_timed(fast._graph["prefix"].replay, args.calls, torch),
+                                           "denoise_10": device_timed(fast._graph["plain"].replay, args.calls, torch)}
+                        if "guided" in fast._graph:
+                            out["parts_ms"]["denoise_10_guided"] = device_timed(fast._graph["guided"].replay,
+                                                                                args.calls, torch)
+                    actions["fast"] = policy.infer(reference_obs[3]).values
+                    actions["fast_rtc"] = policy.infer(reference_obs["rtc"]).values
+                if cameras == 3:  # the eager path of the same loaded model, for comparison
+                    fast, policy.fast = policy.fast, None
+                    for rtc in (False, True):
+                        obs = aloha_observation(keys, 0, rtc)
+                        row = {"path": "eager", "cameras": cameras, "steps": steps, "rtc_prefix": rtc,
+                               "infer_ms": timed(lambda o=obs, p=policy: p.infer(o), max(10, args.calls // 2), 2)}
+                        out["rows"].append(row)
+                        print(json.dumps(row), flush=True)
+                    if steps == 10:
+                        actions["eager"] = policy.infer(reference_obs[3]).values
+                        actions["eager_rtc"] = policy.infer(reference_obs["rtc"]).values
+                    policy.fast = fast
+                del policy
+                free(torch)
+        # float32 eager reference for the same inputs and noise
+        policy = create_policy("pi0", pi0_context(robot, folder, 3, 10, dtype="float32", compile="off"))
+        ref, ref_rtc = policy.infer(reference_obs[3]).values, policy.infer(reference_obs["rtc"]).values
+        del policy
+        free(torch)
+        # relative errors of the model's joint targets (differences from the state, the part the model sets)
+        state = reference_obs[3].state
+        d = {k: v - state for k, v in actions.items()}
+        out["checks"] = {
+            "fast_vs_eager": rel_error(d["fast"], d["eager"]),
+            "fast_vs_eager_rtc": rel_error(d["fast_rtc"], d["eager_rtc"]),
+            "fast_vs_float32": rel_error(d["fast"], ref - state),
+            "eager_vs_float32": rel_error(d["eager"], ref - state),
+            "fast_rtc_vs_float32": rel_error(d["fast_rtc"], ref_rtc - state),
+            "eager_rtc_vs_float32": rel_error(d["eager_rtc"], ref_rtc - state),
+        }
+        print("checks", json.dumps(out["checks"]), flush=True)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def bench_openvla(args, device: str, torch) -> dict:
+    robot = load_robot("widowx")
+    folder = Path(tempfile.mkdtemp(prefix="openvla_7b_"))
+    t = time.perf_counter()
+    build_openvla(folder, TINY_LLAVA if args.tiny else OPENVLA_7B_LLAVA, device=device,
+                  dtype="bfloat16" if device == "cuda" else "float32")
+    out: dict = {"build_s": time.perf_counter() - t}
+    print(f"openvla-size model built and saved in {out['build_s']:.1f} s", flush=True)
+    try:
+        t = time.perf_counter()
+        ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, ["image_0"], (224, 224), 0.2, 1,
+                            {"model_path": str(folder)})
+        policy = create_policy("openvla", ctx)
+        out["load_s"] = time.perf_counter() - t
+        out["params"] = sum(p.numel() for p in policy.model.parameters())
+        rng = np.random.default_rng(0)
+        obs = Observation(time.time(), np.array([0.0, -0.5, 0.4, 0.0, 1.2, 0.0, 0.03]),
+                          {"image_0": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)}, "pick up the red cube")
+        out["prompt_tokens"] = int(policy._inputs(obs)["input_ids"].shape[1])
+        out["infer_ms"] = timed(lambda p=policy: p.infer(obs), args.calls)
+        print("openvla", json.dumps(out), flush=True)
+        del policy
+        free(torch)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
+def markdown(result: dict) -> str:
+    lines = [f"Device: {result['device']} (torch {result['torch']}, transformers {result['transformers']}).", ""]
+    pi0 = result.get("pi0")
+    if pi0:
+        size = f"{pi0.get('params', 0) / 1e9:.2f}B parameters, {pi0['dtype']}"
+        lines += [f"pi0 from `PI0Config()` ({size}), ALOHA preset, 50 x 14 chunk, `Pi0Policy.infer` end to end:", "",
+                  "| path | cameras | flow steps | RTC prefix | p50 ms | p95 ms | min ms | calls |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in pi0["rows"]:
+            m = r["infer_ms"]
+            lines.append(f"| {r['path']} | {r['cameras']} | {r['steps']} | {'yes' if r['rtc_prefix'] else 'no'} | "
+                         f"{m['p50']:.1f} | {m['p95']:.1f} | {m['min']:.1f} | {m['n']} |")
+        if pi0.get("parts_ms"):
+            parts = ", ".join(f"{k} {v['p50']:.2f} ms" for k, v in pi0["parts_ms"].items())
+            lines += ["", f"Captured graphs alone (CUDA events, p50, 3 cameras): {parts}."]
+        timing = pi0.get("timing", {})
+        if timing:
+            lines += ["", f"Start-up: load {pi0.get('load_s', 0):.1f} s, capture {timing.get('capture_s', 0):.2f} s, "
+                      f"warm chunk at load {timing.get('warm_chunk_ms', 0):.1f} ms, first chunk after start-up "
+                      f"{timing.get('first_chunk_ms', 0):.1f} ms."]
+        if pi0.get("checks"):
+            errors = ", ".join(f"{k} {v:.2e}" for k, v in pi0["checks"].items())
+            lines += ["", f"Actions (targets minus state), relative L2 error for the same inputs and noise: {errors}."]
+    vla = result.get("openvla")
+    if vla:
+        m = vla["infer_ms"]
+        lines += ["", f"OpenVLA-size Llava ({vla['params'] / 1e9:.2f}B parameters, bfloat16, {vla['prompt_tokens']} "
+                  f"prompt tokens, 7 greedy tokens) through `OpenVlaPolicy.infer`: p50 {m['p50']:.1f} ms, "
+                  f"p95 {m['p95']:.1f} ms, min {m['min']:.1f} ms ({m['n']} calls; {1000 / m['p50']:.1f} Hz)."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default="output/bench-gpu")
+    ap.add_argument("--calls", type=int, default=40)
+    ap.add_argument("--tiny", action="store_true", help="tiny configs (a CPU smoke test of this script)")
+    ap.add_argument("--skip-openvla", action="store_true")
+    ap.add_argument("--compile", default="on", choices=("auto", "on", "off"), help="pi0.compile for the fast rows")
+    args = ap.parse_args()
+    import torch
+    import transformers
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" and not args.tiny:
+        raise SystemExit("bench.gpu needs a CUDA device (or --tiny for a CPU smoke test)")
+    name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "CPU"
+    result = {"device": name, "torch": torch.__version__, "transformers": transformers.__version__,
+              "tiny": args.tiny}
+    result["pi0"] = bench_pi0(args, device, torch)
+    if not args.skip_openvla:
+        result["openvla"] = bench_openvla(args, device, torch)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gpu.json").write_text(json.dumps(result, indent=1))
+    text = markdown(result)
+    (out / "gpu.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
