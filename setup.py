@@ -1,12 +1,19 @@
-"""ament_python package, also installable with pip (share/ and lib/vla_ros/ land under the prefix)."""
+"""ament_python package, also installable with pip (share/ and lib/vla_ros/ land under the prefix).
 
+Node executables are console scripts (an absolute interpreter path: no activated venv needed). colcon
+installs them into lib/vla_ros/ (setup.cfg); pip installs them into bin/, and lib/vla_ros/ gets small
+wrappers that exec those (launch_ros and ``ros2 run`` look in lib/<package>/).
+"""
+
+import sys
 from glob import glob
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
-NODES = ["sim_node", "policy_node", "controller_node"]  # scripts/<name> wrappers
+NODES = ["sim_node", "policy_node", "controller_node"]
+WHEEL = any(cmd in sys.argv for cmd in ("bdist_wheel", "editable_wheel"))  # a pip install, not colcon
 
 
 def tree(folder: str) -> list[tuple[str, list[str]]]:
@@ -29,8 +36,8 @@ setup(
         *tree("launch"),
         *tree("config"),
         *tree("urdf"),
-        # launch_ros resolves executables in lib/<package>/; a pip install gets these wrappers there.
-        (f"lib/{PACKAGE}", [f"scripts/{name}" for name in NODES]),
+        # launch_ros resolves executables in lib/<package>/; a pip install gets wrappers there.
+        *([(f"lib/{PACKAGE}", [f"scripts/{name}" for name in NODES])] if WHEEL else []),
     ],
     install_requires=["numpy", "pyyaml"],
     zip_safe=True,
@@ -42,6 +49,7 @@ setup(
     entry_points={
         "console_scripts": [
             "vla-ros = vla_ros.cli:main",
+            *(f"{name} = vla_ros.ros.entry:{name}" for name in NODES),
         ],
     },
 )

@@ -95,13 +95,13 @@ def bench_remote(folder: Path, n: int) -> dict:
 
     from vla_ros.remote.client import PolicyClient
     from vla_ros.remote.layouts import get_layout
-    from vla_ros.remote.service import BackendService
+    from vla_ros.serving import BackendService
 
     robot = load_robot("aloha")
     keys = ["cam_high", "cam_left_wrist", "cam_right_wrist"]
     ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.02, 50,
                         {"model_path": str(folder), "num_steps": 10, "camera_keys": keys})
-    service = BackendService(create_policy("pi0", ctx), "aloha", robot.data["openpi"]["cameras"])
+    service = BackendService(create_policy("pi0", ctx), "aloha", robot.openpi.cameras)
     request = get_layout("aloha").observation(aloha_observation(keys), service.ctx)
     in_process = timed(lambda: service(request), n)
     port = _free_port()

@@ -10,12 +10,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from vla_ros.core.chunk import ActionChunk
 from vla_ros.core.observation import Observation
-from vla_ros.sim.rollout import DelayedPolicy, StepOut
+from vla_ros.policies.base import Policy
+from vla_ros.sim.rollout import StepOut
+
+
+class DelayedPolicy:
+    """The baselines' own inference: the k-th request gets latency ``latencies[k]`` and perturbation
+    ``perturb(k, chunk)`` (the same sequences as this package's loop in the benchmark)."""
+
+    def __init__(self, policy: Policy, latencies: Iterator[float] | Callable[[int], float],
+                 perturb: Callable[[int, ActionChunk], ActionChunk] | None = None):
+        self.policy = policy
+        self._latency = latencies if callable(latencies) else (lambda k, it=iter(latencies): next(it))
+        self.perturb = perturb
+        self.requests = 0
+        self._pending: tuple[float, float, ActionChunk] | None = None  # (deliver_at, latency, chunk)
+
+    @property
+    def busy(self) -> bool:
+        return self._pending is not None
+
+    def request(self, observation: Observation, now: float) -> None:
+        chunk = self.policy.infer(observation)
+        if self.perturb is not None:
+            chunk = self.perturb(self.requests, chunk)
+        latency = float(self._latency(self.requests))
+        self.requests += 1
+        self._pending = (now + latency, latency, chunk)
+
+    def poll(self, now: float) -> tuple[ActionChunk, float] | None:
+        """The chunk and its latency once delivered."""
+        if self._pending is not None and now >= self._pending[0] - 1e-9:
+            _, latency, chunk = self._pending
+            self._pending = None
+            return chunk, latency
+        return None
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self._pending = None
 
 
 class _PolicyAdapter:

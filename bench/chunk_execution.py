@@ -20,14 +20,14 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from vla_ros.core.chunk import ActionChunk  # noqa: E402
-from vla_ros.core.control import ControlConfig  # noqa: E402
-from vla_ros.core.scheduling import InferenceScheduler  # noqa: E402
-from vla_ros.policies import PolicyContext, create_policy  # noqa: E402
+from vla_ros.params import control_config  # noqa: E402
+from vla_ros.policies import create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 from vla_ros.sim.physics import ArmSim  # noqa: E402
-from vla_ros.sim.rollout import ControllerExecutor, DelayedPolicy, run_closed_loop  # noqa: E402
+from vla_ros.sim.rollout import ControllerExecutor, PerturbedPolicy, controller_executor, run_closed_loop  # noqa: E402
 
-from .baselines import LerobotQueueExecutor, OpenpiBrokerExecutor  # noqa: E402
+from .baselines import DelayedPolicy, LerobotQueueExecutor, OpenpiBrokerExecutor  # noqa: E402
 
 RATE = 500.0
 DT, HORIZON, EXEC_HORIZON = 0.1, 10, 3
@@ -54,15 +54,16 @@ class Setting:
 
 
 def make_executors(robot, policy, setting: Setting) -> list:
-    limits = robot.limits(robot.action_joints)
+    limits = robot.limits_for(robot.action_joints)
 
     def delayed() -> DelayedPolicy:
         return DelayedPolicy(policy, setting.latency_of, setting.perturb)
 
-    def ours(name: str, **cfg) -> ControllerExecutor:
-        sched = InferenceScheduler("latency_aware", 0.25, DT, HORIZON, EXEC_HORIZON, initial_latency=setting.latency)
-        unblended = (robot.gripper["joint"],) if robot.gripper else ()
-        return ControllerExecutor(name, robot, delayed(), ControlConfig(rate=RATE, unblended=unblended, **cfg), sched)
+    def ours(name: str, **params) -> ControllerExecutor:
+        """The node's inference loop and controller, configured through the controller's parameters."""
+        config = control_config({"control_rate": RATE, **params}, [g.joint for g in robot.grippers])
+        return controller_executor(robot, PerturbedPolicy(policy, setting.perturb), setting.latency_of, config,
+                                   "latency_aware", EXEC_HORIZON, DT, HORIZON, name)
 
     return [
         OpenpiBrokerExecutor(delayed(), EXEC_HORIZON, DT, limits),
@@ -142,7 +143,7 @@ def run(seeds: int, latencies: list[float], jitter: float, chunk_error: float, o
     out.mkdir(parents=True, exist_ok=True)
     robot = load_robot("widowx")
     sim = ArmSim(robot)
-    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), DT, HORIZON, {})
+    ctx = policy_context(robot, {"backend": "scripted", "chunk_dt": DT, "horizon": HORIZON})
     policy = create_policy("scripted", ctx)
     results: dict[str, dict[str, dict]] = {}
     total = len(latencies) * seeds * len(make_executors(robot, policy, Setting(0.1, 0, 0, 0)))
@@ -163,7 +164,7 @@ def run(seeds: int, latencies: list[float], jitter: float, chunk_error: float, o
         plot(traces, out / f"chunk_boundaries_{latency * 1000:.0f}ms.png", (1.0, 3.0), 1, "shoulder")
     bar.close()
     sim.close()
-    vmax_step = float(np.max(robot.limits(robot.action_joints).velocity[ARM]) / RATE)
+    vmax_step = float(np.max(robot.limits_for(robot.action_joints).velocity[ARM]) / RATE)
     return {"results": results, "velocity_limit_x_period": vmax_step,
             "setup": {"seeds": seeds, "latency_jitter_sigma": jitter, "chunk_error_rad": chunk_error,
                       "chunk": f"{HORIZON} x {DT} s", "execution_horizon": EXEC_HORIZON, "control_rate": RATE}}

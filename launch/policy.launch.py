@@ -1,10 +1,16 @@
 """ros2 launch vla_ros policy.launch.py robot:=widowx policy:=scripted sim:=mujoco use_sim_time:=false
 
 Starts the same nodes, with the same parameters, as ``vla-ros launch`` (the graph is described once,
-in ``vla_ros.graph``). If any node exits, the whole launch shuts down.
+in ``vla_ros.graph``). If any node exits, the whole launch shuts down; if it exited with an error
+(a non-zero code, or a signal), launch logs an ERROR naming it and its code and ``ros2 launch`` exits 1.
+The generated parameter file is removed at shutdown.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, Shutdown
+import shutil
+import tempfile
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnShutdown
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -12,22 +18,36 @@ from launch import LaunchDescription
 from vla_ros.graph import LAUNCH_ARGUMENTS, GraphArgs, build_graph, write_params_file
 
 
+def _on_exit(name):
+    def handler(event, context):
+        if event.returncode != 0:  # launch reports the exception as an ERROR and run() returns 1
+            raise RuntimeError(f"{name} exited with code {event.returncode}")
+        if not context.is_shutdown:
+            return [Shutdown(reason=f"{name} exited")]
+        return None
+
+    return handler
+
+
 def _nodes(context):
     args = GraphArgs.from_strings({a.name: LaunchConfiguration(a.name).perform(context) for a in LAUNCH_ARGUMENTS})
     specs = build_graph(args)
-    generated = str(write_params_file(specs))
-    return [
+    folder = tempfile.mkdtemp(prefix="vla_ros_launch_")
+    generated = str(write_params_file(specs, folder))
+    nodes = [
         Node(
-            package="vla_ros",
-            executable=spec.executable,
+            package=spec.provider.package,
+            executable=spec.provider.executable,
             name=spec.name,
             output="screen",
             emulate_tty=True,
             parameters=[generated, *spec.param_files],
-            on_exit=Shutdown(reason=f"{spec.name} exited"),
+            on_exit=_on_exit(spec.name),
         )
         for spec in specs
     ]
+    cleanup = RegisterEventHandler(OnShutdown(on_shutdown=lambda event, ctx: shutil.rmtree(folder, True)))
+    return [cleanup, *nodes]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -6,7 +6,7 @@ import pytest
 from vla_ros.core.action_space import ActionSpace, GripperMap, from_preset
 from vla_ros.core.normalize import NormStats, Stats
 from vla_ros.core.tokenizers import BinTokenizer
-from vla_ros.robots import load_robot
+from vla_ros.robots import ActionGripperSpec, ActionSpaceSpec, load_robot
 
 
 def test_bin_tokenizer_matches_hand_computed_openvla_values():
@@ -62,7 +62,8 @@ def test_joint_action_spaces():
 
 def test_end_effector_deltas_compose_onto_the_pose_at_capture():
     robot = load_robot("widowx")
-    space = from_preset(robot, 0.2, {"kind": "ee_delta", "gripper": {"model_closed": 0.0, "model_open": 1.0}})
+    spec = ActionSpaceSpec("ee_delta", ActionGripperSpec(model_closed=0.0, model_open=1.0))
+    space = from_preset(robot, 0.2, spec)
     chain = robot.chain()
     state = np.array([0.0, -0.3, 0.5, 0.0, 1.0, 0.0, 0.03])
     start = chain.fk(state[:6])

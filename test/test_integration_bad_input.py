@@ -87,7 +87,7 @@ def commands_since(probe: Probe, since: float) -> np.ndarray:
 
 
 def assert_within_limits(cmds: np.ndarray) -> None:
-    limits = ROBOT.limits(JOINTS[:6])
+    limits = ROBOT.limits_for(JOINTS[:6])
     assert cmds.size and np.all(np.isfinite(cmds))
     assert np.all(cmds >= limits.lower - 1e-9) and np.all(cmds <= limits.upper + 1e-9)
 
@@ -198,7 +198,7 @@ def test_out_of_limit_targets_are_clamped(rig):
         pub.publish(chunk_msg(probe, JOINTS, 0.1 * np.arange(1, 11), [target] * 10))
         time.sleep(0.25)
     cmds = commands_since(probe, since)
-    upper = ROBOT.limits(JOINTS[:6]).upper[1]
+    upper = ROBOT.limits_for(JOINTS[:6]).upper[1]
     assert_within_limits(cmds)
     assert cmds[-1, 1] == pytest.approx(upper, abs=1e-6)
     steps = np.abs(np.diff(cmds[:, 1]))
@@ -222,7 +222,7 @@ def test_silent_joint_states_make_the_controller_hold(rig):
     assert np.ptp(commands_since(probe, since + 0.8), axis=0).max() < 1e-4  # at rest (< 0.25 mrad/s)
     assert waist[-1] < 0.8  # stopped short of the target, braking within the acceleration limit
     acc = np.diff(waist, 2) * 500**2
-    assert np.abs(acc).max() <= ROBOT.limits(JOINTS).acceleration[0] + 1e-6
+    assert np.abs(acc).max() <= ROBOT.limits_for(JOINTS).acceleration[0] + 1e-6
     assert d["_message"]
     robot.mode = "ok"
     time.sleep(0.3)

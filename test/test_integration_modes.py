@@ -101,7 +101,10 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     assert proc.returncode != 0 and "sim must be one of ['mujoco', 'none']" in out
     proc = _cli("launch", "robot:=franka", "sim:=mujoco")
     out, _ = proc.communicate(timeout=30)
-    assert proc.returncode != 0 and "has no sim section; use sim:=none" in out
+    assert proc.returncode == 2 and "has no MuJoCo sim yet" in out and "use sim:=none" in out
+    proc = _cli("launch", "robot:=widowx", "sim:=none")  # the scripted expert needs the sim's object poses
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "nothing publishes with sim:=none" in out and "policy:=pi0" in out
     proc = _cli("launch", "robot:=nonexistent")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "unknown robot 'nonexistent'" in out
@@ -112,7 +115,7 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode != 0, out
     assert "interpolation='spline9' must be one of ['linear', 'cubic', 'quintic']" in out
-    assert "nodes exited with errors" in out and time.monotonic() - start < 60
+    assert "ERROR: controller_node exited with code 1" in out and time.monotonic() - start < 60
 
 
 def _our_node_pids() -> list[int]:
@@ -135,7 +138,7 @@ def _our_node_pids() -> list[int]:
 def test_launch_command_stops_its_nodes_on_sigterm(ros):
     probe = Probe("sigterm_probe")
     record_diagnostics(probe)
-    proc = _cli("launch", "sim:=none")
+    proc = _cli("launch", "sim:=none", "policy:=openpi")  # no server: the policy node reports and waits
     try:
         probe.wait_for(lambda: all(probe.diagnostics(n) for n in ("policy_node", "controller_node")), 60,
                        "the nodes")

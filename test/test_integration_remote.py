@@ -12,9 +12,9 @@ from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.policies import PolicyContext, create_policy
 from vla_ros.remote.server import PolicyServer
-from vla_ros.remote.service import BackendService
 from vla_ros.robots import load_robot
 from vla_ros.ros.conversions import array_to_image
+from vla_ros.serving import BackendService
 
 pytestmark = pytest.mark.integration
 ROBOT = load_robot("widowx")

@@ -19,7 +19,7 @@ def chain():
 
 
 def test_urdf_limits_match_the_interbotix_description():
-    urdf = load_robot("widowx").urdf
+    urdf = load_robot("widowx").urdf_model
     assert urdf.joint("shoulder").lower == pytest.approx(np.radians(-108), abs=1e-5)
     assert urdf.joint("shoulder").upper == pytest.approx(np.radians(114), abs=1e-5)
     assert urdf.joint("elbow").lower == pytest.approx(np.radians(-123), abs=1e-5)

@@ -70,7 +70,7 @@ def test_end_effector_delta_becomes_joint_targets(model_dir):
     moved = chain.fk(targets[:6])[:3, 3] - chain.fk(STATE[:6])[:3, 3]
     np.testing.assert_allclose(moved, action[:3], atol=2e-3)
     grip = ROBOT.gripper
-    assert grip["closed"] <= targets[6] <= grip["open"]
+    assert grip.closed <= targets[6] <= grip.open
 
 
 def test_unnorm_key_is_required_with_several_datasets(tmp_path):

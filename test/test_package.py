@@ -147,6 +147,7 @@ def test_launch_file_starts_the_graph(ros):
 
 def test_graph_parameters_come_from_the_robot_preset():
     from vla_ros.graph import GraphArgs, build_graph
+    from vla_ros.robots import load_robot
 
     nodes = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "openpi",
                                                                     "sim": "none"}))}
@@ -155,4 +156,10 @@ def test_graph_parameters_come_from_the_robot_preset():
     assert policy["image_keys"] == ["cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"]
     assert policy["image_topics"][0] == "/cam_high/camera/color/image_rect_raw"
     assert policy["image_sizes"] == ["640x480"] * 4  # RealSense frames: resized for the model without a warning
-    assert nodes["controller_node"].parameters["unblended_joints"] == ["left_left_finger", "right_left_finger"]
+    # the controller takes its defaults from the same preset: both grippers always follow the newest chunk
+    from vla_ros.params import control_config
+
+    robot = load_robot("aloha")
+    config = control_config(nodes["controller_node"].parameters, [g.joint for g in robot.grippers])
+    assert config.unblended == ("left_left_finger", "right_left_finger")
+    assert nodes["controller_node"].parameters["output_interface"] == robot.output_interface

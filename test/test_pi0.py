@@ -55,7 +55,7 @@ def test_actions_are_the_models_unnormalised_output(model_dir):
     stats = NormStats.load(model_dir)
     expected = stats.actions.unnormalize(raw[:10, :7], "zscore")
     grip = ROBOT.gripper
-    expected[:, 6] = np.clip(expected[:, 6], grip["closed"], grip["open"])
+    expected[:, 6] = np.clip(expected[:, 6], grip.closed, grip.open)
     np.testing.assert_allclose(policy.infer(obs).values, expected, rtol=1e-5, atol=1e-6)
     # the state goes in z-scored and zero-padded to max_state_dim
     state = policy.preprocess(obs)["state"][0].numpy()

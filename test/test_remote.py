@@ -13,8 +13,8 @@ from vla_ros.remote import msgpack_numpy
 from vla_ros.remote.client import PolicyClient, RemoteError
 from vla_ros.remote.layouts import LayoutContext, LayoutError, get_layout
 from vla_ros.remote.server import PolicyServer
-from vla_ros.remote.service import BackendService
 from vla_ros.robots import load_robot
+from vla_ros.serving import BackendService
 
 WIDOWX, ALOHA, FRANKA = load_robot("widowx"), load_robot("aloha"), load_robot("franka")
 
@@ -80,7 +80,7 @@ def test_our_client_gets_the_backends_actions_from_our_server(tiny_pi0):
 def test_openpi_websocket_client_policy_talks_to_our_server(tiny_pi0):
     wcp = pytest.importorskip("openpi_client.websocket_client_policy")
     policy = pi0_policy(ALOHA, tiny_pi0["aloha"], [c.key for c in ALOHA.cameras])
-    service = BackendService(policy, "aloha", ALOHA.data["openpi"]["cameras"])
+    service = BackendService(policy, "aloha", ALOHA.openpi.cameras)
     server = serve(service, service.metadata())
     try:
         client = wcp.WebsocketClientPolicy(host="127.0.0.1", port=server.port)
@@ -168,7 +168,7 @@ def test_message_size_limit_and_server_errors():
 
 
 def aloha_ctx():
-    return LayoutContext(ALOHA, ALOHA.state_joints, ALOHA.action_joints, 0.02, ALOHA.data["openpi"]["cameras"])
+    return LayoutContext(ALOHA, ALOHA.state_joints, ALOHA.action_joints, 0.02, ALOHA.openpi.cameras)
 
 
 def test_aloha_layout_round_trips():
@@ -191,7 +191,7 @@ def test_aloha_layout_round_trips():
 
 def test_droid_layout_integrates_velocities():
     layout = get_layout("droid")
-    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 1 / 15, FRANKA.data["openpi"]["cameras"])
+    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 1 / 15, FRANKA.openpi.cameras)
     state = np.array([0.0, -0.78, 0.0, -2.35, 0.0, 1.57, 0.78, 0.03])
     img = np.zeros((224, 224, 3), np.uint8)
     obs = Observation(1.0, state, {"exterior_image_1_left": img, "wrist_image_left": img}, "open the drawer")

@@ -109,27 +109,25 @@ def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instru
 def test_asynchronous_execution_never_stalls_and_stays_within_limits(sim, robot):
     """Latency below the execution horizon: no tick without a fresh target once the first chunk lands."""
     from vla_ros.core.chunk import ActionChunk  # noqa: PLC0415
-    from vla_ros.core.control import ControlConfig  # noqa: PLC0415
-    from vla_ros.core.scheduling import InferenceScheduler  # noqa: PLC0415
-    from vla_ros.sim.rollout import ControllerExecutor, DelayedPolicy  # noqa: PLC0415
+    from vla_ros.sim.rollout import PerturbedPolicy  # noqa: PLC0415
 
     ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
     rng = np.random.default_rng(3)
-    latencies = iter(0.2 * np.exp(0.2 * rng.standard_normal(1000)))  # ~200 ms, below 3 steps x 0.1 s
+    latencies = 0.2 * np.exp(0.2 * rng.standard_normal(1000))  # ~200 ms, below 3 steps x 0.1 s
 
     def perturb(k, chunk):  # chunk-to-chunk inconsistency of a learned model
         offset = np.r_[np.random.default_rng(k).normal(0, 0.01, 6), 0.0]
         return ActionChunk(chunk.stamp, chunk.names, chunk.times, chunk.values + offset)
 
-    delayed = DelayedPolicy(create_policy("scripted", ctx), latencies, perturb)
-    scheduler = InferenceScheduler("latency_aware", 0.25, 0.1, 10, 3, initial_latency=0.2)
-    executor = ControllerExecutor("rtc", robot, delayed, ControlConfig(unblended=("left_finger",)), scheduler)
+    policy = PerturbedPolicy(create_policy("scripted", ctx), perturb)
+    executor = controller_executor(robot, policy, lambda k: latencies[k], name="rtc")
+    assert executor.config.unblended == ("left_finger",)  # the preset's gripper, as in the node
     result = run_closed_loop(sim, executor, 4, "pick up the red cube", timeout=15.0, record=True)
     assert result.success
     fresh = np.array(result.fresh)
     assert fresh[int(np.argmax(fresh)):].all()
     cmd = np.array(result.commands)
-    limits = robot.limits(robot.action_joints)
+    limits = robot.limits_for(robot.action_joints)
     assert np.all(np.abs(np.diff(cmd, axis=0)) <= limits.velocity / 500.0 + 1e-9)
     acc = np.diff(cmd, 2, axis=0) * 500.0**2
     assert np.all(np.abs(acc) <= limits.acceleration + 1e-6)

@@ -52,6 +52,14 @@ def main(argv: list[str] | None = None) -> int:
     ns = parser.parse_args(argv)
 
     os.environ.setdefault("MUJOCO_GL", "egl")
+    try:
+        return _run(ns)
+    except (ValueError, FileNotFoundError) as exc:  # a graph that cannot work: one line saying what to set
+        print(f"vla-ros {ns.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(ns: argparse.Namespace) -> int:
     if ns.command == "launch":
         from .launcher import Graph
 
@@ -85,10 +93,10 @@ def _serve(ns: argparse.Namespace) -> int:
 
     import yaml
 
-    from .graph import policy_config_path
+    from .graph import policy_config_path, policy_parameters
     from .remote.server import PolicyServer
-    from .remote.service import BackendService, build_policy, policy_parameters
     from .robots import load_robot
+    from .serving import BackendService, build_policy
 
     logging.basicConfig(level=logging.INFO, format="[serve] %(message)s")
     args = _launch_args(ns.args)
@@ -97,9 +105,8 @@ def _serve(ns: argparse.Namespace) -> int:
         name, _, value = item.partition("=")
         params[name] = yaml.safe_load(value)
     robot = load_robot(args.robot)
-    preset = robot.data.get("openpi") or {}
     policy = build_policy(robot, params)
-    service = BackendService(policy, ns.layout or preset.get("layout", "vla_ros"), preset.get("cameras"))
+    service = BackendService(policy, ns.layout or robot.openpi.layout, robot.openpi.cameras)
     server = PolicyServer(service, service.metadata(), ns.host, ns.port, ns.api_key or None,
                           int(ns.max_message_mb * 2**20))
     logging.info(f"serving {policy.name} for {robot.name} ({service.layout.name} layout) on ws://{ns.host}:{ns.port}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,13 +21,37 @@ class LaunchArgument:
     choices: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Provider:
+    """What fills a role of the graph: an executable of a ROS package (launch_ros finds it in
+    lib/<package>/); this package's nodes also name their Python module, which ``vla-ros launch`` runs
+    so that a source checkout's edits are live."""
+
+    package: str
+    executable: str
+    module: str = ""
+
+
+# The sim role: our MuJoCo sim, or nothing (a real robot's drivers, Gazebo, another simulator publish
+# the same topics). Another provider is one more entry here.
+SIM_PROVIDERS: dict[str, Provider | None] = {
+    "mujoco": Provider("vla_ros", "sim_node", "vla_ros.sim.sim_node"),
+    "none": None,
+}
+POLICY = Provider("vla_ros", "policy_node", "vla_ros.ros.policy_node")
+CONTROLLER = Provider("vla_ros", "controller_node", "vla_ros.ros.controller_node")
+
 LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("robot", "widowx", "Robot preset: config/robots/<robot>.yaml (or a YAML path)"),
     LaunchArgument("policy", "scripted", "Policy config: config/policies/<policy>.yaml (or a YAML path)"),
-    LaunchArgument("sim", "mujoco", "Simulator to start with the graph (none = real robot)", ("mujoco", "none")),
+    LaunchArgument("sim", "mujoco", "Simulator to start with the graph (none = real robot)", tuple(SIM_PROVIDERS)),
     LaunchArgument("use_sim_time", "false", "Use /clock (the sim publishes it when true)", ("true", "false")),
     LaunchArgument("params_file", "", "Extra ROS parameter YAML applied last to every node"),
 ]
+
+
+class GraphError(ValueError):
+    """The launch arguments describe a graph that cannot work; the message says what to set."""
 
 
 @dataclass
@@ -58,9 +83,9 @@ class GraphArgs:
 
 @dataclass
 class NodeSpec:
+    role: str  # sim | policy | controller
     name: str
-    executable: str  # in lib/vla_ros/ (launch_ros)
-    module: str  # python -m <module> (pip launcher)
+    provider: Provider
     parameters: dict  # generated from the robot preset and the launch arguments
     param_files: list[str] = field(default_factory=list)  # applied after ``parameters``, in order
 
@@ -74,37 +99,69 @@ def policy_config_path(policy: str) -> Path:
     return path
 
 
-def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None) -> list[NodeSpec]:
+def policy_parameters(policy_file: str | Path) -> dict[str, Any]:
+    """The ``policy_node`` parameters of a config/policies YAML file, nested keys flattened with dots."""
+    data = yaml.safe_load(Path(policy_file).read_text()) or {}
+    params = (data.get("policy_node") or data.get("/**") or {}).get("ros__parameters", {})
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, node: dict) -> None:
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(f"{prefix}{key}.", value)
+            else:
+                flat[f"{prefix}{key}"] = value
+
+    walk("", params)
+    return flat
+
+
+def _check(args: GraphArgs, robot, backend: str) -> None:
+    """Fail fast, saying what to set, on graphs that would start and then wait forever."""
+    if args.sim == "mujoco" and robot.sim is None:
+        raise GraphError(f"robot {robot.name!r} has no MuJoCo sim yet ({robot.path} has no sim section): use "
+                         f"sim:=none with the robot's drivers publishing {robot.joint_states_topic} and its cameras")
+    if SIM_PROVIDERS[args.sim] is None:
+        from .policies import backend_class
+
+        if "objects" in backend_class(backend).extra_inputs:
+            raise GraphError(f"policy {backend!r} plans from the simulator's object poses (/sim/objects), which "
+                             f"nothing publishes with sim:={args.sim}: start a sim (sim:=mujoco) or choose a "
+                             "learned policy (policy:=pi0, openvla or openpi)")
+
+
+def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check: bool = True) -> list[NodeSpec]:
     """Nodes to start, each with generated parameters and the parameter files to apply on top.
 
-    ``overrides`` (node name -> parameters) are merged into the generated parameters.
+    ``overrides`` (node name -> parameters) are merged into the generated parameters. ``check=False``
+    skips the fail-fast checks (tests whose probe stands in for a robot or simulator).
     """
     robot = load_robot(args.robot)
     policy_file = policy_config_path(args.policy)
     extra = [str(resolve(args.params_file))] if args.params_file else []
     if extra and not Path(extra[0]).exists():
         raise FileNotFoundError(f"params_file {extra[0]} does not exist")
+    backend = (overrides or {}).get("policy_node", {}).get("backend") or policy_parameters(policy_file).get(
+        "backend", "scripted")
+    if check:
+        _check(args, robot, backend)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time}
-    js_topic = robot.data.get("joint_states_topic", "/joint_states")
+    js_topic = robot.joint_states_topic
     cams = robot.cameras
     nodes = []
-    if args.sim == "mujoco":
-        if not robot.data.get("sim"):
-            raise ValueError(f"robot preset {robot.name!r} has no sim section; use sim:=none with a real robot")
-        nodes.append(NodeSpec("sim_node", "sim_node", "vla_ros.sim.sim_node", {
+    sim = SIM_PROVIDERS[args.sim]
+    if sim is not None:
+        nodes.append(NodeSpec("sim", "sim_node", sim, {
             "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time,
             **({"camera_rate": cams[0].rate} if cams else {}),
         }, list(extra)))
-    nodes.append(NodeSpec("policy_node", "policy_node", "vla_ros.ros.policy_node", {
+    nodes.append(NodeSpec("policy", "policy_node", POLICY, {
         **common, "joint_states_topic": js_topic,
         "image_keys": [c.key for c in cams], "image_topics": [c.image_topic for c in cams],
         "image_sizes": [f"{c.width}x{c.height}" for c in cams],
     }, [str(policy_file), *extra]))
-    nodes.append(NodeSpec("controller_node", "controller_node", "vla_ros.ros.controller_node", {
-        **common, "joint_states_topic": js_topic,
-        "output_interface": robot.data.get("output_interface", "forward_position"),
-        "velocity_scale": float(robot.data.get("velocity_scale", 0.5)),
-        "unblended_joints": [g["joint"] for g in robot.grippers],
+    nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
+        **common, "joint_states_topic": js_topic, "output_interface": robot.output_interface,
     }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))

@@ -3,23 +3,40 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import TextIO
 
-from .graph import GraphArgs, NodeSpec, build_graph, write_params_file
+from .graph import GraphArgs, NodeSpec, Provider, build_graph, write_params_file
 from .paths import ensure_ament_prefix
 
 COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
 
 
+def executable(provider: Provider) -> list[str]:
+    """How to start a provider: this package's nodes through the entry module (a source checkout's code
+    runs), anyone else's from lib/<package>/<executable> in the ament index, as launch_ros does."""
+    if provider.package == "vla_ros" and provider.module:
+        return [sys.executable, "-m", "vla_ros.ros.entry", provider.executable]
+    from ament_index_python.packages import PackageNotFoundError, get_package_prefix
+
+    try:
+        path = Path(get_package_prefix(provider.package)) / "lib" / provider.package / provider.executable
+    except PackageNotFoundError:
+        raise FileNotFoundError(f"package {provider.package!r} is not installed (ament index)") from None
+    if not os.access(path, os.X_OK):
+        raise FileNotFoundError(f"{provider.package} has no executable {provider.executable!r} ({path})")
+    return [str(path)]
+
+
 def node_command(spec: NodeSpec, generated: Path) -> list[str]:
-    cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}", "--params-file",
-           str(generated)]
+    cmd = [*executable(spec.provider), "--ros-args", "-r", f"__node:={spec.name}", "--params-file", str(generated)]
     for extra in spec.param_files:
         cmd += ["--params-file", extra]
     return cmd
@@ -29,9 +46,10 @@ class Graph:
     """The node processes of one graph; output lines are prefixed with the node name."""
 
     def __init__(self, args: GraphArgs, log: TextIO | None = None, env: dict[str, str] | None = None,
-                 workdir: str | Path | None = None, overrides: dict[str, dict] | None = None):
-        self.specs = build_graph(args, overrides)
-        self.params_file = write_params_file(self.specs, workdir)
+                 workdir: str | Path | None = None, overrides: dict[str, dict] | None = None, check: bool = True):
+        self.specs = build_graph(args, overrides, check)
+        self._tmpdir = None if workdir else tempfile.mkdtemp(prefix="vla_ros_")  # removed by stop()
+        self.params_file = write_params_file(self.specs, workdir or self._tmpdir)
         self.log = log if log is not None else sys.stdout
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("MUJOCO_GL", "egl")
@@ -70,38 +88,54 @@ class Graph:
         """Block until a node exits (or Ctrl-C / SIGTERM / SIGHUP); then stop the rest.
 
         Returns non-zero if any node failed. Nodes run in their own sessions, so the launcher must stop them
-        itself whatever ends it.
+        itself whatever ends it; a stop signal only sets a flag (a second Ctrl-C changes nothing).
         """
-
-        def interrupt(*_):
-            raise KeyboardInterrupt
-
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, interrupt)
-        try:
-            while not self.failed():
-                time.sleep(0.2)
-        except KeyboardInterrupt:
-            pass
+        requested = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, lambda *_: requested.set())
+        while not requested.is_set() and not self.failed():
+            requested.wait(0.2)
+        for name, code in self.failed().items():
+            self.log.write(f"[launcher] {'ERROR: ' if code else ''}{name} exited with code {code}; stopping the "
+                           "graph\n")
         return self.stop()
 
     def stop(self, timeout: float = 10.0) -> int:
+        """SIGINT to every node still running, SIGKILL after ``timeout``; non-zero if a node failed.
+
+        Stop signals that arrive meanwhile (a second Ctrl-C) do not interrupt it."""
+        previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)} \
+            if threading.current_thread() is threading.main_thread() else {}
+        try:
+            return self._stop(timeout)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            if self._tmpdir:
+                shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _stop(self, timeout: float) -> int:
+        start = time.monotonic()
         for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + timeout
-        for proc in self.procs.values():
+        self.stop_seconds: dict[str, float] = {}
+        killed = []
+        for name, proc in self.procs.items():
             try:
-                proc.wait(max(0.1, deadline - time.monotonic()))
+                proc.wait(max(0.1, start + timeout - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+                killed.append(name)
+            self.stop_seconds[name] = time.monotonic() - start
         for t in self._threads:
             t.join(timeout=1.0)
-        codes = {name: p.returncode for name, p in self.procs.items()}
-        bad = {n: c for n, c in codes.items() if c not in (0, -signal.SIGINT)}
-        if bad:
-            self.log.write(f"[launcher] nodes exited with errors: {bad}\n")
+        bad = {n: p.returncode for n, p in self.procs.items() if p.returncode != 0}
+        for name, code in bad.items():
+            how = f"killed after not stopping within {timeout:.0f} s" if name in killed else (
+                f"died of signal {-code}" if code < 0 else f"exited with code {code}")
+            self.log.write(f"[launcher] ERROR: {name} {how}\n")
         return 1 if bad else 0
 
     def __enter__(self) -> Graph:

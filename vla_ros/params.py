@@ -72,6 +72,8 @@ POLICY_PARAMS: list[ParamSpec] = [
     ParamSpec("max_input_age", 0.5, "Inputs older than this (s) are stale: no inference", min=0.01, max=60.0,
               dynamic=True),
     ParamSpec("start_paused", False, "Wait for /vla/resume before the first inference"),
+    ParamSpec("input_timeout", 5.0, "Missing inputs are awaited quietly (INFO) this long after start-up or a "
+              "reset, then reported as errors (s)", min=0.0, max=600.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
 ]
 
@@ -91,11 +93,12 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("execution_horizon", 0, "rtc: steps of a chunk executed before the next takes over "
               "(0: blend over the whole overlap)", min=0, max=1000, dynamic=True),
     ParamSpec("unblended_joints", [], "Joints that always take the newest chunk, not a blend (grippers: "
-              "blending an open/close event delays the grasp); the launch sets the preset's gripper",
+              "blending an open/close event delays the grasp); empty: the preset's grippers",
               type="string_array"),
     ParamSpec("use_motion_limits", True, "Jerk-limited trajectory generation (ruckig) within the preset's "
               "acceleration/jerk limits"),
-    ParamSpec("velocity_scale", 0.5, "Fraction of the URDF velocity limits commands may use", min=0.01, max=1.0),
+    ParamSpec("velocity_scale", 0.0, "Fraction of the URDF velocity limits commands may use (0: the preset's "
+              "velocity_scale)", min=0.0, max=1.0),
     ParamSpec("chunk_timeout", 1.0, "Hold position when no chunk arrived for this long (s)", min=0.01, max=60.0,
               dynamic=True),
     ParamSpec("state_timeout", 0.1, "Hold position when joint states are older than this (s)", min=0.001,
@@ -125,6 +128,35 @@ SIM_PARAMS: list[ParamSpec] = [
     ParamSpec("publish_clock", False, "Publish /clock from simulated time and stamp with it"),
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
 ]
+
+# controller_node parameter -> ControlConfig field: the one mapping, used at start-up and for run-time changes
+CONTROL_CONFIG_FIELDS: dict[str, str] = {
+    "control_rate": "rate", "interpolation": "interpolation", "merge": "merge", "ensemble_k": "ensemble_k",
+    "rtc_schedule": "rtc_schedule", "execution_horizon": "execution_horizon", "use_motion_limits": "use_motion_limits",
+    "unblended_joints": "unblended", "chunk_timeout": "chunk_timeout", "state_timeout": "state_timeout",
+    "max_chunk_age": "max_chunk_age",
+}
+
+
+def control_config(params: dict[str, Any], grippers: list[str]):
+    """The ControlConfig for controller-node ``params`` (missing ones: their defaults); ``grippers`` are the
+    preset's gripper joints, unblended unless ``unblended_joints`` names others."""
+    from .core.control import ControlConfig
+
+    defaults = {p.name: p.default for p in CONTROLLER_PARAMS}
+    values = {f: params.get(name, defaults[name]) for name, f in CONTROL_CONFIG_FIELDS.items()}
+    values["unblended"] = tuple(values["unblended"] or grippers)
+    return ControlConfig(**values)
+
+
+def config_change(config, name: str, value: Any) -> bool:
+    """Apply a run-time change of controller parameter ``name`` to ``config``; False if it maps to none."""
+    field = CONTROL_CONFIG_FIELDS.get(name)
+    if field is None:
+        return False
+    setattr(config, field, tuple(value) if field == "unblended" else value)
+    return True
+
 
 NODE_PARAMS: dict[str, list[ParamSpec]] = {
     "policy_node": POLICY_PARAMS,

@@ -1,19 +1,59 @@
-"""Robot presets: YAML files in config/robots/ naming joints, limits, controllers and cameras."""
+"""Robot presets: typed sections of config/robots/*.yaml, validated when loaded.
+
+A preset is what a user edits to add a robot; nothing else reads its YAML. Every default lives here,
+once. A wrong key, type or joint name fails at load with the file and key named.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
+from .config_schema import ConfigError, load
 from .core.kinematics import Chain
 from .core.limits import JointLimits
 from .core.urdf import UrdfModel, parse_urdf
 from .paths import resolve, share_dir
+
+OUTPUT_INTERFACES = ("forward_position", "joint_trajectory")
+ACTION_KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
+TASK_KINDS = ("pick_cube",)  # implemented in vla_ros.sim.tasks
+OPENPI_LAYOUTS = ("vla_ros", "aloha", "droid", "libero")  # implemented in vla_ros.remote.layouts
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name}: {value!r} is not one of {list(choices)}")
+
+
+@dataclass
+class GripperSpec:
+    """A gripper joint and its joint values (metres per finger, or radians) when open and closed."""
+
+    joint: str
+    open: float
+    closed: float
+
+
+@dataclass
+class ControllerSpec:
+    """A ros2_control controller and the joints it commands."""
+
+    name: str
+    joints: list[str]
+
+
+@dataclass
+class CameraSimSpec:
+    """Where the simulator places a camera (robot base frame)."""
+
+    pos: list[float]
+    lookat: list[float]
+    fovy: float = 45.0
 
 
 @dataclass
@@ -24,9 +64,9 @@ class CameraSpec:
     name: str
     width: int
     height: int
-    rate: float
-    sim: dict[str, Any] = field(default_factory=dict)
+    rate: float = 10.0
     topic: str = ""  # the driver's image topic; default /<name>/image_raw
+    sim: CameraSimSpec | None = None
 
     @property
     def image_topic(self) -> str:
@@ -42,78 +82,176 @@ class CameraSpec:
 
 
 @dataclass
-class ControllerSpec:
-    name: str
-    joints: list[str]
+class LimitsSpec:
+    """Per-joint acceleration and jerk limits (``default`` for the rest); the URDF gives none."""
+
+    acceleration: dict[str, float] = field(default_factory=dict)
+    jerk: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ActuatorGains:
+    kp: float
+    kv: float = 0.0
+
+
+@dataclass
+class TableSpec:
+    center: list[float] = field(default_factory=lambda: [0.25, 0.0])
+    size: list[float] = field(default_factory=lambda: [0.9, 1.0])
+    thickness: float = 0.04
+
+
+@dataclass
+class SimSpec:
+    """The MuJoCo scene: physics rate, servo gains, start pose, table."""
+
+    physics_rate: float = 500.0
+    fixed_joints: list[str] = field(default_factory=list)
+    home: list[float] = field(default_factory=list)  # arm_joints order
+    gripper_home: float | None = None
+    armature: float = 0.0
+    actuators: dict[str, ActuatorGains] = field(default_factory=dict)
+    table: TableSpec = field(default_factory=TableSpec)
+
+
+@dataclass
+class RegionSpec:
+    x: list[float] = field(default_factory=lambda: [0.22, 0.36])
+    y: list[float] = field(default_factory=lambda: [-0.14, 0.14])
+
+
+@dataclass
+class TaskSpec:
+    """The simulated task; ``kind`` selects it (vla_ros.sim.tasks)."""
+
+    kind: str = "pick_cube"
+    target: str = "red_cube"
+    objects: dict[str, list[float]] = field(default_factory=dict)  # name -> rgba
+    cube_size: float = 0.03
+    cube_mass: float = 0.02
+    region: RegionSpec = field(default_factory=RegionSpec)
+    min_spacing: float = 0.075
+    lift_height: float = 0.05
+    hold_time: float = 0.5
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, TASK_KINDS)
+        if self.objects and self.target not in self.objects:
+            raise ValueError(f"target: {self.target!r} is not one of the objects {sorted(self.objects)}")
+
+
+@dataclass
+class ActionGripperSpec:
+    """The model's gripper values for closed and open (empty: the joint's own values)."""
+
+    model_closed: float | None = None
+    model_open: float | None = None
+
+
+@dataclass
+class ActionSpaceSpec:
+    """How model actions become joint targets (see vla_ros.core.action_space)."""
+
+    kind: str = "joint_absolute"
+    gripper: ActionGripperSpec = field(default_factory=ActionGripperSpec)
+    ee_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])  # ee_delta: metres, radians per unit
+    model_dims: list[str] = field(default_factory=list)  # joint per model column (empty: action_joints)
+
+    def __post_init__(self) -> None:
+        _choice("kind", self.kind, ACTION_KINDS)
+
+
+@dataclass
+class OpenpiSpec:
+    """The openpi observation layout and which layout camera each image key feeds."""
+
+    layout: str = "vla_ros"
+    cameras: dict[str, str] = field(default_factory=dict)  # layout camera -> image key
+
+    def __post_init__(self) -> None:
+        _choice("layout", self.layout, OPENPI_LAYOUTS)
 
 
 @dataclass
 class RobotPreset:
     name: str
-    path: Path
-    data: dict[str, Any]
+    urdf: str
+    base_link: str
+    ee_link: str
+    arm_joints: list[str]
+    state_joints: list[str]
+    action_joints: list[str]
+    controllers: list[ControllerSpec]
+    description: str = ""
+    gripper: GripperSpec | None = None  # one gripper, or
+    grippers: list[GripperSpec] = field(default_factory=list)  # several (ALOHA)
+    output_interface: str = "forward_position"
+    joint_states_topic: str = "/joint_states"
+    velocity_scale: float = 0.5  # commands use this fraction of the URDF velocity limits
+    limits: LimitsSpec = field(default_factory=LimitsSpec)
+    home: list[float] = field(default_factory=list)
+    cameras: list[CameraSpec] = field(default_factory=list)
+    sim: SimSpec | None = None
+    task: TaskSpec | None = None
+    action_space: ActionSpaceSpec = field(default_factory=ActionSpaceSpec)
+    openpi: OpenpiSpec = field(default_factory=OpenpiSpec)
+    path: Path = field(default=Path("."), init=False, compare=False)  # the YAML file (set by load_robot)
+
+    def __post_init__(self) -> None:
+        if self.gripper is not None and self.grippers:
+            raise ValueError("gripper: give either gripper or grippers, not both")
+        if self.gripper is not None:
+            self.grippers = [self.gripper]
+        self.gripper = self.grippers[0] if self.grippers else None
+        _choice("output_interface", self.output_interface, OUTPUT_INTERFACES)
+        if not 0.0 < self.velocity_scale <= 1.0:
+            raise ValueError(f"velocity_scale: {self.velocity_scale} must be in (0, 1]")
+        keys = [c.key for c in self.cameras]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"cameras: image keys {keys} are not unique")
+        if self.sim is not None and self.sim.home and len(self.sim.home) != len(self.arm_joints):
+            raise ValueError(f"sim.home: {len(self.sim.home)} values for {len(self.arm_joints)} arm_joints")
+
+    def check_joints(self) -> None:
+        """Every joint named in the preset exists in its URDF (called by load_robot)."""
+        known = {j.name for j in self.urdf_model.joints}
+        named = {"arm_joints": self.arm_joints, "state_joints": self.state_joints,
+                 "action_joints": self.action_joints, "grippers": [g.joint for g in self.grippers],
+                 "action_space.model_dims": self.action_space.model_dims,
+                 **{f"controllers.{c.name}": c.joints for c in self.controllers}}
+        for key, joints in named.items():
+            unknown = [j for j in joints if j not in known]
+            if unknown:
+                raise ValueError(f"{key}: joints {unknown} are not in {self.urdf}")
+        uncommanded = [j for j in self.action_joints if not any(j in c.joints for c in self.controllers)]
+        if uncommanded:
+            raise ValueError(f"action_joints: {uncommanded} belong to no controller")
 
     @property
     def urdf_path(self) -> Path:
-        return resolve(self.data["urdf"])
+        return resolve(self.urdf)
 
     @cached_property
-    def urdf(self) -> UrdfModel:
+    def urdf_model(self) -> UrdfModel:
         return parse_urdf(self.urdf_path)
 
-    @property
-    def arm_joints(self) -> list[str]:
-        return list(self.data["arm_joints"])
-
-    @property
-    def state_joints(self) -> list[str]:
-        return list(self.data["state_joints"])
-
-    @property
-    def action_joints(self) -> list[str]:
-        return list(self.data["action_joints"])
-
-    @property
-    def grippers(self) -> list[dict[str, Any]]:
-        """Every gripper ({joint, open, closed}); presets give ``gripper`` or a ``grippers`` list."""
-        if self.data.get("grippers"):
-            return [dict(g) for g in self.data["grippers"]]
-        return [dict(self.data["gripper"])] if self.data.get("gripper") else []
-
-    @property
-    def gripper(self) -> dict[str, Any]:
-        """The first gripper (empty dict if none)."""
-        grippers = self.grippers
-        return grippers[0] if grippers else {}
-
-    @property
-    def controllers(self) -> list[ControllerSpec]:
-        return [ControllerSpec(c["name"], list(c["joints"])) for c in self.data["controllers"]]
-
-    @property
-    def cameras(self) -> list[CameraSpec]:
-        return [CameraSpec(c["key"], c["name"], int(c["width"]), int(c["height"]), float(c.get("rate", 10.0)),
-                           dict(c.get("sim") or {}), str(c.get("topic", ""))) for c in self.data.get("cameras", [])]
-
     def chain(self) -> Chain:
-        return Chain(self.urdf, self.data["base_link"], self.data["ee_link"])
+        return Chain(self.urdf_model, self.base_link, self.ee_link)
 
-    def limits(self, joints: list[str] | None = None, velocity_scale: float | None = None) -> JointLimits:
-        """URDF position and velocity limits (velocity x velocity_scale), preset acceleration and jerk limits.
-
-        ``limits: {acceleration: {default: a, <joint>: a}, jerk: {...}}`` in the preset; missing = none.
-        """
+    def limits_for(self, joints: list[str] | None = None, velocity_scale: float | None = None) -> JointLimits:
+        """URDF position and velocity limits (velocity x velocity_scale, default the preset's), the preset's
+        acceleration and jerk limits (missing: none)."""
         joints = joints or self.action_joints
-        scale = self.data.get("velocity_scale", 1.0) if velocity_scale is None else velocity_scale
-        js = [self.urdf.joint(n) for n in joints]
-        extra = self.data.get("limits") or {}
+        scale = self.velocity_scale if not velocity_scale else velocity_scale
+        js = [self.urdf_model.joint(n) for n in joints]
 
-        def per_joint(kind: str) -> np.ndarray:
-            table = extra.get(kind) or {}
+        def per_joint(table: dict[str, float]) -> np.ndarray:
             return np.array([float(table.get(n, table.get("default", np.inf))) for n in joints])
 
         return JointLimits(joints, np.array([j.lower for j in js]), np.array([j.upper for j in js]),
-                           np.array([j.velocity for j in js]) * scale, per_joint("acceleration"), per_joint("jerk"))
+                           np.array([j.velocity for j in js]) * scale, per_joint(self.limits.acceleration),
+                           per_joint(self.limits.jerk))
 
 
 def preset_path(name_or_path: str) -> Path:
@@ -128,12 +266,18 @@ def available_robots() -> list[str]:
 
 
 def load_robot(name_or_path: str) -> RobotPreset:
-    """Load a preset by name (``widowx``) or YAML path."""
+    """Load and validate a preset by name (``widowx``) or YAML path."""
     path = preset_path(name_or_path)
     if not path.exists():
         raise FileNotFoundError(f"unknown robot {name_or_path!r}; available: {available_robots()}")
-    data = yaml.safe_load(path.read_text())
-    for key in ("name", "urdf", "base_link", "ee_link", "arm_joints", "state_joints", "action_joints", "controllers"):
-        if key not in data:
-            raise ValueError(f"robot preset {path} lacks {key!r}")
-    return RobotPreset(data["name"], path, data)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    robot = load(RobotPreset, data, str(path))
+    robot.path = path
+    try:
+        robot.check_joints()
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    return robot

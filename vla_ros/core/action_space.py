@@ -119,14 +119,17 @@ class ActionSpace:
         return out
 
 
-def from_preset(robot, dt: float, spec: dict | None = None) -> ActionSpace:
-    """The preset's ``action_space`` section (or ``spec``) as an ActionSpace."""
-    spec = dict(robot.data.get("action_space") or {}) if spec is None else spec
-    kind = spec.get("kind", "joint_absolute")
-    g = spec.get("gripper", {})
-    grippers = [GripperMap(grip["joint"], float(g.get("model_closed", grip["closed"])),
-                           float(g.get("model_open", grip["open"])), float(grip["closed"]), float(grip["open"]))
+def from_preset(robot, dt: float, spec=None, action_joints: list[str] | None = None,
+                state_joints: list[str] | None = None) -> ActionSpace:
+    """The preset's ``action_space`` (or ``spec``, an ActionSpaceSpec) producing targets over
+    ``action_joints`` from a state over ``state_joints`` (default: the preset's). Model columns follow
+    the preset's ``model_dims`` (default its action_joints): the model's order, whatever order the
+    chunks are published in."""
+    spec = spec or robot.action_space
+    g = spec.gripper
+    grippers = [GripperMap(grip.joint, grip.closed if g.model_closed is None else g.model_closed,
+                           grip.open if g.model_open is None else g.model_open, grip.closed, grip.open)
                 for grip in robot.grippers]
-    return ActionSpace(kind, robot.action_joints, robot.state_joints, dt, grippers,
-                       robot.chain() if kind == "ee_delta" else None,
-                       tuple(spec.get("ee_scale", (1.0, 1.0))), list(spec.get("model_dims", [])))
+    return ActionSpace(spec.kind, list(action_joints or robot.action_joints), list(state_joints or robot.state_joints),
+                       dt, grippers, robot.chain() if spec.kind == "ee_delta" else None, tuple(spec.ee_scale),
+                       list(spec.model_dims or robot.action_joints))

@@ -36,10 +36,10 @@ class OpenpiRemotePolicy(Policy):
     def __init__(self, context: PolicyContext):
         super().__init__(context)
         o = self.options
-        preset = context.robot.data.get("openpi") or {}
-        self.layout = get_layout(o["layout"] or preset.get("layout", "vla_ros"))
+        preset = context.robot.openpi
+        self.layout = get_layout(o["layout"] or preset.layout)
         self.layout_ctx = LayoutContext(context.robot, context.state_joints, context.action_joints,
-                                        context.chunk_dt, dict(preset.get("cameras") or {}))
+                                        context.chunk_dt, dict(preset.cameras))
         self.client = PolicyClient(o["host"], int(o["port"]), o["api_key"] or None, float(o["timeout"]),
                                    float(o["connect_timeout"]), max_size=int(o["max_message_mb"] * 2**20))
 

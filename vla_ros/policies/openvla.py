@@ -10,6 +10,8 @@ text vocab - padding; 256 bins, 255 centres), un-normalisation with the dataset'
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from ..core.action_space import from_preset
@@ -91,9 +93,9 @@ class OpenVlaPolicy(TorchPolicy):
         tokenizer = getattr(self.processor, "tokenizer", None)
         self.append_empty = tokenizer is not None and len(tokenizer) > EMPTY_TOKEN and \
             tokenizer.convert_ids_to_tokens(EMPTY_TOKEN) == "▁"
-        spec = dict(context.robot.data.get("action_space") or {})
-        spec["kind"] = o["action_space"]
-        self.action_space = from_preset(context.robot, context.chunk_dt, spec)
+        spec = dataclasses.replace(context.robot.action_space, kind=o["action_space"])
+        self.action_space = from_preset(context.robot, context.chunk_dt, spec, context.action_joints,
+                                        context.state_joints)
 
     def _inputs(self, observation: Observation) -> dict:
         from PIL import Image

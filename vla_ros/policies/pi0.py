@@ -100,7 +100,8 @@ class Pi0Policy(TorchPolicy):
         self.max_action_dim = int(cfg.max_action_dim)
         if context.horizon > self.chunk_size:
             raise PolicyError(f"horizon {context.horizon} exceeds the model's chunk_size {self.chunk_size}")
-        self.action_space = from_preset(context.robot, context.chunk_dt)
+        self.action_space = from_preset(context.robot, context.chunk_dt, None, context.action_joints,
+                                        context.state_joints)
         self.action_width = self.action_space.model_width
         if len(context.state_joints) > self.max_state_dim or self.action_width > self.max_action_dim:
             raise PolicyError("state or action dimension exceeds the model's max_state_dim/max_action_dim")

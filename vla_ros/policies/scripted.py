@@ -74,8 +74,8 @@ class ScriptedPickPolicy(Policy):
         grip = robot.gripper
         if not grip:
             raise PolicyError(f"robot {robot.name!r} has no gripper entry; the pick expert needs one")
-        self.gripper_joint = grip["joint"]
-        self.gripper_open, self.gripper_closed = float(grip["open"]), float(grip["closed"])
+        self.gripper_joint = grip.joint
+        self.gripper_open, self.gripper_closed = grip.open, grip.closed
         needed = self.chain.joint_names + [self.gripper_joint]
         for label, joints in (("state_joints", context.state_joints), ("action_joints", context.action_joints)):
             missing = [j for j in needed if j not in joints]

@@ -37,7 +37,7 @@ class LayoutContext:
         return obs.images[key]
 
     def grippers(self, model_closed: float, model_open: float) -> list[GripperMap]:
-        return [GripperMap(g["joint"], model_closed, model_open, float(g["closed"]), float(g["open"]))
+        return [GripperMap(g.joint, model_closed, model_open, g.closed, g.open)
                 for g in self.robot.grippers]
 
     def space(self, kind: str, model_closed: float, model_open: float, **kw) -> ActionSpace:
@@ -138,7 +138,7 @@ class DroidLayout:
     def _space(self, ctx: LayoutContext) -> ActionSpace:
         if len(ctx.action_joints) != 8 or not ctx.robot.grippers:
             raise LayoutError("the droid layout needs a 7-joint arm and a gripper (8 action joints)")
-        grip = ctx.robot.grippers[0]["joint"]  # wire columns: 7 joint velocities, then the gripper
+        grip = ctx.robot.grippers[0].joint  # wire columns: 7 joint velocities, then the gripper
         return ctx.space("joint_velocity", 1.0, 0.0,
                          model_dims=[j for j in ctx.action_joints if j != grip] + [grip])
 
@@ -196,7 +196,7 @@ class LiberoLayout:
         q = np.array([obs.state[ctx.state_joints.index(j)] for j in chain.joint_names])
         pose = chain.fk(q)
         grip = ctx.robot.gripper
-        g = obs.state[ctx.state_joints.index(grip["joint"])] if grip else 0.0
+        g = obs.state[ctx.state_joints.index(grip.joint)] if grip else 0.0
         state = np.concatenate([pose[:3, 3], rotation_log(pose[:3, :3]), [g, -g]])
         return {"observation/state": state.astype(np.float32),
                 "observation/image": ctx.image(obs, "image")[::-1, ::-1].copy(),

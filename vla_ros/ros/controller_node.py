@@ -20,10 +20,10 @@ from trajectory_msgs.msg import JointTrajectory
 
 from .. import interfaces as io
 from ..core.chunk import ChunkError
-from ..core.control import ControlConfig, ControlCore
+from ..core.control import ControlCore
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
-from ..params import CONTROLLER_PARAMS
+from ..params import CONTROLLER_PARAMS, config_change, control_config
 from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import msg_to_chunk, to_time
@@ -40,13 +40,8 @@ class ControllerNode(Node):
         self._guard = choice_guard(CONTROLLER_PARAMS)
         self.robot = load_robot(p["robot"])
         self.joints = p["joints"] or self.robot.action_joints
-        limits = self.robot.limits(self.joints, velocity_scale=p["velocity_scale"])
-        self.core = ControlCore(limits, ControlConfig(
-            rate=p["control_rate"], interpolation=p["interpolation"], merge=p["merge"], ensemble_k=p["ensemble_k"],
-            rtc_schedule=p["rtc_schedule"], execution_horizon=p["execution_horizon"],
-            use_motion_limits=p["use_motion_limits"], unblended=tuple(p["unblended_joints"]),
-            chunk_timeout=p["chunk_timeout"],
-            state_timeout=p["state_timeout"], max_chunk_age=p["max_chunk_age"]))
+        limits = self.robot.limits_for(self.joints, velocity_scale=p["velocity_scale"])
+        self.core = ControlCore(limits, control_config(p, [g.joint for g in self.robot.grippers]))
         groups = {c.name: [j for j in c.joints if j in self.joints] for c in self.robot.controllers}
         groups = {name: js for name, js in groups.items() if js}
         uncovered = [j for j in self.joints if not any(j in js for js in groups.values())]
@@ -129,9 +124,9 @@ class ControllerNode(Node):
     def _on_params(self, params: list[Parameter]) -> SetParametersResult:
         verdict = self._guard(params)
         if verdict.successful:
-            for param in params:
-                if hasattr(self.core.config, param.name):
-                    setattr(self.core.config, param.name, param.value)
+            with self.lock:  # the control thread reads the config every tick
+                for param in params:
+                    config_change(self.core.config, param.name, param.value)
         return verdict
 
     # -- control loop ------------------------------------------------------------------------

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import faulthandler
 import os
-import signal
 import sys
 import threading
 import traceback
@@ -14,23 +13,14 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 
-_STOP_SIGNALLED = threading.Event()
-SHUTDOWN_REPORT_AFTER = 5.0  # s after a stop signal: dump all threads' stacks to stderr
+from . import stop_signals
+
 TEARDOWN_TIMEOUT = 3.0  # s for rclpy/DDS teardown once the node's own threads have stopped
-
-
-def _on_stop_signal(signum, frame) -> None:
-    if not _STOP_SIGNALLED.is_set():  # if shutting down hangs, show where every thread is
-        faulthandler.dump_traceback_later(SHUTDOWN_REPORT_AFTER, exit=False)
-    _STOP_SIGNALLED.set()
-    raise KeyboardInterrupt
 
 
 def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None = None) -> int:
     """Create the node, spin it, and return a process exit code (non-zero when start-up fails)."""
-    # Installed before rclpy.init, whose own handlers wake the executor and then chain to these.
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _on_stop_signal)
+    stop_signals.install()  # (again: a no-op when the entry point did it) before rclpy.init chains to it
     rclpy.init(args=args if args is not None else sys.argv)
     node = None
     code = 0
@@ -47,10 +37,11 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
     except Exception:
         # After Ctrl-C/SIGTERM rclpy can raise from a call the signal interrupted, before its context
         # reports the shutdown: that is a clean stop, not a failure.
-        if not _STOP_SIGNALLED.is_set() and rclpy.ok():
+        if not stop_signals.STOPPING.is_set() and rclpy.ok():
             traceback.print_exc()
             code = 1
     finally:
+        stop_signals.stopping()  # whatever ended the spin, later signals must not interrupt the teardown
         name = node.get_name() if node is not None else "vla_ros"
         try:
             close = getattr(node, "close", None)
@@ -59,6 +50,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         except (KeyboardInterrupt, Exception):
             pass
         faulthandler.cancel_dump_traceback_later()  # from here the teardown watchdog reports a hang
+        code = code or getattr(node, "exit_code", 0)
         watchdog = threading.Timer(TEARDOWN_TIMEOUT, _abandon_teardown, args=(name, code))
         watchdog.daemon = True
         watchdog.start()
@@ -73,7 +65,14 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         except (KeyboardInterrupt, Exception):
             pass
         watchdog.cancel()
-    return code
+    return code or getattr(node, "exit_code", 0)
+
+
+def fail(node: Node, message: str) -> None:
+    """From any thread: log ``message`` as an error and stop ``node``'s process with exit code 1."""
+    node.get_logger().error(message)
+    node.exit_code = 1
+    node.context.try_shutdown()  # the executor's spin ends; run() tears down and returns the code
 
 
 def _abandon_teardown(name: str, code: int) -> None:

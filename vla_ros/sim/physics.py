@@ -8,7 +8,7 @@ import numpy as np
 from ..core.trajectory import JtcTrajectory, accept_trajectory
 from ..robots import RobotPreset
 from .scene import build_mjcf
-from .tasks import ObjectPose, PickCubeTask
+from .tasks import ObjectPose, make_task
 
 
 class ArmSim:
@@ -36,7 +36,7 @@ class ArmSim:
             if missing:
                 raise ValueError(f"controller joints {missing} have no actuator in the sim config")
         self._trajectories: dict[str, JtcTrajectory | None] = {c: None for c in self.controllers}
-        self.task = PickCubeTask(self.model, robot.data.get("task", {}))
+        self.task = make_task(self.model, robot.task)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.reset(0)
 
@@ -70,14 +70,14 @@ class ArmSim:
     def reset(self, seed: int) -> dict[str, list[float]]:
         """Home pose, open gripper, objects placed from ``seed``; returns object placements."""
         mujoco.mj_resetData(self.model, self.data)
-        sim = self.robot.data.get("sim", {})
-        home = dict(zip(self.robot.arm_joints, sim.get("home", [0.0] * len(self.robot.arm_joints))))
+        sim = self.robot.sim
+        home = dict(zip(self.robot.arm_joints, sim.home or [0.0] * len(self.robot.arm_joints)))
         grip = self.robot.gripper
-        if grip and "gripper_home" in sim:
-            home[grip["joint"]] = sim["gripper_home"]
+        if grip and sim.gripper_home is not None:
+            home[grip.joint] = sim.gripper_home
         for name, value in home.items():
             self.data.qpos[self._qadr[self.joint_names.index(name)]] = value
-        for mimic in (j for j in self.robot.urdf.joints if j.mimic and j.name in self.joint_names):
+        for mimic in (j for j in self.robot.urdf_model.joints if j.mimic and j.name in self.joint_names):
             src, mult, off = mimic.mimic
             self.data.qpos[self._qadr[self.joint_names.index(mimic.name)]] = off + mult * home.get(src, 0.0)
         for i, name in enumerate(self.actuated):

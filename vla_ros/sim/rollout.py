@@ -6,7 +6,7 @@ latency is simulated: a chunk requested at time t (from the observation at t) is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -14,8 +14,10 @@ import numpy as np
 
 from ..core.chunk import ActionChunk
 from ..core.control import ControlConfig, ControlCore
+from ..core.inference import InferenceLoop, Request
 from ..core.observation import Observation
 from ..core.scheduling import InferenceScheduler
+from ..params import control_config
 from ..policies.base import Policy
 from .physics import ArmSim
 
@@ -26,40 +28,21 @@ def objects_input(sim: ArmSim) -> dict[str, dict[str, np.ndarray]]:
             for n, p in sim.object_poses().items()}
 
 
-class DelayedPolicy:
-    """Wraps a policy: the k-th request gets latency ``latencies[k]`` and perturbation ``perturb(k, chunk)``."""
+class PerturbedPolicy:
+    """A backend whose k-th chunk passes through ``perturb(k, chunk)`` (model inconsistency between chunks)."""
 
-    def __init__(self, policy: Policy, latencies: Iterator[float] | Callable[[int], float],
-                 perturb: Callable[[int, ActionChunk], ActionChunk] | None = None):
-        self.policy = policy
-        self._latency = latencies if callable(latencies) else (lambda k, it=iter(latencies): next(it))
-        self.perturb = perturb
-        self.requests = 0
-        self._pending: tuple[float, float, ActionChunk] | None = None  # (deliver_at, latency, chunk)
+    def __init__(self, policy: Policy, perturb: Callable[[int, ActionChunk], ActionChunk]):
+        self.policy, self.perturb = policy, perturb
+        self.context, self.supports_prefix = policy.context, policy.supports_prefix
+        self.calls = 0
 
-    @property
-    def busy(self) -> bool:
-        return self._pending is not None
-
-    def request(self, observation: Observation, now: float) -> None:
-        chunk = self.policy.infer(observation)
-        if self.perturb is not None:
-            chunk = self.perturb(self.requests, chunk)
-        latency = float(self._latency(self.requests))
-        self.requests += 1
-        self._pending = (now + latency, latency, chunk)
-
-    def poll(self, now: float) -> tuple[ActionChunk, float] | None:
-        """The chunk and its latency once delivered."""
-        if self._pending is not None and now >= self._pending[0] - 1e-9:
-            _, latency, chunk = self._pending
-            self._pending = None
-            return chunk, latency
-        return None
+    def infer(self, observation: Observation) -> ActionChunk:
+        chunk = self.perturb(self.calls, self.policy.infer(observation))
+        self.calls += 1
+        return chunk
 
     def reset(self) -> None:
         self.policy.reset()
-        self._pending = None
 
 
 @dataclass
@@ -78,32 +61,42 @@ class Executor(Protocol):
 
 
 class ControllerExecutor:
-    """This package's controller core and inference scheduler."""
+    """This package's inference loop and controller core, with inference latency in simulated time: the
+    k-th inference starts when the loop says so and its chunk is delivered ``latency(k)`` seconds later."""
 
-    def __init__(self, name: str, robot, delayed: DelayedPolicy, config: ControlConfig,
-                 scheduler: InferenceScheduler):
+    def __init__(self, name: str, robot, loop: InferenceLoop, config: ControlConfig,
+                 latency: Callable[[int], float]):
         self.name = name
-        self.delayed, self.config, self.scheduler = delayed, config, scheduler
-        self.limits = robot.limits(robot.action_joints)
+        self.loop, self.config, self.latency = loop, config, latency
+        self.limits = robot.limits_for(robot.action_joints)
         self.core: ControlCore | None = None
+        self.requests = 0
+        self._pending: tuple[float, float, Request, ActionChunk | None, str] | None = None
 
     def reset(self, measured: np.ndarray, now: float) -> None:
-        self.delayed.reset()
-        self.scheduler.reset()
+        self.loop.reset()
+        self.loop.resume()
+        self._pending = None
+        self.requests = 0
         self.core = ControlCore(self.limits, self.config)
         self.core.update_state(measured, now)
 
     def step(self, now: float, measured: np.ndarray, observe: Callable[[], Observation]) -> StepOut:
         core = self.core
         core.update_state(measured, now)
-        if self.scheduler.should_start(now, self.delayed.busy):
-            self.scheduler.started(now)
-            self.delayed.request(observe(), now)
-        delivered = self.delayed.poll(now)
-        if delivered is not None:
-            chunk, latency = delivered
-            core.add_chunk(chunk, now)
-            self.scheduler.finished(latency, chunk.stamp)
+        if self._pending is None and self.loop.delay(now) <= 0:
+            request = self.loop.begin(observe(), now)
+            if request is not None:
+                chunk, error = self.loop.call(request)
+                latency = float(self.latency(self.requests))
+                self.requests += 1
+                self._pending = (now + latency, latency, request, chunk, error)
+        if self._pending is not None and now >= self._pending[0] - 1e-9:
+            _, latency, request, chunk, error = self._pending
+            self._pending = None
+            outcome = self.loop.finish(request, chunk, latency, error)
+            if outcome.chunk is not None:
+                core.add_chunk(outcome.chunk, now)
         tick = core.tick(now)
         return StepOut(tick.command, tick.fresh, tick.new_chunk_stamp is not None)
 
@@ -159,10 +152,15 @@ def run_closed_loop(sim: ArmSim, executor: Executor, seed: int, instruction: str
     return out
 
 
-def controller_executor(robot, policy: Policy, latency: float = 0.0, config: ControlConfig | None = None,
-                        trigger: str = "latency_aware", execution_horizon: int = 3, chunk_dt: float = 0.1,
-                        horizon: int = 10, name: str = "controller") -> ControllerExecutor:
-    """A ControllerExecutor with a constant simulated latency (the common case in tests)."""
-    delayed = DelayedPolicy(policy, lambda k: latency)
-    scheduler = InferenceScheduler(trigger, 0.25, chunk_dt, horizon, execution_horizon, initial_latency=latency)
-    return ControllerExecutor(name, robot, delayed, config or ControlConfig(), scheduler)
+def controller_executor(robot, policy: Policy, latency: float | Callable[[int], float] = 0.0,
+                        config: ControlConfig | None = None, trigger: str = "latency_aware",
+                        execution_horizon: int = 3, chunk_dt: float = 0.1, horizon: int = 10,
+                        name: str = "controller") -> ControllerExecutor:
+    """A ControllerExecutor over ``policy``: the node's inference loop and the preset's controller defaults
+    (grippers unblended), a constant or per-request simulated latency."""
+    latency_of = latency if callable(latency) else (lambda k, value=float(latency): value)
+    scheduler = InferenceScheduler(trigger, 0.25, chunk_dt, horizon, execution_horizon,
+                                   initial_latency=float(latency_of(0)))
+    loop = InferenceLoop(policy, scheduler, policy.context.action_joints, chunk_dt, horizon)
+    config = config or control_config({}, [g.joint for g in robot.grippers])
+    return ControllerExecutor(name, robot, loop, config, latency_of)

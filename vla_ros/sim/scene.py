@@ -8,7 +8,7 @@ import numpy as np
 
 from ..core.transforms import look_at, matrix_to_quat_wxyz, rpy_to_matrix
 from ..core.urdf import Geometry, Link, UrdfModel
-from ..robots import RobotPreset
+from ..robots import CameraSimSpec, RobotPreset, TaskSpec
 
 ROBOT_CONTACT = 'contype="2" conaffinity="1"'  # robot geoms touch the world and objects, not each other
 WORLD_CONTACT = 'contype="1" conaffinity="3"'
@@ -61,22 +61,22 @@ def _link_xml(model: UrdfModel, link: Link, fixed: set[str], indent: str) -> lis
     return out
 
 
-def camera_quat(spec: dict) -> np.ndarray:
-    return matrix_to_quat_wxyz(look_at(np.array(spec["pos"]), np.array(spec["lookat"])))
+def camera_quat(spec: CameraSimSpec) -> np.ndarray:
+    return matrix_to_quat_wxyz(look_at(np.array(spec.pos), np.array(spec.lookat)))
 
 
 def build_mjcf(robot: RobotPreset) -> str:
     """MJCF text for the robot preset's simulated scene."""
-    sim = robot.data.get("sim", {})
-    task = robot.data.get("task", {})
-    model = robot.urdf
-    fixed = set(sim.get("fixed_joints", []))
-    timestep = 1.0 / float(sim.get("physics_rate", 500.0))
-    armature = float(sim.get("armature", 0.0))
-    table = sim.get("table", {"center": [0.25, 0.0], "size": [0.9, 1.0], "thickness": 0.04})
-    tx, ty = table["center"]
-    sx, sy = np.asarray(table["size"]) / 2.0
-    th = table["thickness"] / 2.0
+    if robot.sim is None:
+        raise ValueError(f"robot preset {robot.name!r} has no sim section")
+    sim, task = robot.sim, robot.task or TaskSpec()
+    model = robot.urdf_model
+    fixed = set(sim.fixed_joints)
+    timestep = 1.0 / sim.physics_rate
+    armature = sim.armature
+    tx, ty = sim.table.center
+    sx, sy = np.asarray(sim.table.size) / 2.0
+    th = sim.table.thickness / 2.0
     width = max([c.width for c in robot.cameras] + [640])
     height = max([c.height for c in robot.cameras] + [480])
 
@@ -105,16 +105,16 @@ def build_mjcf(robot: RobotPreset) -> str:
     ]
     lines.extend(_link_xml(model, model.links[model.root], fixed, "      "))
     lines.append("    </body>")
-    half = float(task.get("cube_size", 0.03)) / 2.0
-    mass = float(task.get("cube_mass", 0.02))
-    for i, (name, rgba) in enumerate((task.get("objects") or {}).items()):
+    half = task.cube_size / 2.0
+    mass = task.cube_mass
+    for i, (name, rgba) in enumerate(task.objects.items()):
         lines.append(f'    <body name="{name}" pos="{0.3 + 0.1 * i:.3f} 0.3 {half:.4f}"><freejoint name="{name}"/>'
                      f'<geom name="{name}" type="box" size="{half} {half} {half}" mass="{mass}" rgba="{_fmt(rgba)}" '
                      f'condim="4" {WORLD_CONTACT}/></body>')
     for cam in robot.cameras:
         if cam.sim:
-            lines.append(f'    <camera name="{cam.name}" pos="{_fmt(cam.sim["pos"])}" '
-                         f'quat="{_fmt(camera_quat(cam.sim))}" fovy="{cam.sim.get("fovy", 45.0)}"/>')
+            lines.append(f'    <camera name="{cam.name}" pos="{_fmt(cam.sim.pos)}" '
+                         f'quat="{_fmt(camera_quat(cam.sim))}" fovy="{cam.sim.fovy}"/>')
     lines.append("  </worldbody>")
     mimics = [j for j in model.joints if j.mimic and j.name not in fixed]
     if mimics:
@@ -125,10 +125,10 @@ def build_mjcf(robot: RobotPreset) -> str:
                          'solref="0.005 1"/>')
         lines.append("  </equality>")
     lines.append("  <actuator>")
-    for name, gains in (sim.get("actuators") or {}).items():
+    for name, gains in sim.actuators.items():
         j = model.joint(name)
         force = f' forcerange="{-j.effort:.6g} {j.effort:.6g}"' if np.isfinite(j.effort) else ""
-        lines.append(f'    <position name="{name}" joint="{name}" kp="{gains["kp"]}" kv="{gains.get("kv", 0.0)}" '
+        lines.append(f'    <position name="{name}" joint="{name}" kp="{gains.kp}" kv="{gains.kv}" '
                      f'ctrlrange="{j.lower:.6g} {j.upper:.6g}"{force}/>')
     lines.append("  </actuator>")
     lines.append("</mujoco>")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -26,14 +27,14 @@ from ..params import SIM_PARAMS  # noqa: E402
 from ..robots import CameraSpec, load_robot  # noqa: E402
 from ..ros import diagnostics as diag  # noqa: E402
 from ..ros.conversions import array_to_image, to_sec, to_time, trajectory_arrays  # noqa: E402
-from ..ros.node_main import run  # noqa: E402
+from ..ros.node_main import fail, run  # noqa: E402
 from ..ros.param_util import choice_guard, declare  # noqa: E402
 from .physics import ArmSim  # noqa: E402
 
 
 def camera_info(cam: CameraSpec, stamp) -> CameraInfo:
     """Pinhole intrinsics of a MuJoCo camera with vertical field of view ``fovy``."""
-    fovy = np.radians(float(cam.sim.get("fovy", 45.0)))
+    fovy = np.radians(cam.sim.fovy)
     f = cam.height / (2.0 * np.tan(fovy / 2.0))
     cx, cy = (cam.width - 1) / 2.0, (cam.height - 1) / 2.0
     info = CameraInfo(width=cam.width, height=cam.height, distortion_model="plumb_bob")
@@ -60,7 +61,7 @@ class SimNode(Node):
         self.sim.reset(self.seed)
 
         qos = QoSProfile(depth=10)
-        self.js_pub = self.create_publisher(JointState, self.robot.data.get("joint_states_topic", io.JOINT_STATES), qos)
+        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, qos)
         self.img_pubs = {c.name: self.create_publisher(Image, c.image_topic, QoSProfile(depth=2)) for c in self.cameras}
         self.info_pubs = {c.name: self.create_publisher(CameraInfo, c.info_topic, qos) for c in self.cameras}
         self.obj_pub = self.create_publisher(MarkerArray, io.SIM_OBJECTS, qos)
@@ -128,8 +129,8 @@ class SimNode(Node):
         try:
             self._run_physics()
         except Exception:  # the context goes away at shutdown, before close() stops this thread
-            if self.context.ok():
-                raise
+            if self.context.ok():  # a dead physics loop is a dead simulator: end the node with an error
+                fail(self, f"physics loop failed:\n{traceback.format_exc()}")
         finally:
             self.sim.close()  # the renderers' GL contexts belong to this thread
 
@@ -194,7 +195,7 @@ class SimNode(Node):
         msg = MarkerArray()
         for i, (name, pose) in enumerate(poses.items()):
             m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
-            m.header.stamp, m.header.frame_id = stamp, self.robot.data["base_link"]
+            m.header.stamp, m.header.frame_id = stamp, self.robot.base_link
             m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in pose.position)
             w, x, y, z = (float(v) for v in pose.quat_wxyz)
             m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = w, x, y, z

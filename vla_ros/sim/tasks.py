@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from ..robots import TASK_KINDS, TaskSpec
+
 
 @dataclass
 class ObjectPose:
@@ -19,15 +21,13 @@ class ObjectPose:
 class PickCubeTask:
     """Cubes at random non-overlapping positions; success = the target cube held lifted for a while."""
 
-    def __init__(self, model: mujoco.MjModel, config: dict):
-        self.config = config
-        self.target = config.get("target", "red_cube")
-        self.names = list((config.get("objects") or {}).keys())
-        if self.names and self.target not in self.names:
-            raise ValueError(f"task target {self.target!r} is not one of the objects {self.names}")
-        self.half = float(config.get("cube_size", 0.03)) / 2.0
-        self.lift_height = float(config.get("lift_height", 0.05))
-        self.hold_time = float(config.get("hold_time", 0.5))
+    def __init__(self, model: mujoco.MjModel, spec: TaskSpec):
+        self.spec = spec
+        self.target = spec.target
+        self.names = list(spec.objects)
+        self.half = spec.cube_size / 2.0
+        self.lift_height = spec.lift_height
+        self.hold_time = spec.hold_time
         self._qpos = {n: model.jnt_qposadr[model.joint(n).id] for n in self.names}
         self._qvel = {n: model.jnt_dofadr[model.joint(n).id] for n in self.names}
         self._geom = {n: model.geom(n).id for n in self.names}
@@ -37,12 +37,11 @@ class PickCubeTask:
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> dict[str, list[float]]:
         """Place the cubes; returns name -> [x, y, yaw]."""
-        region = self.config.get("region", {"x": [0.22, 0.36], "y": [-0.14, 0.14]})
-        spacing = float(self.config.get("min_spacing", 0.075))
+        region, spacing = self.spec.region, self.spec.min_spacing
         placed: dict[str, list[float]] = {}
         for name in self.names:
             for _ in range(1000):
-                x, y = rng.uniform(*region["x"]), rng.uniform(*region["y"])
+                x, y = rng.uniform(*region.x), rng.uniform(*region.y)
                 if all(np.hypot(x - p[0], y - p[1]) >= spacing for p in placed.values()):
                     break
             else:
@@ -79,3 +78,13 @@ class PickCubeTask:
         else:
             self._lifted_since = None
         return self.success
+
+
+TASKS = {"pick_cube": PickCubeTask}
+assert set(TASKS) == set(TASK_KINDS), "vla_ros.robots.TASK_KINDS lists the task kinds implemented here"
+
+
+def make_task(model: mujoco.MjModel, spec: TaskSpec | None):
+    """The task ``spec.kind`` names (a pick task without objects when the preset has no task)."""
+    spec = spec or TaskSpec()
+    return TASKS[spec.kind](model, spec)
