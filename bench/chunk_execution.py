@@ -10,6 +10,7 @@ errors (k-th chunk offset) on top of the same policy (the scripted expert).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -65,11 +66,16 @@ def make_executors(robot, policy, setting: Setting) -> list:
         return controller_executor(robot, PerturbedPolicy(policy, setting.perturb), setting.latency_of, config,
                                    "latency_aware", EXEC_HORIZON, DT, HORIZON, name)
 
+    def naive(name: str) -> ControllerExecutor:
+        """Latest-only switching: each chunk replaces the plan, linear between targets, velocity clamp only."""
+        executor = ours(name, merge="latest", interpolation="linear", use_motion_limits=False)
+        executor.config = dataclasses.replace(executor.config, skip_close_targets=False)
+        return executor
+
     return [
         OpenpiBrokerExecutor(delayed(), EXEC_HORIZON, DT, limits),
         LerobotQueueExecutor(delayed(), DT, HORIZON, limits),
-        ours("latest-only switching (linear, no OTG)", merge="latest", interpolation="linear",
-             use_motion_limits=False),
+        naive("latest-only switching (linear, no OTG)"),
         ours("vla_ros latest (quintic + OTG)", merge="latest"),
         ours("vla_ros ensemble k=0.01", merge="ensemble"),
         ours("vla_ros rtc linear", merge="rtc", rtc_schedule="linear"),

@@ -119,14 +119,27 @@ def test_rtc_merge_blends_the_new_chunk_into_the_running_plan():
     core = make_core("rtc", rtc_schedule="linear")
     core.add_chunk(ActionChunk.uniform(10.0, ["a"], np.ones((10, 1)), dt=0.1), now=10.0)
     core.add_chunk(ActionChunk.uniform(10.3, ["a"], np.full((10, 1), 2.0), dt=0.1), now=10.32)
-    # new chunk due at 10.4..11.3; previous plan ends at 11.0 -> overlap 7 steps, s = 3, delay 0
-    w = rtc_weights(10, 0, 3, "linear")
+    # new chunk due at 10.4..11.3; previous plan ends at 11.0 -> overlap 7 steps; the blend ends by half the
+    # chunk (s = max(10 - 7, 5) = 5), delay 0
+    w = rtc_weights(10, 0, 5, "linear")
     expected = w * 1.0 + (1 - w) * 2.0
     np.testing.assert_allclose(core.plan.y[1:, 0], expected)
     latest = make_core("latest")
     latest.add_chunk(ActionChunk.uniform(10.0, ["a"], np.ones((10, 1)), dt=0.1), now=10.0)
     latest.add_chunk(ActionChunk.uniform(10.3, ["a"], np.full((10, 1), 2.0), dt=0.1), now=10.32)
     np.testing.assert_allclose(latest.plan.y[1:, 0], 2.0)
+
+
+def test_a_target_due_within_a_quarter_spacing_is_skipped_when_a_later_one_follows():
+    core = make_core("latest")
+    core.add_chunk(ActionChunk.uniform(10.0, ["a"], np.ones((10, 1)), dt=0.1), now=10.0)
+    values = np.arange(1.0, 11.0)[:, None]
+    accepted = core.add_chunk(ActionChunk.uniform(10.3, ["a"], values, dt=0.1), now=10.38)
+    # due 10.4 (in 20 ms < 25 ms) is skipped: the plan runs from the command straight to 10.5's target
+    assert accepted.kept == 9 and core.plan.t[1] == pytest.approx(10.5) and core.plan.y[1, 0] == 2.0
+    single = make_core("latest")
+    single.add_chunk(ActionChunk.uniform(10.0, ["a"], np.ones((1, 1)), dt=0.2), now=10.19)
+    assert single.plan.t[1] == pytest.approx(10.2)  # the only target is kept however close it is
 
 
 def test_ensemble_merge_averages_overlapping_predictions():

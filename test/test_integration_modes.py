@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from rosgraph_msgs.msg import Clock
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
+from bench.ctrl_c import in_new_group, try_once
 from vla_ros.ros.conversions import to_sec
 
 pytestmark = pytest.mark.integration
@@ -77,22 +79,50 @@ def _cli(*args, **kw):
                             stderr=subprocess.STDOUT, text=True, env=env, **kw)
 
 
-def test_launch_command_starts_the_graph_and_stops_cleanly(ros):
-    probe = Probe("cli_probe")
+def test_ctrl_c_of_the_launch_command_stops_every_node_cleanly(tmp_path):
+    """As a terminal does it: SIGINT to the launcher's whole process group, twice (an impatient user)."""
+    result = try_once("vla-ros launch", repeat=True)
+    assert result["up"], result["output"]
+    assert result["code"] == 0 and result["tracebacks"] == 0 and result["errors"] == 0, result["output"]
+    out = result["output"]
+    assert "[sim_node]" in out and "[policy_node]" in out and "[controller_node]" in out
+
+
+def test_a_second_stop_signal_during_teardown_is_harmless():
+    """Under ros2 launch a node gets Ctrl-C from the terminal and again from launch."""
+    for _ in range(3):
+        proc = in_new_group(["-m", "vla_ros.ros.entry", "controller_node"], dict(os.environ, PYTHONUNBUFFERED="1"))
+        try:
+            line = ""
+            while "controller ready" not in line:
+                line = proc.stdout.readline()
+                assert line, "the node exited before it was ready"
+            os.killpg(proc.pid, signal.SIGINT)
+            time.sleep(0.02)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, _ = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+        assert proc.returncode == 0 and "Traceback" not in out, out
+
+
+def test_a_killed_node_makes_the_launch_command_report_it_and_fail(ros):
+    probe = Probe("crash_probe")
     record_diagnostics(probe)
-    proc = _cli("launch", "robot:=widowx", "policy:=scripted", "sim:=mujoco")
+    proc = _cli("launch", "robot:=widowx", "sim:=mujoco")
     try:
         probe.wait_for(lambda: all(probe.diagnostics(n) for n in NODES), 60, "diagnostics from the three nodes")
-        assert proc.poll() is None
-        proc.send_signal(signal.SIGINT)
+        pids = _our_node_pids()
+        victim = next(pid for pid in pids if b"controller_node" in Path(f"/proc/{pid}/cmdline").read_bytes())
+        os.kill(victim, signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
         probe.close()
-    assert proc.returncode == 0, out
-    assert "[sim_node]" in out and "[policy_node]" in out and "[controller_node]" in out
-    assert "Traceback" not in out
+    assert proc.returncode == 1, out
+    assert "[launcher] ERROR: controller_node exited with code -9; stopping the graph" in out, out
 
 
 def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
@@ -120,8 +150,6 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
 
 def _our_node_pids() -> list[int]:
     """Node processes of this test run (same ROS_DOMAIN_ID), found through /proc."""
-    from pathlib import Path
-
     mine = f"ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']}".encode()
     pids = []
     for proc in Path("/proc").iterdir():

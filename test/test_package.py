@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.ctrl_c import COMMANDS, in_new_group
 from vla_ros import docs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,8 +112,9 @@ def test_launch_file_with_launch_ros():
     assert declared == ["robot", "policy", "sim", "use_sim_time", "params_file"]
 
 
-def test_launch_file_starts_the_graph(ros):
-    """Where launch_ros and an installed vla_ros exist, ros2-launch the graph and see every node report."""
+@pytest.fixture
+def launched(ros, tmp_path):
+    """``launch/policy.launch.py`` running under launch_ros in its own process group, and a probe."""
     pytest.importorskip("launch_ros")
     try:
         from ament_index_python.packages import get_package_prefix
@@ -119,30 +122,41 @@ def test_launch_file_starts_the_graph(ros):
         get_package_prefix("vla_ros")
     except Exception:
         pytest.skip("vla_ros is not installed in the ament index")
-    import asyncio
-    import threading
-
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
     from support import Probe, record_diagnostics
-
-    from launch import LaunchService
 
     probe = Probe("launch_probe")
     record_diagnostics(probe)
-    service = LaunchService()
-    service.include_launch_description(IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(str(ROOT / "launch" / "policy.launch.py")),
-        launch_arguments=[("robot", "widowx"), ("sim", "mujoco")]))
-    thread = threading.Thread(target=lambda: asyncio.run(service.run_async()), daemon=True)
-    thread.start()
+    env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
+    proc = in_new_group(COMMANDS["ros2 launch"], env)  # LaunchService in a subprocess's main thread
     try:
         probe.wait_for(lambda: all(probe.diagnostics(n) for n in ("sim_node", "policy_node", "controller_node")),
                        60, "diagnostics from the launched nodes")
+        yield proc, probe, tmp_path
     finally:
-        service.shutdown()
-        thread.join(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
         probe.close()
+
+
+def test_launch_file_starts_the_graph_and_ctrl_c_stops_it_cleanly(launched):
+    proc, _, tmp_path = launched
+    os.killpg(proc.pid, signal.SIGINT)  # every node gets SIGINT twice: from the terminal and from launch
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "Traceback" not in out and "process has died" not in out and "ERROR" not in out, out
+    assert out.count("process has finished cleanly") == 3, out
+    assert not list(tmp_path.glob("vla_ros_*")), "the generated parameter file was left behind"
+
+
+def test_launch_reports_a_crashed_node_and_exits_non_zero(launched):
+    proc, _, _ = launched
+    pids = subprocess.run(["pgrep", "-g", str(proc.pid), "-f", "controller_node"], capture_output=True,
+                          text=True).stdout.split()
+    assert pids, "controller_node not found in the launch's process group"
+    os.kill(int(pids[0]), signal.SIGKILL)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1, out
+    assert "controller_node exited with code -9" in out and "[ERROR]" in out, out
 
 
 def test_graph_parameters_come_from_the_robot_preset():

@@ -10,6 +10,7 @@ from vla_ros.core.merge import rtc_weights  # noqa: E402
 from vla_ros.core.normalize import NormStats  # noqa: E402
 from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.policies import PolicyContext, PolicyError, create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.policies.tiny_models import build_tiny_pi0  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
@@ -22,10 +23,12 @@ def model_dir(tmp_path_factory):
     return build_tiny_pi0(tmp_path_factory.mktemp("pi0"), state_dim=7, action_dim=7, chunk_size=20)
 
 
-def make(model_dir, **options):
-    ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, KEYS, (224, 224), 0.1, 10,
-                        {"model_path": str(model_dir), "device": "cpu", "seed": 0, "num_steps": 4, **options})
-    return create_policy("pi0", ctx)
+def make(model_dir, node: dict | None = None, **options):
+    """A pi0 backend built the way the policy node builds it (``node``: extra policy-node parameters)."""
+    backend = {"model_path": str(model_dir), "device": "cpu", "seed": 0, "num_steps": 4, **options}
+    params = {"backend": "pi0", "image_keys": KEYS, "image_topics": [f"/{k}" for k in KEYS], "chunk_dt": 0.1,
+              "horizon": 10, **(node or {}), **{f"pi0.{k}": v for k, v in backend.items()}}
+    return create_policy("pi0", policy_context(ROBOT, params))
 
 
 def observation(seed=0, **extras):
@@ -61,6 +64,18 @@ def test_actions_are_the_models_unnormalised_output(model_dir):
     state = policy.preprocess(obs)["state"][0].numpy()
     np.testing.assert_allclose(state[:7], (obs.state - stats.state.mean) / (stats.state.std + 1e-6), rtol=1e-5)
     assert np.all(state[7:] == 0) and state.shape == (32,)
+
+
+def test_reordered_action_joints_keep_each_joints_target(model_dir):
+    """Chunks follow the node's action_joints order; the model's columns keep the preset's meaning."""
+    obs = observation()
+    default = make(model_dir).infer(obs)
+    order = list(reversed(ROBOT.action_joints))
+    reordered = make(model_dir, node={"action_joints": order}).infer(observation())
+    assert list(reordered.names) == order
+    np.testing.assert_allclose(reordered.values, default.select(order))
+    subset = make(model_dir, node={"action_joints": ROBOT.action_joints[:6]}).infer(observation())
+    np.testing.assert_allclose(subset.values, default.values[:, :6])
 
 
 def test_quantile_statistics_are_used_when_asked(model_dir):

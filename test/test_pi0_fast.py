@@ -7,7 +7,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from vla_ros.core.observation import Observation  # noqa: E402
-from vla_ros.policies import PolicyContext, create_policy  # noqa: E402
+from vla_ros.policies import create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.policies.pi0_fast import FastShape, Pi0Fast  # noqa: E402
 from vla_ros.policies.tiny_models import build_tiny_pi0  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -22,10 +23,12 @@ def model_dir(tmp_path_factory):
     return build_tiny_pi0(tmp_path_factory.mktemp("pi0"), state_dim=7, action_dim=7, chunk_size=20)
 
 
-def make(model_dir, **options):
-    ctx = PolicyContext(ROBOT, ROBOT.state_joints, ROBOT.action_joints, KEYS, (224, 224), 0.1, 10,
-                        {"model_path": str(model_dir), "device": "cpu", "seed": 0, "num_steps": 4, **options})
-    return create_policy("pi0", ctx)
+def make(model_dir, node: dict | None = None, **options):
+    """A pi0 backend built the way the policy node builds it (``node``: extra policy-node parameters)."""
+    backend = {"model_path": str(model_dir), "device": "cpu", "seed": 0, "num_steps": 4, **options}
+    params = {"backend": "pi0", "image_keys": KEYS, "image_topics": [f"/{k}" for k in KEYS], "chunk_dt": 0.1,
+              "horizon": 10, **(node or {}), **{f"pi0.{k}": v for k, v in backend.items()}}
+    return create_policy("pi0", policy_context(ROBOT, params))
 
 
 def observation(seed=0, prefix_values=None, instruction="pick up the red cube"):

@@ -90,8 +90,9 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("ensemble_k", 0.01, "ensemble: weight exp(-k i), i = 0 the oldest prediction", min=0.0, max=10.0,
               dynamic=True),
     ParamSpec("rtc_schedule", "exp", "rtc: prefix weight decay", choices=("linear", "exp"), dynamic=True),
-    ParamSpec("execution_horizon", 0, "rtc: steps of a chunk executed before the next takes over "
-              "(0: blend over the whole overlap)", min=0, max=1000, dynamic=True),
+    ParamSpec("execution_horizon", 0, "rtc: steps of a chunk executed before the next takes over; the blend "
+              "ends there (0: half the chunk, or the part the running plan does not cover if longer)", min=0,
+              max=1000, dynamic=True),
     ParamSpec("unblended_joints", [], "Joints that always take the newest chunk, not a blend (grippers: "
               "blending an open/close event delays the grasp); empty: the preset's grippers",
               type="string_array"),

@@ -198,6 +198,8 @@ class PolicyNode(Node):
             self._sleep(self.POLL)
             return
         outcome = self.loop.run(request)
+        if self._stop:  # stopping: no logging or publishing while ROS tears down
+            return
         if outcome.error:
             self.problems.report("backend", f"no chunk published: {outcome.error}", self.now())
             return
