@@ -28,7 +28,7 @@ from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import msg_to_chunk, to_time
 from .inputs import checked_joint_state
-from .node_main import run
+from .node_main import QuietLogger, run
 from .output_adapters import make_adapters
 from .param_util import choice_guard, declare
 
@@ -50,7 +50,8 @@ class ControllerNode(Node):
         self.adapters = make_adapters(self, p["output_interface"], groups, self.joints, p["trajectory_points"],
                                       p["trajectory_publish_divider"])
 
-        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.log = QuietLogger(self)  # for lines from the node's own threads
+        self.problems = ProblemTracker(self.log.error, self.log.info)
         self.lock = threading.Lock()
         self.enabled = p["start_enabled"]
         self.rate = RateMeter(1.0 / p["control_rate"])
@@ -166,7 +167,7 @@ class ControllerNode(Node):
                 self.counts["loop_errors"] += 1
                 if self.problems.report("loop", f"control tick failed, no command sent: {type(exc).__name__}: "
                                         f"{exc}", now):
-                    self.get_logger().error(traceback.format_exc())
+                    self.log.error(traceback.format_exc())
                 continue
             if result is None or not enabled:
                 continue
@@ -214,8 +215,10 @@ class ControllerNode(Node):
             self.now(), self.hold_reason or "tracking", values))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=1.0)
+        """Stop the control thread (also on a node whose __init__ did not finish)."""
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join(timeout=1.0)
 
 
 def main(args: list[str] | None = None) -> int:

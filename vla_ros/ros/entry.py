@@ -20,10 +20,10 @@ NODES = {
 
 
 def run(name: str, args: list[str] | None = None) -> int:
-    stop_signals.install()
+    stop_signals.install(raising=True)
     try:
         module = importlib.import_module(NODES[name])
-    except KeyboardInterrupt:  # stopped while still importing
+    except KeyboardInterrupt:  # stopped while still importing: nothing runs yet
         return 0
     return module.main(args)
 

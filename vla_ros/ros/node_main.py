@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import faulthandler
+import gc
 import os
 import sys
 import threading
@@ -20,19 +21,24 @@ TEARDOWN_TIMEOUT = 3.0  # s for rclpy/DDS teardown once the node's own threads h
 
 def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None = None) -> int:
     """Create the node, spin it, and return a process exit code (non-zero when start-up fails)."""
-    stop_signals.install()  # (again: a no-op when the entry point did it) before rclpy.init chains to it
+    stop_signals.install()  # before rclpy.init, whose handler chains to it; signals no longer raise
     rclpy.init(args=args if args is not None else sys.argv)
-    node = None
+    node = executor = None
     code = 0
     try:
-        node = make_node()
         executor = MultiThreadedExecutor(threads) if threads > 1 else SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
+        if isinstance(make_node, type):  # hold the node before __init__ runs: a failed one is still closed
+            node = make_node.__new__(make_node)
+            node.__init__()
+        else:
+            node = make_node()
+        if not stop_signals.STOPPING.is_set():  # stopped while it was built: tear down at once
+            executor.add_node(node)
+            executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, KeyError, FileNotFoundError) as exc:  # configuration errors: one clear line
-        print(f"[{getattr(node, 'get_name', lambda: 'vla_ros')()}] fatal: {exc}", file=sys.stderr, flush=True)
+        print(f"[{_name(node)}] fatal: {exc}", file=sys.stderr, flush=True)
         code = 1
     except Exception:
         # After Ctrl-C/SIGTERM rclpy can raise from a call the signal interrupted, before its context
@@ -42,7 +48,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
             code = 1
     finally:
         stop_signals.stopping()  # whatever ended the spin, later signals must not interrupt the teardown
-        name = node.get_name() if node is not None else "vla_ros"
+        name = _name(node)
         try:
             close = getattr(node, "close", None)
             if close:
@@ -55,7 +61,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         watchdog.daemon = True
         watchdog.start()
         try:
-            if node is not None:
+            if node is not None and hasattr(node, "_Node__node"):  # (rclpy's own init finished)
                 node.destroy_node()
         except (KeyboardInterrupt, Exception):
             pass
@@ -65,7 +71,39 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         except (KeyboardInterrupt, Exception):
             pass
         watchdog.cancel()
-    return code or getattr(node, "exit_code", 0)
+        code = code or getattr(node, "exit_code", 0)
+        node = executor = None
+        gc.collect()  # native objects (ruckig, MuJoCo) go now, not during interpreter finalisation
+        stop_signals.done()
+    return code
+
+
+class QuietLogger:
+    """A node's logger for its own threads: silent once the ROS context is shut down (a stop signal
+    shuts it down at once, and every line to /rosout would then print a publish failure)."""
+
+    def __init__(self, node: Node):
+        self._node = node
+
+    # (one call site per severity: rclpy refuses a severity change at a call site)
+    def info(self, message: str) -> None:
+        if self._node.context.ok():
+            self._node.get_logger().info(message)
+
+    def warning(self, message: str) -> None:
+        if self._node.context.ok():
+            self._node.get_logger().warning(message)
+
+    def error(self, message: str) -> None:
+        if self._node.context.ok():
+            self._node.get_logger().error(message)
+
+
+def _name(node: Node | None) -> str:
+    try:
+        return node.get_name()
+    except Exception:  # not built (far enough)
+        return "vla_ros"
 
 
 def fail(node: Node, message: str) -> None:

@@ -29,7 +29,7 @@ from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import chunk_to_msg, image_to_array, markers_to_objects, to_sec
 from .inputs import checked_joint_state
-from .node_main import run
+from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
 
 
@@ -55,7 +55,8 @@ class PolicyNode(Node):
         self.uses_images = backend_cls.uses_images
         self.extra_inputs = backend_cls.extra_inputs
 
-        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.log = QuietLogger(self)  # for lines from the node's own threads
+        self.problems = ProblemTracker(self.log.error, self.log.info)
         self.buffer = ObservationBuffer(keys, p["max_input_age"])
         self.lock = threading.Lock()  # the input buffer and the instruction
         self.instruction = p["instruction"]
@@ -179,7 +180,7 @@ class PolicyNode(Node):
                     return  # the context goes away at shutdown, before close() stops this thread
                 self.counts["worker_errors"] += 1
                 if self.problems.report("worker", f"inference loop error {type(exc).__name__}: {exc}", self.now()):
-                    self.get_logger().error(traceback.format_exc())
+                    self.log.error(traceback.format_exc())
                 self._wake.wait(0.1)
 
     def _sleep(self, seconds: float) -> None:
@@ -206,7 +207,7 @@ class PolicyNode(Node):
         self.problems.resolve("backend")
         if outcome.chunk is not None:
             if self.loop.counts["published"] == 1:
-                self.get_logger().info(f"first chunk after start-up: {outcome.latency * 1e3:.1f} ms")
+                self.log.info(f"first chunk after start-up: {outcome.latency * 1e3:.1f} ms")
             self.chunk_pub.publish(chunk_to_msg(outcome.chunk))
 
     def _observe(self, now: float) -> Observation | None:
@@ -223,7 +224,7 @@ class PolicyNode(Node):
                 if waiting:
                     if not self._announced_wait:
                         self._announced_wait = True
-                        self.get_logger().info(f"waiting for inputs: {exc}")
+                        self.log.info(f"waiting for inputs: {exc}")
                 else:
                     self.problems.report("observation", f"no inference: {exc}", now)
                 return None
@@ -248,9 +249,11 @@ class PolicyNode(Node):
             self.now(), "paused" if paused else "running", values))
 
     def close(self) -> None:
+        """Stop the inference thread (also on a node whose __init__ did not finish)."""
         self._stop = True
-        self._wake.set()
-        self._worker.join(timeout=2.0)
+        if hasattr(self, "_worker"):
+            self._wake.set()
+            self._worker.join(timeout=2.0)
 
 
 def main(args: list[str] | None = None) -> int:

@@ -1,9 +1,16 @@
 """SIGINT/SIGTERM for nodes: the first one stops the node, any later one is harmless.
 
 A terminal's Ctrl-C reaches every process of its group, so under ``ros2 launch`` a node gets SIGINT
-twice (terminal, then launch). Only the first raises KeyboardInterrupt; the rest arrive during
-teardown and are ignored, so no traceback and a clean exit code. Installed before rclpy (or even
-numpy) is imported, and before ``rclpy.init``, whose own handlers wake the executor and chain to these.
+twice (terminal, then launch). Installed before rclpy (or even numpy) is imported, and before
+``rclpy.init``, whose own handler chains to this one and then shuts the ROS context down.
+
+* While the node's modules import, the first signal raises KeyboardInterrupt (nothing runs yet).
+* From then on nothing is raised: rclpy's shutdown of the context ends the executor's spin (or the
+  node is torn down as soon as it is built), so no thread or object is left half-made by an
+  exception from an arbitrary line.
+* Later signals are ignored; after teardown they are ignored by the OS (:func:`done`), because
+  Python's finalisation resets Python-installed handlers to the default, and a second Ctrl-C during
+  the last few hundred milliseconds of DDS clean-up would otherwise kill the process (exit -2).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import threading
 
 STOPPING = threading.Event()
 REPORT_AFTER = 5.0  # s after a stop signal: dump every thread's stack to stderr if still running
+_raise = False  # KeyboardInterrupt on the first signal (only while importing)
 
 
 def _on_stop_signal(signum, frame) -> None:
@@ -21,10 +29,14 @@ def _on_stop_signal(signum, frame) -> None:
         return
     STOPPING.set()
     faulthandler.dump_traceback_later(REPORT_AFTER, exit=False)  # if stopping hangs, show where
-    raise KeyboardInterrupt
+    if _raise:
+        raise KeyboardInterrupt
 
 
-def install() -> None:
+def install(raising: bool = False) -> None:
+    """Handle SIGINT and SIGTERM (``raising``: the first one raises KeyboardInterrupt)."""
+    global _raise
+    _raise = raising
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _on_stop_signal)
 
@@ -32,3 +44,10 @@ def install() -> None:
 def stopping() -> None:
     """From now on stop signals are ignored (the node is on its way out)."""
     STOPPING.set()
+
+
+def done() -> None:
+    """Teardown is over: the OS ignores stop signals for the rest of the process's life."""
+    STOPPING.set()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)

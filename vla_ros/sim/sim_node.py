@@ -27,7 +27,7 @@ from ..params import SIM_PARAMS  # noqa: E402
 from ..robots import CameraSpec, load_robot  # noqa: E402
 from ..ros import diagnostics as diag  # noqa: E402
 from ..ros.conversions import array_to_image, to_sec, to_time, trajectory_arrays  # noqa: E402
-from ..ros.node_main import fail, run  # noqa: E402
+from ..ros.node_main import QuietLogger, fail, run  # noqa: E402
 from ..ros.param_util import choice_guard, declare  # noqa: E402
 from .physics import ArmSim  # noqa: E402
 
@@ -55,7 +55,8 @@ class SimNode(Node):
         self.sim = ArmSim(self.robot)
         self.cameras = [c for c in self.robot.cameras if c.sim]
         self.lock = threading.Lock()
-        self.problems = ProblemTracker(self.get_logger().error, self.get_logger().info)
+        self.log = QuietLogger(self)  # for lines from the node's own threads
+        self.problems = ProblemTracker(self.log.error, self.log.info)
         self.clock_offset = 0.0  # simulated seconds elapsed before the current episode's data.time
         self.seed = p["seed"]
         self.sim.reset(self.seed)
@@ -216,8 +217,10 @@ class SimNode(Node):
                                                self.problems, self.now(), "running", values))
 
     def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2.0)
+        """Stop the physics thread (also on a node whose __init__ did not finish)."""
+        if hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join(timeout=2.0)
 
 
 def main(args: list[str] | None = None) -> int:
