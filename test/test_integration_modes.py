@@ -200,6 +200,29 @@ raise SystemExit(node_main.run(HangingTeardown))
 """
 
 
+GIL_HOLDING_TEARDOWN = HANGING_TEARDOWN.replace(
+    "time.sleep(60)", "import ctypes; ctypes.PyDLL(None).sleep(60)  # native, holding the GIL")
+
+
+def test_a_teardown_hung_in_native_code_holding_the_gil_is_still_bounded():
+    """No Python thread can run then; faulthandler's C watchdog dumps the stacks and ends the process."""
+    from vla_ros.ros.node_main import TEARDOWN_TIMEOUT
+
+    proc = subprocess.Popen([sys.executable, "-c", GIL_HOLDING_TEARDOWN], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spinning"
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        took = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "Timeout" in err and "in destroy_node" in err, err
+    assert 2 * TEARDOWN_TIMEOUT - 0.5 < took < 2 * TEARDOWN_TIMEOUT + 3.0
+
+
 def test_a_hung_ros_teardown_does_not_keep_the_node_alive():
     from vla_ros.ros.node_main import TEARDOWN_TIMEOUT
 

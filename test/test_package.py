@@ -66,7 +66,10 @@ def test_ament_index_finds_the_pip_installed_share_dir_and_executables(prefix):
 
 
 def test_installed_executables_run(prefix, tmp_path):
-    env = dict(os.environ, PATH=f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}", AMENT_PREFIX_PATH=str(prefix))
+    """From a venv that is not activated: its bin/ is not on PATH, VIRTUAL_ENV is unset."""
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if Path(p).resolve() != prefix / "bin")
+    env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+    env.update(PATH=path, AMENT_PREFIX_PATH=str(prefix))
     exe = prefix / "lib" / "vla_ros" / "controller_node"
     out = subprocess.run([str(exe), "--ros-args", "-p", "robot:=no_such_robot"], env=env, capture_output=True,
                          text=True, timeout=60, cwd=tmp_path)
@@ -93,8 +96,12 @@ def test_colcon_build(tmp_path):
     install = tmp_path / "install" / "vla_ros"
     assert (install / "share" / "vla_ros" / "launch" / "policy.launch.py").exists()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "vla_ros").exists()
-    for exe in ("sim_node", "policy_node", "controller_node"):
-        assert os.access(install / "lib" / "vla_ros" / exe, os.X_OK)
+    for exe in ("sim_node", "policy_node", "controller_node", "vla-ros"):  # ros2 run vla_ros <exe>
+        path = install / "lib" / "vla_ros" / exe
+        assert os.access(path, os.X_OK), path
+        shebang = path.read_text().splitlines()[0]
+        interpreter = shebang[2:].split()[0]  # an absolute interpreter, not `/usr/bin/env python3`
+        assert Path(interpreter).is_absolute() and "python" in Path(interpreter).name, shebang
 
 
 def test_launch_file_with_launch_ros():

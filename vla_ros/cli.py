@@ -47,6 +47,31 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--max-message-mb", type=float, default=64.0)
     p_serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                          help="override a policy parameter, e.g. --set pi0.model_path=/models/pi0")
+    p_record = sub.add_parser("record", help="record seeded demonstrations through the graph (one MCAP bag per "
+                              "episode; resumable)")
+    p_record.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: scripted)")
+    p_record.add_argument("--episodes", type=int, default=300)
+    p_record.add_argument("--seed", type=int, default=1000)
+    p_record.add_argument("--timeout", type=float, default=15.0, help="seconds per episode")
+    p_record.add_argument("--out", type=Path, default=Path("data/demos"))
+    p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
+    p_train.add_argument("--data", type=Path, default=Path("data/demos"))
+    p_train.add_argument("--out", type=Path, default=Path("output/builtin"))
+    p_train.add_argument("--robot", default="widowx")
+    p_train.add_argument("--head", default="regression", choices=("regression", "flow"))
+    p_train.add_argument("--minutes", type=float, default=25.0, help="time budget, data loading included")
+    p_train.add_argument("--seed", type=int, default=0)
+    p_train.add_argument("--image-size", type=int, default=96)
+    p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
+    p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
+    p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
+    p_eval.add_argument("--seed", type=int, default=0)
+    p_eval.add_argument("--timeout", type=float, default=15.0, help="seconds per episode")
+    p_eval.add_argument("--instruction", action="append", default=[], help="an instruction (repeatable); default: "
+                        "one phrasing per colour")
+    p_eval.add_argument("--held-out", action="store_true", help="also the phrasings never demonstrated")
+    p_eval.add_argument("--out", type=Path, default=Path("output/eval"))
+    p_eval.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -68,6 +93,26 @@ def _run(ns: argparse.Namespace) -> int:
         from .demo import run_demo
 
         summary = run_demo(_launch_args(ns.args), ns.episodes, ns.seed, ns.out, ns.timeout, quiet=not ns.verbose)
+        return 0 if summary["graph_exit_code"] == 0 else 1
+    if ns.command == "record":
+        from .recording.collect import collect
+
+        args = _launch_args(["policy:=scripted", *ns.args])
+        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout)
+        return 0 if summary["episodes"] >= ns.episodes else 1
+    if ns.command == "train":
+        from .learning.train import train
+
+        report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed)
+        print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
+              f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
+        return 0
+    if ns.command == "eval":
+        from .evaluate import default_instructions, evaluate
+
+        args = _launch_args(["policy:=builtin", *ns.args])
+        instructions = ns.instruction or default_instructions(ns.held_out)
+        summary = evaluate(args, ns.episodes, ns.seed, ns.out, ns.timeout, instructions, quiet=not ns.verbose)
         return 0 if summary["graph_exit_code"] == 0 else 1
     if ns.command == "serve":
         return _serve(ns)

@@ -40,13 +40,18 @@ SIM_PROVIDERS: dict[str, Provider | None] = {
 }
 POLICY = Provider("vla_ros", "policy_node", "vla_ros.ros.policy_node")
 CONTROLLER = Provider("vla_ros", "controller_node", "vla_ros.ros.controller_node")
+RECORDER = Provider("vla_ros", "recorder_node", "vla_ros.ros.recorder_node")
+BOOL = ("true", "false")
 
 LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("robot", "widowx", "Robot preset: config/robots/<robot>.yaml (or a YAML path)"),
     LaunchArgument("policy", "scripted", "Policy config: config/policies/<policy>.yaml (or a YAML path)"),
     LaunchArgument("sim", "mujoco", "Simulator to start with the graph (none = real robot)", tuple(SIM_PROVIDERS)),
-    LaunchArgument("use_sim_time", "false", "Use /clock (the sim publishes it when true)", ("true", "false")),
+    LaunchArgument("use_sim_time", "false", "Use /clock (the sim publishes it when true)", BOOL),
     LaunchArgument("params_file", "", "Extra ROS parameter YAML applied last to every node"),
+    LaunchArgument("record", "false", "Start the recorder (episodes as rosbag2/MCAP via /vla/recorder/start, stop)",
+                   BOOL),
+    LaunchArgument("record_dir", "recordings", "Folder of the recorded episode bags"),
 ]
 
 
@@ -61,6 +66,8 @@ class GraphArgs:
     sim: str = "mujoco"
     use_sim_time: bool = False
     params_file: str = ""
+    record: bool = False
+    record_dir: str = "recordings"
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> GraphArgs:
@@ -69,21 +76,22 @@ class GraphArgs:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown launch arguments {unknown}; known: {sorted(known)}")
-        args = cls(**{k: v for k, v in values.items() if k != "use_sim_time"})
-        if "use_sim_time" in values:
-            flag = str(values["use_sim_time"]).lower()
-            if flag not in ("true", "false"):
-                raise ValueError(f"use_sim_time must be true or false, not {values['use_sim_time']!r}")
-            args.use_sim_time = flag == "true"
+        flags = {f.name for f in fields(cls) if f.type in (bool, "bool")}
+        args = cls(**{k: v for k, v in values.items() if k not in flags})
+        for name in flags & set(values):
+            flag = str(values[name]).lower()
+            if flag not in BOOL:
+                raise ValueError(f"{name} must be true or false, not {values[name]!r}")
+            setattr(args, name, flag == "true")
         for arg in LAUNCH_ARGUMENTS:
-            if arg.choices and arg.name != "use_sim_time" and getattr(args, arg.name) not in arg.choices:
+            if arg.choices and arg.name not in flags and getattr(args, arg.name) not in arg.choices:
                 raise ValueError(f"{arg.name} must be one of {list(arg.choices)}, not {getattr(args, arg.name)!r}")
         return args
 
 
 @dataclass
 class NodeSpec:
-    role: str  # sim | policy | controller
+    role: str  # sim | policy | controller | recorder
     name: str
     provider: Provider
     parameters: dict  # generated from the robot preset and the launch arguments
@@ -163,6 +171,11 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
         **common, "joint_states_topic": js_topic, "output_interface": robot.output_interface,
     }, list(extra)))
+    if args.record:
+        nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {
+            **common, "output_dir": str(Path(args.record_dir).expanduser().resolve()),
+            "output_interface": robot.output_interface,
+        }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))
     return nodes

@@ -17,6 +17,9 @@ CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
 SIM_RESET = "/sim/reset"
+RECORDER_START = "/vla/recorder/start"
+RECORDER_STOP = "/vla/recorder/stop"
+EPISODE = "/vla/episode"
 CLOCK = "/clock"
 
 

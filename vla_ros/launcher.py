@@ -125,15 +125,19 @@ class Graph:
             try:
                 proc.wait(max(0.1, start + timeout - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                os.killpg(proc.pid, signal.SIGABRT)  # the node's faulthandler prints where every thread is
+                try:
+                    proc.wait(2.0)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
                 killed.append(name)
             self.stop_seconds[name] = time.monotonic() - start
         for t in self._threads:
             t.join(timeout=1.0)
         bad = {n: p.returncode for n, p in self.procs.items() if p.returncode != 0}
         for name, code in bad.items():
-            how = f"killed after not stopping within {timeout:.0f} s" if name in killed else (
+            how = f"did not stop within {timeout:.0f} s and was killed" if name in killed else (
                 f"died of signal {-code}" if code < 0 else f"exited with code {code}")
             self.log.write(f"[launcher] ERROR: {name} {how}\n")
         return 1 if bad else 0

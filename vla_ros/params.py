@@ -159,8 +159,20 @@ def config_change(config, name: str, value: Any) -> bool:
     return True
 
 
+RECORDER_PARAMS: list[ParamSpec] = [
+    ROBOT,
+    ParamSpec("output_dir", "recordings", "Folder of the episode bags (episode_NNNNNN, rosbag2 with MCAP storage)"),
+    ParamSpec("output_interface", "", "The controller's output interface, whose command topics are recorded "
+              "(empty: the preset's)", choices=("", "forward_position", "joint_trajectory")),
+    ParamSpec("instruction", "", "Instruction stored with an episode when none was published on /vla/instruction",
+              dynamic=True),
+    ParamSpec("episode_info", "{}", "JSON stored with the next episode (seed, operator, ...)", dynamic=True),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
+]
+
 NODE_PARAMS: dict[str, list[ParamSpec]] = {
     "policy_node": POLICY_PARAMS,
     "controller_node": CONTROLLER_PARAMS,
     "sim_node": SIM_PARAMS,
+    "recorder_node": RECORDER_PARAMS,
 }

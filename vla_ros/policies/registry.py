@@ -7,6 +7,7 @@ import importlib
 from .base import Policy, PolicyContext
 
 _BACKENDS: dict[str, str] = {
+    "builtin": "vla_ros.policies.builtin:BuiltinPolicy",
     "scripted": "vla_ros.policies.scripted:ScriptedPickPolicy",
     "pi0": "vla_ros.policies.pi0:Pi0Policy",
     "openvla": "vla_ros.policies.openvla:OpenVlaPolicy",

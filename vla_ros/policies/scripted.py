@@ -7,12 +7,12 @@ be exercised end to end until a learned backend is the default.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..core.chunk import ActionChunk
+from ..core.instructions import target_object as named_object
 from ..core.interpolation import interp_rows
 from ..core.observation import Observation
 from ..core.transforms import axis_angle_to_matrix, make_transform, quat_wxyz_to_matrix, rotation_log
@@ -20,7 +20,6 @@ from ..params import ParamSpec
 from .base import Policy, PolicyContext, PolicyError
 
 APPROACH, DESCEND, CLOSE, LIFT = "approach", "descend", "close", "lift"
-COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "black", "white")
 
 
 @dataclass
@@ -35,17 +34,11 @@ class _Plan:
 
 
 def target_object(instruction: str, objects: dict) -> str:
-    """The object an instruction names, e.g. 'pick up the red cube' -> 'red_cube'."""
-    text = instruction.lower()
-    for name in objects:
-        if name.replace("_", " ") in text:
-            return name
-    for colour in COLOURS:
-        if re.search(rf"\b{colour}\b", text):
-            matches = [n for n in objects if n.startswith(colour)]
-            if matches:
-                return matches[0]
-    raise PolicyError(f"instruction {instruction!r} names none of the objects {sorted(objects)}")
+    """The object an instruction names, e.g. 'pick up the red cube' -> 'red_cube' (PolicyError if none)."""
+    name = named_object(instruction, objects)
+    if name is None:
+        raise PolicyError(f"instruction {instruction!r} names none of the objects {sorted(objects)}")
+    return name
 
 
 class ScriptedPickPolicy(Policy):

@@ -215,10 +215,16 @@ class ControllerNode(Node):
             self.now(), self.hold_reason or "tracking", values))
 
     def close(self) -> None:
-        """Stop the control thread (also on a node whose __init__ did not finish)."""
+        """Stop the control thread (also on a node whose __init__ did not finish), then return the calling
+        (executor) thread to normal scheduling: the ROS/DDS teardown that follows waits on DDS threads of
+        normal priority, which a real-time waiter must not crowd out."""
         if hasattr(self, "_thread"):
             self._stop.set()
             self._thread.join(timeout=1.0)
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except (OSError, AttributeError):
+            pass
 
 
 def main(args: list[str] | None = None) -> int:

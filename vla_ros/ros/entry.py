@@ -7,6 +7,7 @@ interpreter path into lib/vla_ros/, where launch_ros and ``ros2 run`` find them)
 
 from __future__ import annotations
 
+import faulthandler
 import importlib
 import sys
 
@@ -16,10 +17,12 @@ NODES = {
     "sim_node": "vla_ros.sim.sim_node",
     "policy_node": "vla_ros.ros.policy_node",
     "controller_node": "vla_ros.ros.controller_node",
+    "recorder_node": "vla_ros.ros.recorder_node",
 }
 
 
 def run(name: str, args: list[str] | None = None) -> int:
+    faulthandler.enable()  # a crash or SIGABRT (what the launcher sends a node that will not stop) dumps stacks
     stop_signals.install(raising=True)
     try:
         module = importlib.import_module(NODES[name])
@@ -38,6 +41,10 @@ def policy_node() -> None:
 
 def controller_node() -> None:
     sys.exit(run("controller_node"))
+
+
+def recorder_node() -> None:
+    sys.exit(run("recorder_node"))
 
 
 if __name__ == "__main__":

@@ -55,7 +55,10 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
                 close()  # the node's own threads stop first: nothing is commanded from here on
         except (KeyboardInterrupt, Exception):
             pass
-        faulthandler.cancel_dump_traceback_later()  # from here the teardown watchdog reports a hang
+        # From here two watchdogs bound the ROS/DDS teardown: a Python one that reports and exits with the
+        # node's code, and faulthandler's C thread in case a native call holds the GIL so that no Python
+        # thread can run (it dumps every stack and exits 1).
+        faulthandler.dump_traceback_later(2 * TEARDOWN_TIMEOUT, exit=True)
         code = code or getattr(node, "exit_code", 0)
         watchdog = threading.Timer(TEARDOWN_TIMEOUT, _abandon_teardown, args=(name, code))
         watchdog.daemon = True
@@ -71,6 +74,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         except (KeyboardInterrupt, Exception):
             pass
         watchdog.cancel()
+        faulthandler.cancel_dump_traceback_later()
         code = code or getattr(node, "exit_code", 0)
         node = executor = None
         gc.collect()  # native objects (ruckig, MuJoCo) go now, not during interpreter finalisation

@@ -15,12 +15,13 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import Bool, Float64MultiArray  # noqa: E402
+from std_msgs.msg import Bool, Float64MultiArray, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from .. import interfaces as io  # noqa: E402
+from ..core.instructions import target_object  # noqa: E402
 from ..core.problems import ProblemTracker  # noqa: E402
 from ..core.trajectory import TrajectoryRejected  # noqa: E402
 from ..params import SIM_PARAMS  # noqa: E402
@@ -74,6 +75,7 @@ class SimNode(Node):
             self.create_subscription(JointTrajectory, io.trajectory_topic(name),
                                      lambda msg, c=name: self._on_trajectory(c, msg), qos)
         self.create_service(Trigger, io.SIM_RESET, self._on_reset)
+        self.create_subscription(String, io.INSTRUCTION, self._on_instruction, qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.create_timer(1.0, self._publish_diagnostics)
         self.stats = {"physics_steps": 0, "dropped_steps": 0, "frames": 0}
@@ -114,6 +116,17 @@ class SimNode(Node):
                                         vel, acc)
         except (TrajectoryRejected, ValueError) as exc:
             self.problems.report(f"trajectory:{controller}", f"{io.trajectory_topic(controller)} rejected: {exc}", now)
+
+    def _on_instruction(self, msg: String) -> None:
+        """The task's target follows the instruction the policy gets ('pick up the blue cube')."""
+        target = target_object(msg.data, self.sim.task.names)
+        if target is None:
+            self.problems.report("instruction", f"instruction {msg.data[:80]!r} names none of the objects "
+                                 f"{self.sim.task.names}; success is judged for {self.sim.task.target}", self.now())
+            return
+        with self.lock:
+            self.sim.task.target = target
+        self.problems.resolve("instruction")
 
     def _on_reset(self, _req, resp):
         seed = int(self.get_parameter("seed").value)
@@ -212,7 +225,8 @@ class SimNode(Node):
         (w0, s0), (w1, s1) = self._rtf_window[0], self._rtf_window[-1]
         rtf = (s1 - s0) * self.sim.dt / (w1 - w0) if w1 > w0 else float("nan")
         values = {"real_time_factor": rtf, "seed": self.get_parameter("seed").value,
-                  "task_success": self.sim.task.success, "sim_time": self.sim_clock(), **self.stats}
+                  "task_target": self.sim.task.target, "task_success": self.sim.task.success,
+                  "sim_time": self.sim_clock(), **self.stats}
         self.diag_pub.publish(diag.node_report(to_time(self.now()), f"{self.get_name()}: physics", self.robot.name,
                                                self.problems, self.now(), "running", values))
 

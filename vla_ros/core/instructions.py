@@ -1,0 +1,38 @@
+"""Instructions of the tabletop tasks: which object one names, and the phrasings demonstrations use.
+
+Phrasings combine a verb and a noun with a colour ("grab the blue block"). Some verb-noun pairs are
+held out of the demonstrations, so that evaluating on them measures language generalisation: every
+word of a held-out phrasing is seen in training, never that combination.
+"""
+
+from __future__ import annotations
+
+import re
+
+COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "black", "white")
+VERBS = ("pick up", "grab", "lift", "take")
+NOUNS = ("cube", "block")
+HELD_OUT = (("take", "block"), ("grab", "cube"))  # verb-noun pairs never demonstrated
+
+
+def phrase(colour: str, verb: str, noun: str) -> str:
+    return f"{verb} the {colour} {noun}"
+
+
+def phrasings(colour: str, held_out: bool = False) -> list[str]:
+    """The training phrasings of ``colour`` (``held_out``: only the held-out ones)."""
+    return [phrase(colour, v, n) for v in VERBS for n in NOUNS if ((v, n) in HELD_OUT) == held_out]
+
+
+def target_object(instruction: str, objects) -> str | None:
+    """The object an instruction names ('pick up the red cube' -> 'red_cube'), or None."""
+    text = instruction.lower()
+    for name in objects:
+        if name.replace("_", " ") in text:
+            return name
+    for colour in COLOURS:
+        if re.search(rf"\b{colour}\b", text):
+            matches = [n for n in objects if n.startswith(colour)]
+            if matches:
+                return matches[0]
+    return None

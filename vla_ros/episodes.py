@@ -1,0 +1,244 @@
+"""Episodes through the running graph: one client node drives them (demo, recording, evaluation).
+
+An episode: pause the policy, stop the controller, seed and reset the sim, publish the instruction
+(the policy and the sim's success check both follow /vla/instruction), optionally start the recorder,
+then stream again and wait for task success or the timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, String
+from std_srvs.srv import SetBool, Trigger
+
+from . import interfaces as io
+from .graph import GraphArgs
+from .launcher import Graph
+from .robots import load_robot
+from .ros.conversions import image_to_array, to_sec
+from .ros.diagnostics import values_of
+
+
+@dataclass
+class Episode:
+    index: int
+    seed: int
+    success: bool
+    duration: float
+    start: float
+    instruction: str = ""
+    bag: str = ""
+
+
+@dataclass
+class Recording:
+    frames: list[np.ndarray] = field(default_factory=list)
+    state_t: list[float] = field(default_factory=list)
+    state_q: list[np.ndarray] = field(default_factory=list)
+    cmd_t: list[float] = field(default_factory=list)
+    cmd_q: list[np.ndarray] = field(default_factory=list)
+
+
+def _parameter(name: str, value) -> ParameterMsg:
+    if isinstance(value, int) and not isinstance(value, bool):
+        v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
+    return ParameterMsg(name=name, value=v)
+
+
+class EpisodeClient(Node):
+    """Drives episodes through services and records what the graph does (frames only while ``keep_frames``)."""
+
+    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int):
+        super().__init__("vla_episodes")
+        self.joints = joints
+        self.rec = Recording()
+        self.success = False
+        self.keep_frames = True
+        self.diagnostics: dict[str, dict[str, str]] = {}
+        self.max_frames = max_frames
+        self._lock = threading.Lock()
+        self.create_subscription(JointState, io.JOINT_STATES, self._on_state, qos_profile_sensor_data)
+        self.create_subscription(JointState, io.CONTROLLER_STATE, self._on_cmd, QoSProfile(depth=20))
+        if camera_topic:
+            self.create_subscription(Image, camera_topic, self._on_image, qos_profile_sensor_data)
+        self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
+        self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
+        self.instruction_pub = self.create_publisher(String, io.INSTRUCTION, QoSProfile(depth=10))
+        self.clients_ = {
+            "sim_reset": self.create_client(Trigger, io.SIM_RESET),
+            "sim_params": self.create_client(SetParameters, "/sim_node/set_parameters"),
+            "policy_params": self.create_client(SetParameters, "/policy_node/set_parameters"),
+            "recorder_params": self.create_client(SetParameters, "/recorder_node/set_parameters"),
+            "record_start": self.create_client(Trigger, io.RECORDER_START),
+            "record_stop": self.create_client(SetBool, io.RECORDER_STOP),
+            "pause": self.create_client(Trigger, io.POLICY_PAUSE),
+            "resume": self.create_client(Trigger, io.POLICY_RESUME),
+            "reset": self.create_client(Trigger, io.POLICY_RESET),
+            "enable": self.create_client(SetBool, io.CONTROLLER_ENABLE),
+        }
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _positions(self, msg: JointState) -> np.ndarray | None:
+        index = {n: i for i, n in enumerate(msg.name)}
+        if not all(j in index for j in self.joints):
+            return None
+        return np.array([msg.position[index[j]] for j in self.joints])
+
+    def _on_state(self, msg: JointState) -> None:
+        q = self._positions(msg)
+        if q is not None and self.keep_frames:
+            with self._lock:
+                self.rec.state_t.append(to_sec(msg.header.stamp))
+                self.rec.state_q.append(q)
+
+    def _on_cmd(self, msg: JointState) -> None:
+        q = self._positions(msg)
+        if q is not None and self.keep_frames:
+            with self._lock:
+                self.rec.cmd_t.append(to_sec(msg.header.stamp))
+                self.rec.cmd_q.append(q)
+
+    def _on_image(self, msg: Image) -> None:
+        if self.keep_frames and len(self.rec.frames) < self.max_frames:
+            self.rec.frames.append(image_to_array(msg))
+
+    def _on_success(self, msg: Bool) -> None:
+        self.success = msg.data
+
+    def _on_diag(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            self.diagnostics[st.name] = values_of(st)
+
+    def call(self, name: str, request, timeout: float = 10.0):
+        client = self.clients_[name]
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service for {name} not available")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} call timed out")
+            time.sleep(0.005)
+        return future.result()
+
+    def set_parameter(self, node: str, name: str, value) -> None:
+        result = self.call(f"{node}_params", SetParameters.Request(parameters=[_parameter(name, value)]))
+        if not result.results[0].successful:
+            raise RuntimeError(f"could not set {node}.{name}: {result.results[0].reason}")
+
+    def set_seed(self, seed: int) -> None:
+        self.set_parameter("sim", "seed", seed)
+
+    def set_instruction(self, instruction: str) -> None:
+        """The policy's parameter (confirmed), and the topic the sim's success check follows."""
+        self.set_parameter("policy", "instruction", instruction)
+        self.instruction_pub.publish(String(data=instruction))
+
+
+def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, instruction: str | None = None,
+                record: bool = False, hold_after: float = 0.3) -> Episode:
+    """One seeded episode; with ``record`` the recorder writes it to a bag (success marked at the end)."""
+    client.call("pause", Trigger.Request())
+    client.call("enable", SetBool.Request(data=False))
+    client.set_seed(seed)
+    if instruction is not None:
+        client.set_instruction(instruction)
+    client.call("sim_reset", Trigger.Request())
+    client.success = False
+    time.sleep(0.3)  # fresh joint states and object poses after the reset
+    bag = ""
+    if record:
+        client.set_parameter("recorder", "episode_info", json.dumps({"seed": seed, "index": index}))
+        bag = client.call("record_start", Trigger.Request()).message
+    client.call("enable", SetBool.Request(data=True))
+    client.call("reset", Trigger.Request())
+    client.call("resume", Trigger.Request())
+    start = client.now()
+    while client.now() - start < timeout and not client.success:
+        time.sleep(0.02)
+    duration = client.now() - start
+    if record:
+        if client.success:
+            time.sleep(hold_after)  # the held cube at the end of the demonstration
+        client.call("record_stop", SetBool.Request(data=client.success))
+    return Episode(index, seed, client.success, duration, start, instruction or "", bag)
+
+
+def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    names = {f"{n}: " for n in nodes}
+    while time.monotonic() < deadline:
+        failed = graph.failed()
+        if failed:
+            raise RuntimeError(f"nodes exited during start-up: {failed} (see the log)")
+        have = {n.split(":")[0] + ": " for n in client.diagnostics}
+        if names <= have and client.rec.state_t:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"the graph did not come up (no diagnostics from every node of {nodes})")
+
+
+@contextmanager
+def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int) -> Iterator[EpisodeClient]:
+    """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
+    rclpy.init()
+    client = EpisodeClient(joints, camera_topic, max_frames)
+    executor = SingleThreadedExecutor()
+    executor.add_node(client)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    try:
+        yield client
+    finally:
+        executor.shutdown()
+        client.destroy_node()
+        rclpy.try_shutdown()
+
+
+@dataclass
+class Session:
+    graph: Graph
+    client: EpisodeClient
+    robot: object
+    exit_code: int = 0
+
+
+@contextmanager
+def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
+            overrides: dict | None = None) -> Iterator[Session]:
+    """The graph (policy paused) and a client, up and reporting; stopped on exit (``exit_code`` set)."""
+    robot = load_robot(args.robot)
+    cam = robot.cameras[0] if robot.cameras else None
+    overrides = {"policy_node": {"start_paused": True}, **(overrides or {})}
+    graph = Graph(args, log=log, workdir=out, overrides=overrides).start()
+    nodes = [spec.name for spec in graph.specs]
+    result = Session(graph, None, robot)  # type: ignore[arg-type]
+    try:
+        with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames) as client:
+            result.client = client
+            wait_for_graph(client, graph, nodes)
+            yield result
+            client.call("pause", Trigger.Request())
+    finally:
+        result.exit_code = graph.stop()

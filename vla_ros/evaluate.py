@@ -1,0 +1,121 @@
+"""``vla-ros eval``: seeded episodes per instruction through the full graph (sim, policy, controller).
+
+Prints success per instruction with a 95% Wilson interval, mean time to success, inference latency
+p50/p95 and a last line ``success: K/N``; writes eval.json, success.png and a video of the first
+episodes. Instruction i's episode j uses seed ``seed + j``: every instruction meets the same scenes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .core.instructions import phrase, phrasings
+from .demo import write_video
+from .episodes import run_episode, session
+from .graph import GraphArgs
+
+COLOURS = ("red", "green", "blue")
+
+
+def default_instructions(held_out: bool) -> list[str]:
+    """One training phrasing per colour, and with ``held_out`` every held-out phrasing."""
+    out = [phrase(c, "pick up", "cube") for c in COLOURS]
+    if held_out:
+        out += [p for c in COLOURS for p in phrasings(c, held_out=True)]
+    return out
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def plot(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(rows) + 2), 4))
+    rates = [r["success_rate"] for r in rows]
+    low = [r["success_rate"] - r["ci95"][0] for r in rows]
+    high = [r["ci95"][1] - r["success_rate"] for r in rows]
+    colours = ["tab:orange" if r["held_out"] else "tab:blue" for r in rows]
+    ax.bar(range(len(rows)), rates, yerr=[low, high], color=colours, capsize=4)
+    ax.set_xticks(range(len(rows)), [r["instruction"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("success rate (95% CI)")
+    ax.set_title("Closed-loop success per instruction (orange: held-out phrasings)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: float,
+             instructions: list[str], video_episodes: int = 3, quiet: bool = True) -> dict:
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "nodes.log", "w") if quiet else None
+    held = {p for c in COLOURS for p in phrasings(c, held_out=True)}
+    episodes = []
+    bar = tqdm(total=per_instruction * len(instructions), desc="evaluating", unit="ep")
+    try:
+        with session(args, out, log, max_frames=int(video_episodes * (timeout + 1) * 10)) as run:
+            client = run.client
+            for j in range(per_instruction):  # scene j for every instruction before scene j + 1
+                for instruction in instructions:
+                    client.keep_frames = len(episodes) < video_episodes
+                    ep = run_episode(client, len(episodes), seed + j, timeout, instruction)
+                    episodes.append(ep)
+                    bar.update()
+                    bar.set_postfix(success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
+                    if run.graph.failed():
+                        raise RuntimeError(f"nodes exited: {run.graph.failed()}")
+            time.sleep(1.2)  # the policy's latency figures of the last diagnostics period
+            policy = next((v for k, v in client.diagnostics.items() if k.startswith("policy_node")), {})
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    rows = []
+    for instruction in instructions:
+        mine = [e for e in episodes if e.instruction == instruction]
+        k = sum(e.success for e in mine)
+        times = [e.duration for e in mine if e.success]
+        rows.append({"instruction": instruction, "held_out": instruction in held, "successes": k,
+                     "episodes": len(mine), "success_rate": k / max(len(mine), 1), "ci95": wilson(k, len(mine)),
+                     "mean_time_to_success_s": float(np.mean(times)) if times else float("nan")})
+
+    def number(key: str) -> float:
+        try:
+            return float(policy.get(key, "nan"))
+        except ValueError:
+            return float("nan")
+
+    summary = {"policy": args.policy, "robot": args.robot, "seed": seed, "per_instruction": per_instruction,
+               "rows": rows, "successes": sum(r["successes"] for r in rows), "episodes": len(episodes),
+               "inference_ms": {"p50": number("inference_ms_p50"), "p95": number("inference_ms_p95")},
+               "graph_exit_code": run.exit_code, "episode_log": [e.__dict__ for e in episodes]}
+    (out / "eval.json").write_text(json.dumps(summary, indent=1))
+    plot(rows, out / "success.png")
+    write_video(client.rec.frames, out / "episodes.mp4", 10.0)
+    print("\ninstruction                          success    95% CI        time to success")
+    for r in rows:
+        tag = " (held out)" if r["held_out"] else ""
+        print(f"{r['instruction'] + tag:36s} {r['successes']:>3}/{r['episodes']:<4} "
+              f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  {r['mean_time_to_success_s']:.2f} s")
+    print(f"inference latency p50 {summary['inference_ms']['p50']:.1f} ms, p95 {summary['inference_ms']['p95']:.1f} ms")
+    print(f"wrote {out / 'eval.json'}, {out / 'success.png'}, {out / 'episodes.mp4'}")
+    print(f"success: {summary['successes']}/{summary['episodes']}")
+    return summary

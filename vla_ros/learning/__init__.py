@@ -1,0 +1,1 @@
+"""Learning from demonstrations: the built-in VLA, its data and its training."""

@@ -1,0 +1,128 @@
+"""Training samples from recorded episodes: what the robot saw and what it was commanded to do next.
+
+For every camera frame of an episode (the first image key's frames; other cameras contribute their
+newest frame at that time) a sample holds the images resized as the backend will resize them, the
+newest joint state at the frame's capture stamp, the episode's instruction and the **commanded joint
+positions** (``/vla/controller/state``) at ``t + k * chunk_dt`` for k = 1 .. horizon: the actions the
+robot executed, held at the last command past the episode's end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import interfaces as io
+from ..core.image import decode_image, resize_with_pad
+from ..recording.bag import EPISODE_TOPIC, episode_info, read_topics
+
+
+@dataclass
+class Samples:
+    images: np.ndarray  # (N, cams, 3, S, S) uint8
+    state: np.ndarray  # (N, state_dim) float32
+    targets: np.ndarray  # (N, horizon, action_dim) float32, absolute commanded positions
+    instructions: list[str]  # per sample
+    episode: np.ndarray  # (N,) episode index
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def subset(self, mask: np.ndarray) -> Samples:
+        idx = np.nonzero(mask)[0]
+        return Samples(self.images[idx], self.state[idx], self.targets[idx], [self.instructions[i] for i in idx],
+                       self.episode[idx])
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def _positions(msgs, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(times, (T, len(joints)) positions) of JointState messages that carry every joint."""
+    times, rows = [], []
+    for _, m in msgs:
+        index = {n: i for i, n in enumerate(m.name)}
+        if all(j in index for j in joints) and len(m.position) == len(m.name):
+            times.append(_stamp(m))
+            rows.append([m.position[index[j]] for j in joints])
+    return np.array(times), np.array(rows, dtype=np.float64).reshape(len(rows), len(joints))
+
+
+def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
+                    action_joints: list[str], horizon: int, dt: float, size: int,
+                    joint_states_topic: str = io.JOINT_STATES) -> tuple[dict, list]:
+    """The samples of one episode bag as arrays, and the instruction."""
+    topics = [*image_topics.values(), joint_states_topic, io.CONTROLLER_STATE, EPISODE_TOPIC]
+    msgs = read_topics(path, topics)
+    info = episode_info(path) or {}
+    instruction = info.get("instruction", "")
+    for _, m in msgs[EPISODE_TOPIC]:
+        instruction = json.loads(m.data).get("instruction", instruction)
+    state_t, state_q = _positions(msgs[joint_states_topic], state_joints)
+    cmd_t, cmd_q = _positions(msgs[io.CONTROLLER_STATE], action_joints)
+    keys = list(image_topics)
+    frames = {k: [(_stamp(m), m) for _, m in msgs[image_topics[k]]] for k in keys}
+    base = frames[keys[0]]
+    if not base or not len(state_t) or not len(cmd_t):
+        return {"images": np.zeros((0, len(keys), 3, size, size), np.uint8)}, []
+    images, state, targets = [], [], []
+    for t, _ in base:
+        if t < max(state_t[0], cmd_t[0]):
+            continue  # before the first joint state or command
+        row = []
+        for k in keys:
+            older = [m for s, m in frames[k] if s <= t + 1e-6]
+            m = older[-1] if older else frames[k][0][1]
+            img = decode_image(m.encoding, m.height, m.width, m.step, m.data)
+            row.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
+        images.append(np.stack(row))
+        state.append(state_q[np.searchsorted(state_t, t, side="right") - 1])
+        future = t + dt * np.arange(1, horizon + 1)
+        targets.append(np.stack([np.interp(future, cmd_t, cmd_q[:, j]) for j in range(len(action_joints))], 1))
+    arrays = {"images": np.array(images, np.uint8), "state": np.array(state, np.float32),
+              "targets": np.array(targets, np.float32)}
+    return arrays, [instruction] * len(images)
+
+
+def episode_dirs(folder: str | Path, successful_only: bool = True) -> list[Path]:
+    """Finished episode bags under ``folder`` (sorted), optionally only the successful ones."""
+    out = []
+    for path in sorted(Path(folder).glob("episode_*")):
+        info = episode_info(path)
+        if info is not None and (info.get("success") or not successful_only):
+            out.append(path)
+    return out
+
+
+def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
+                 action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
+                 progress: bool = True) -> Samples:
+    """Every sample of the successful episodes under ``folder`` (cached beside them as .npz)."""
+    paths = episode_dirs(folder)
+    if not paths:
+        raise FileNotFoundError(f"no finished successful episode bags under {folder}")
+    key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size])
+    cache_file = Path(folder) / f"samples_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
+    if cache and cache_file.exists():
+        data = np.load(cache_file, allow_pickle=False)
+        return Samples(data["images"], data["state"], data["targets"], list(data["instructions"]), data["episode"])
+    from tqdm import tqdm
+
+    parts, instructions, episode = [], [], []
+    for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
+        arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size)
+        if texts:
+            parts.append(arrays)
+            instructions += texts
+            episode += [i] * len(texts)
+    samples = Samples(np.concatenate([p["images"] for p in parts]), np.concatenate([p["state"] for p in parts]),
+                      np.concatenate([p["targets"] for p in parts]), instructions, np.array(episode))
+    if cache:
+        np.savez(cache_file, images=samples.images, state=samples.state, targets=samples.targets,
+                 instructions=np.array(instructions), episode=samples.episode)
+    return samples

@@ -1,0 +1,180 @@
+"""The built-in VLA: a small language-conditioned visuomotor policy that predicts action chunks.
+
+Image(s) -> a convolutional encoder whose feature maps are modulated (FiLM) by the instruction, then
+spatial-softmax keypoints and pooled features; instruction -> mean of learned word embeddings; joint
+state -> MLP. A trunk fuses them and a head predicts ``horizon`` x ``action_dim`` normalised actions:
+``regression`` (one pass, L1 loss) or ``flow`` (pi0-style flow matching, Euler steps from noise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+HEADS = ("regression", "flow")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and the robot interface the weights were trained for (saved as config.json)."""
+
+    image_keys: list[str]
+    state_joints: list[str]
+    action_joints: list[str]
+    delta_joints: list[str] = field(default_factory=list)  # actions relative to the state at capture
+    horizon: int = 10
+    chunk_dt: float = 0.1
+    image_size: int = 96
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 32])
+    keypoints: int = 16
+    text_dim: int = 64
+    hidden: int = 256
+    head: str = "regression"
+    flow_steps: int = 10
+    vocab_size: int = 64
+
+    FILE = "config.json"
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {self.head!r}")
+
+    @property
+    def action_size(self) -> int:
+        return self.horizon * len(self.action_joints)
+
+    def save(self, folder: str | Path) -> None:
+        (Path(folder) / self.FILE).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ModelConfig:
+        return cls(**json.loads((Path(folder) / cls.FILE).read_text()))
+
+
+class FiLM(nn.Module):
+    """Feature-wise scale and shift of a feature map from a conditioning vector."""
+
+    def __init__(self, cond: int, channels: int):
+        super().__init__()
+        self.proj = nn.Linear(cond, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.proj(cond)[:, :, None, None].chunk(2, dim=1)
+        return x * (1.0 + scale) + shift
+
+
+def spatial_softmax(features: torch.Tensor) -> torch.Tensor:
+    """(B, K, H, W) maps -> (B, K * 2) expected (x, y) in [-1, 1] of each map's softmax."""
+    b, k, h, w = features.shape
+    attention = torch.softmax(features.flatten(2), dim=-1).view(b, k, h, w)
+    xs = torch.linspace(-1.0, 1.0, w, device=features.device)
+    ys = torch.linspace(-1.0, 1.0, h, device=features.device)
+    x = (attention.sum(dim=2) * xs).sum(dim=-1)
+    y = (attention.sum(dim=3) * ys).sum(dim=-1)
+    return torch.stack([x, y], dim=-1).flatten(1)
+
+
+class ImageEncoder(nn.Module):
+    """Conv stack (with pixel-coordinate channels) modulated by the instruction; keypoints + pooled."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.channels
+        self.convs = nn.ModuleList([
+            nn.Conv2d(5, c[0], 5, stride=2, padding=2),
+            nn.Conv2d(c[0], c[1], 3, stride=2, padding=1),
+            nn.Conv2d(c[1], c[2], 3, padding=1),
+            nn.Conv2d(c[2], c[3], 3, padding=1),
+        ])
+        self.norms = nn.ModuleList([nn.GroupNorm(min(8, ch), ch) for ch in c])
+        self.films = nn.ModuleList([FiLM(cfg.text_dim, ch) for ch in c[1:]])
+        self.keypoints = nn.Conv2d(c[3], cfg.keypoints, 1)
+        self.out_dim = 2 * cfg.keypoints + c[3]
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, S, S) uint8 or float in [0, 1]; text (B, text_dim)."""
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        x = (x - self.mean) / self.std
+        b, _, h, w = x.shape
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+        x = torch.cat([x, xs, ys], dim=1)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = norm(conv(x))
+            if i > 0:
+                x = self.films[i - 1](x, text)
+            x = F.gelu(x)
+        return torch.cat([spatial_softmax(self.keypoints(x)), x.mean(dim=(2, 3))], dim=1)
+
+
+def time_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
+    """Sinusoidal embedding of flow time t in [0, 1] (B,) -> (B, dim)."""
+    freqs = torch.exp(torch.linspace(0.0, math.log(1000.0), dim // 2, device=t.device))
+    angles = t[:, None] * freqs[None] * 2.0 * math.pi
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+class TinyVLA(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Embedding(cfg.vocab_size, cfg.text_dim, padding_idx=0)
+        self.text = nn.Sequential(nn.Linear(cfg.text_dim, cfg.text_dim), nn.GELU())
+        self.vision = ImageEncoder(cfg)
+        self.state = nn.Sequential(nn.Linear(len(cfg.state_joints), 64), nn.GELU())
+        fused = self.vision.out_dim * len(cfg.image_keys) + 64 + cfg.text_dim
+        self.trunk = nn.Sequential(nn.Linear(fused, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden),
+                                   nn.GELU())
+        if cfg.head == "regression":
+            self.head = nn.Linear(cfg.hidden, cfg.action_size)
+        else:
+            self.head = nn.Sequential(nn.Linear(cfg.hidden + cfg.action_size + 32, cfg.hidden), nn.GELU(),
+                                      nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
+                                      nn.Linear(cfg.hidden, cfg.action_size))
+
+    def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L) -> (B, hidden)."""
+        mask = (tokens > 0).float()
+        words = (self.embed(tokens) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
+        text = self.text(words)
+        vision = [self.vision(images[:, k], text) for k in range(images.shape[1])]
+        return self.trunk(torch.cat([*vision, self.state(state), text], dim=1))
+
+    def velocity(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Flow head: d(actions)/dt at flow time t (0 = noise, 1 = data); x (B, action_size)."""
+        return self.head(torch.cat([features, x, time_embedding(t)], dim=1))
+
+    def loss(self, images, state, tokens, actions: torch.Tensor) -> torch.Tensor:
+        """Training loss for normalised target actions (B, horizon, action_dim)."""
+        features = self.encode(images, state, tokens)
+        target = actions.flatten(1)
+        if self.cfg.head == "regression":
+            return F.l1_loss(self.head(features), target)
+        noise = torch.randn_like(target)
+        t = torch.distributions.Beta(1.5, 1.0).sample((target.shape[0],)).to(target.device)  # pi0's time density
+        x = (1.0 - t[:, None]) * noise + t[:, None] * target
+        return F.mse_loss(self.velocity(features, x, t), target - noise)
+
+    @torch.no_grad()
+    def predict(self, images, state, tokens, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised actions (B, horizon, action_dim)."""
+        features = self.encode(images, state, tokens)
+        shape = (features.shape[0], self.cfg.horizon, len(self.cfg.action_joints))
+        if self.cfg.head == "regression":
+            return self.head(features).view(shape)
+        x = torch.randn(features.shape[0], self.cfg.action_size) if noise is None else noise.flatten(1)
+        steps = self.cfg.flow_steps
+        for k in range(steps):
+            t = torch.full((x.shape[0],), k / steps)
+            x = x + self.velocity(features, x, t) / steps
+        return x.view(shape)

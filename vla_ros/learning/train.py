@@ -1,0 +1,191 @@
+"""Train the built-in VLA on recorded episodes: ``vla-ros train --data DIR --out DIR``.
+
+Fixed seed, a held-out validation split by episode, a time budget (the run stops early rather than
+late), a progress bar, and everything a checkpoint needs in one folder: config.json,
+model.safetensors, norm_stats.json, tokenizer.json, plus training.json (data, command, losses, time)
+and loss_curve.png.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from ..core.normalize import NormStats, Stats
+from ..robots import load_robot
+from .dataset import Samples, load_samples
+from .model import ModelConfig, TinyVLA
+from .tokenizer import WordTokenizer
+
+
+def action_space_arrays(samples: Samples, state_joints: list[str], action_joints: list[str],
+                        delta_joints: list[str]) -> np.ndarray:
+    """Model-space actions (N, horizon, A): targets minus the state for delta joints, absolute otherwise."""
+    actions = samples.targets.astype(np.float64).copy()
+    for j, name in enumerate(action_joints):
+        if name in delta_joints:
+            actions[:, :, j] -= samples.state[:, None, state_joints.index(name)]
+    return actions
+
+
+def fit_stats(state: np.ndarray, actions: np.ndarray) -> NormStats:
+    """z-score statistics: state per joint, actions per joint over every step of the chunk."""
+    flat = actions.reshape(-1, actions.shape[-1])
+    return NormStats("zscore", Stats(mean=state.mean(0), std=state.std(0) + 1e-3),
+                     Stats(mean=flat.mean(0), std=flat.std(0) + 1e-4))
+
+
+def split_episodes(episodes: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Validation mask: whole episodes (a random ``fraction`` of them), never frames of training ones."""
+    ids = np.unique(episodes)
+    rng = np.random.default_rng(seed)
+    val = rng.choice(ids, size=max(1, int(round(fraction * len(ids)))), replace=False)
+    return np.isin(episodes, val)
+
+
+def shift(images, pixels: int, generator):
+    """Random translation by up to ``pixels`` (edge replicated): robustness to small camera shifts."""
+    import torch
+    import torch.nn.functional as F
+
+    if pixels <= 0:
+        return images
+    b, c, k, h, w = images.shape
+    padded = F.pad(images.flatten(1, 2).float(), (pixels,) * 4, mode="replicate")
+    dx, dy = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator)
+    out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+    return out.view(b, c, k, h, w).round().to(torch.uint8)
+
+
+def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: str = "regression",
+          image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
+          val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, threads: int = 0,
+          progress: bool = True) -> dict:
+    import torch
+    from safetensors.torch import save_file
+    from tqdm import tqdm
+
+    from ..policies.torch_utils import set_threads
+
+    started = time.monotonic()
+    set_threads(threads or 2)
+    torch.manual_seed(seed)
+    robot = load_robot(robot_name)
+    grippers = {g.joint for g in robot.grippers}
+    cfg = ModelConfig(image_keys=[c.key for c in robot.cameras], state_joints=list(robot.state_joints),
+                      action_joints=list(robot.action_joints),
+                      delta_joints=[j for j in robot.action_joints if j not in grippers],
+                      image_size=image_size, head=head)
+    samples = load_samples(data, {c.key: c.image_topic for c in robot.cameras}, cfg.state_joints,
+                           cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
+    actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
+    val = split_episodes(samples.episode, val_fraction, seed)
+    stats = fit_stats(samples.state[~val], actions[~val])
+    tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
+    cfg.vocab_size = len(tokenizer)
+    model = TinyVLA(cfg)
+
+    def tensors(mask):
+        idx = np.nonzero(mask)[0]
+        return (torch.from_numpy(samples.images[idx]),
+                torch.from_numpy(stats.state.normalize(samples.state[idx], "zscore").astype(np.float32)),
+                tokenizer.batch([samples.instructions[i] for i in idx]),
+                torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)))
+
+    train_set, val_set = tensors(~val), tensors(val)
+    n = len(train_set[0])
+    steps_per_epoch = math.ceil(n / batch)
+    generator = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+
+    def evaluate() -> float:
+        model.eval()
+        losses = []
+        with torch.no_grad():
+            torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
+            for i in range(0, len(val_set[0]), 256):
+                part = [t[i:i + 256] for t in val_set]
+                losses.append(float(model.loss(*part)) * len(part[0]))
+        model.train()
+        return sum(losses) / len(val_set[0])
+
+    # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay.
+    budget = minutes * 60.0 - (time.monotonic() - started)
+    history = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
+    total_steps = max_epochs * steps_per_epoch
+    step = 0
+    epochs = max_epochs
+    bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress)
+    model.train()
+    epoch = 0
+    while epoch < epochs:
+        epoch_start = time.monotonic()
+        order = torch.randperm(n, generator=generator)
+        losses = []
+        for i in range(0, n, batch):
+            idx = order[i:i + batch]
+            images = shift(train_set[0][idx], augment_pixels, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
+            loss = model.loss(images, train_set[1][idx], train_set[2][idx], train_set[3][idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss))
+            step += 1
+            bar.update()
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        epoch += 1
+        history["epoch"].append(epoch)
+        history["train_loss"].append(float(np.mean(losses)))
+        history["val_loss"].append(evaluate())
+        history["seconds"].append(time.monotonic() - started)
+        bar.write(f"epoch {epoch}: train {history['train_loss'][-1]:.4f}, val {history['val_loss'][-1]:.4f}, "
+                  f"{history['seconds'][-1]:.0f} s")
+        if epoch == 1:  # fit the remaining epochs into the budget
+            per_epoch = time.monotonic() - epoch_start
+            epochs = int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))
+            total_steps = epochs * steps_per_epoch
+            bar.total = total_steps
+            bar.refresh()
+    bar.close()
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg.save(out)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    stats.save(out)
+    tokenizer.save(out)
+    report = {"data": str(data), "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
+              "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
+              "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
+              "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
+              "parameters": int(sum(p.numel() for p in model.parameters()))}
+    (out / "training.json").write_text(json.dumps(report, indent=1))
+    plot_losses(history, out / "loss_curve.png")
+    return report
+
+
+def plot_losses(history: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(history["epoch"], history["train_loss"], marker="o", label="train")
+    ax.plot(history["epoch"], history["val_loss"], marker="o", label="validation (held-out episodes)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (normalised actions)")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

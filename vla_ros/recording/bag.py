@@ -1,0 +1,95 @@
+"""Episodes as rosbag2 folders with MCAP storage (zstd chunks): ``ros2 bag info/play`` read them.
+
+Written from serialized (CDR) ROS messages, so the writer needs no ROS install; message definitions
+come from rosbags' Jazzy type store. Episode facts (instruction, seed, success, robot) are messages
+on ``/vla/episode`` (JSON in std_msgs/String, a start and an end event) and the bag's custom_data.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..interfaces import EPISODE as EPISODE_TOPIC
+
+CUSTOM_KEY = "vla_ros.episode"
+STRING = "std_msgs/msg/String"
+
+
+def typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_JAZZY)
+
+
+def ros_type(msg_class) -> str:
+    """'sensor_msgs/msg/Image' for a generated rclpy message class."""
+    module = msg_class.__module__.split(".")
+    return f"{module[0]}/msg/{msg_class.__name__}"
+
+
+class EpisodeWriter:
+    """One bag folder; ``write`` is thread-safe (subscription callbacks of several topics)."""
+
+    def __init__(self, path: str | Path, topics: dict[str, str], info: dict[str, Any]):
+        from rosbags.rosbag2 import CompressionFormat, CompressionMode, StoragePlugin, Writer
+
+        self.path = Path(path)
+        self.info = dict(info)
+        self._store = typestore()
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
+        self._writer.open()
+        self._connections = {topic: self._writer.add_connection(topic, msgtype, typestore=self._store)
+                             for topic, msgtype in {**topics, EPISODE_TOPIC: STRING}.items()}
+        self._lock = threading.Lock()
+        self.counts = {topic: 0 for topic in self._connections}
+        self.closed = False
+
+    def write(self, topic: str, stamp_ns: int, cdr: bytes) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self._writer.write(self._connections[topic], int(stamp_ns), cdr)
+            self.counts[topic] += 1
+
+    def event(self, stamp_ns: int, **fields: Any) -> None:
+        """An episode event on /vla/episode (JSON), e.g. event="start" or event="end", success=True."""
+        msg = self._store.types[STRING](data=json.dumps({**fields}, sort_keys=True))
+        self.write(EPISODE_TOPIC, stamp_ns, bytes(self._store.serialize_cdr(msg, STRING)))
+
+    def close(self, **info: Any) -> Path:
+        with self._lock:
+            if not self.closed:
+                self.info.update(info)
+                self._writer.set_custom_data(CUSTOM_KEY, json.dumps(self.info, sort_keys=True))
+                self._writer.close()
+                self.closed = True
+        return self.path
+
+
+def episode_info(path: str | Path) -> dict[str, Any] | None:
+    """The episode facts of a finished bag (None if the folder holds no finished bag)."""
+    meta = Path(path) / "metadata.yaml"
+    if not meta.exists():
+        return None
+    data = yaml.safe_load(meta.read_text())["rosbag2_bagfile_information"]
+    custom = (data.get("custom_data") or {}).get(CUSTOM_KEY)
+    return json.loads(custom) if custom else {}
+
+
+def read_topics(path: str | Path, topics: list[str]) -> dict[str, list[tuple[int, Any]]]:
+    """Deserialized messages of ``topics`` as (log time ns, message), in time order per topic."""
+    from rosbags.rosbag2 import Reader
+
+    store = typestore()
+    out: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
+    with Reader(Path(path)) as reader:
+        wanted = [c for c in reader.connections if c.topic in out]
+        for connection, stamp, raw in reader.messages(connections=wanted):
+            out[connection.topic].append((stamp, store.deserialize_cdr(raw, connection.msgtype)))
+    return out

@@ -1,0 +1,72 @@
+"""``vla-ros record``: seeded demonstrations through the graph, one rosbag2/MCAP folder per episode.
+
+Episode k uses sim seed ``seed + k`` and an instruction drawn from the training phrasings
+(colours in turn, verb and noun at random from ``seed + k``); held-out phrasings are never recorded.
+Resumable: finished episodes in the folder are kept and the count continues from them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from ..core.instructions import phrasings
+from ..episodes import run_episode, session
+from ..graph import GraphArgs
+from .bag import episode_info
+
+COLOURS = ("red", "green", "blue")
+
+
+def instruction_for(k: int, seed: int) -> str:
+    """The instruction of episode ``k``: colour k mod 3, a training phrasing drawn from (seed, k)."""
+    options = phrasings(COLOURS[k % len(COLOURS)])
+    return options[int(np.random.default_rng((seed, k)).integers(len(options)))]
+
+
+def finished(out: Path) -> list[Path]:
+    """Episode folders with a closed bag; unfinished ones (a crash mid-episode) are removed."""
+    done = []
+    for path in sorted(out.glob("episode_*")):
+        if episode_info(path) is None:
+            shutil.rmtree(path)
+        else:
+            done.append(path)
+    return done
+
+
+def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True) -> dict:
+    from tqdm import tqdm
+
+    out = out.expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    start = len(finished(out))
+    args.record, args.record_dir = True, str(out)
+    log = open(out / "nodes.log", "a") if quiet else None
+    results = []
+    bar = tqdm(total=episodes, initial=min(start, episodes), desc="recording", unit="ep")
+    try:
+        if start < episodes:
+            with session(args, out, log) as run:
+                run.client.keep_frames = False
+                for k in range(start, episodes):
+                    ep = run_episode(run.client, k, seed + k, timeout, instruction_for(k, seed), record=True)
+                    results.append(ep.__dict__)
+                    bar.update()
+                    bar.set_postfix(success=f"{sum(r['success'] for r in results)}/{len(results)}")
+                    failed = run.graph.failed()
+                    if failed:
+                        raise RuntimeError(f"nodes exited: {failed}")
+    finally:
+        bar.close()
+        if log:
+            log.close()
+    infos = [episode_info(p) or {} for p in finished(out)]
+    summary = {"folder": str(out), "episodes": len(infos), "successful": sum(bool(i.get("success")) for i in infos),
+               "this_run": len(results)}
+    (out / "collection.json").write_text(json.dumps(summary, indent=1))
+    print(f"{summary['episodes']} episodes in {out} ({summary['successful']} successful; {len(results)} recorded now)")
+    return summary

@@ -1,0 +1,149 @@
+"""Recorder node: episodes of the graph's topics as rosbag2/MCAP folders, on a real robot as in sim.
+
+``/vla/recorder/start`` (Trigger) opens ``<output_dir>/episode_NNNNNN`` and ``/vla/recorder/stop``
+(SetBool: data = success) closes it. Messages are recorded serialized as they arrive (no decoding),
+stamped with their receive time like ``ros2 bag record``; the episode's instruction, success and the
+``episode_info`` parameter (JSON) go into the bag as /vla/episode events and its custom_data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Bool, Float64MultiArray, String
+from std_srvs.srv import SetBool, Trigger
+from trajectory_msgs.msg import JointTrajectory
+
+from .. import interfaces as io
+from ..core.problems import ProblemTracker
+from ..params import RECORDER_PARAMS
+from ..recording.bag import EpisodeWriter, ros_type
+from ..robots import load_robot
+from . import diagnostics as diag
+from .node_main import QuietLogger, run
+from .param_util import choice_guard, declare
+
+SENSORS = (Image, JointState)  # best-effort subscriptions (match camera drivers and reliable publishers)
+
+
+def graph_topics(robot, output_interface: str) -> dict[str, type]:
+    """What an episode needs: cameras, joint states, instruction, chunks, commands, task success."""
+    topics: dict[str, type] = {c.image_topic: Image for c in robot.cameras}
+    topics.update({robot.joint_states_topic: JointState, io.INSTRUCTION: String, io.ACTION_CHUNK: JointTrajectory,
+                   io.CONTROLLER_STATE: JointState, io.SIM_TASK_SUCCESS: Bool})
+    for c in robot.controllers:
+        if output_interface == "joint_trajectory":
+            topics[io.trajectory_topic(c.name)] = JointTrajectory
+        else:
+            topics[io.commands_topic(c.name)] = Float64MultiArray
+    return topics
+
+
+class RecorderNode(Node):
+    def __init__(self) -> None:
+        super().__init__("recorder_node")
+        p = self.p = declare(self, RECORDER_PARAMS)
+        self.add_on_set_parameters_callback(choice_guard(RECORDER_PARAMS))
+        self.robot = load_robot(p["robot"])
+        self.output = Path(p["output_dir"]).expanduser()
+        self.output.mkdir(parents=True, exist_ok=True)
+        self.topics = graph_topics(self.robot, p["output_interface"] or self.robot.output_interface)
+        self.log = QuietLogger(self)
+        self.problems = ProblemTracker(self.log.error, self.log.info)
+        self.lock = threading.Lock()
+        self.writer: EpisodeWriter | None = None
+        self.instruction = ""
+        self.episodes = 0
+        for topic, kind in self.topics.items():
+            qos = qos_profile_sensor_data if kind in SENSORS else QoSProfile(depth=50)
+            self.create_subscription(kind, topic, lambda raw, t=topic: self._on_message(t, raw), qos, raw=True)
+        self.create_subscription(String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10))
+        self.create_service(Trigger, io.RECORDER_START, self._on_start)
+        self.create_service(SetBool, io.RECORDER_STOP, self._on_stop)
+        self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
+        self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        self.get_logger().info(f"recorder ready: {len(self.topics)} topics into {self.output}/episode_*")
+
+    def now_ns(self) -> int:
+        return self.get_clock().now().nanoseconds
+
+    def _on_message(self, topic: str, raw: bytes) -> None:
+        writer = self.writer
+        if writer is not None:
+            writer.write(topic, self.now_ns(), raw)
+
+    def _on_instruction(self, msg: String) -> None:
+        self.instruction = msg.data
+
+    def _next_path(self) -> Path:
+        numbers = [int(m.group(1)) for p in self.output.glob("episode_*")
+                   if (m := re.fullmatch(r"episode_(\d+)", p.name))]
+        return self.output / f"episode_{max(numbers, default=-1) + 1:06d}"
+
+    def _on_start(self, _req, resp):
+        with self.lock:
+            self._close(success=None)
+            try:
+                info = json.loads(self.get_parameter("episode_info").value or "{}")
+            except json.JSONDecodeError as exc:
+                resp.success, resp.message = False, f"episode_info is not JSON: {exc}"
+                return resp
+            info.setdefault("instruction", info.get("instruction") or self.instruction
+                            or self.get_parameter("instruction").value)
+            info.update(robot=self.robot.name, start_ns=self.now_ns())
+            path = self._next_path()
+            self.writer = EpisodeWriter(path, {t: ros_type(k) for t, k in self.topics.items()}, info)
+            self.writer.event(self.now_ns(), event="start", **info)
+            self.episodes += 1
+        resp.success, resp.message = True, str(path)
+        self.get_logger().info(f"recording {path.name}: {info['instruction']!r}")
+        return resp
+
+    def _on_stop(self, req, resp):
+        with self.lock:
+            if self.writer is None:
+                resp.success, resp.message = False, "no episode is being recorded"
+                return resp
+            path = self._close(success=bool(req.data))
+        resp.success, resp.message = True, str(path)
+        self.get_logger().info(f"closed {path.name}: success={bool(req.data)}")
+        return resp
+
+    def _close(self, success: bool | None) -> Path | None:
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return None
+        end = self.now_ns()
+        writer.event(end, event="end", success=success)
+        return writer.close(success=success, end_ns=end, duration_s=(end - writer.info["start_ns"]) * 1e-9)
+
+    def _publish_diagnostics(self) -> None:
+        writer = self.writer
+        values = {"recording": writer is not None, "episodes": self.episodes,
+                  "episode": writer.path.name if writer else "-", "output_dir": str(self.output)}
+        if writer is not None:
+            values.update({f"messages{t.replace('/', '_')}": n for t, n in writer.counts.items()})
+        self.diag_pub.publish(diag.node_report(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: recording", self.robot.name, self.problems,
+            self.now_ns() * 1e-9, "recording" if writer else "idle", values))
+
+    def close(self) -> None:
+        """Close an open episode (success unknown) so the bag is readable."""
+        if hasattr(self, "lock"):
+            with self.lock:
+                self._close(success=None)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(RecorderNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
