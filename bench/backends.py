@@ -18,7 +18,8 @@ import numpy as np
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 from vla_ros.core.observation import Observation  # noqa: E402
-from vla_ros.policies import PolicyContext, create_policy  # noqa: E402
+from vla_ros.policies import create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
 
@@ -44,8 +45,8 @@ def aloha_observation(keys: list[str], seed: int = 0) -> Observation:
 def bench_pi0(folder: Path, n: int) -> dict:
     robot = load_robot("aloha")
     keys = ["cam_high"]
-    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.02, 50,
-                        {"model_path": str(folder), "num_steps": 10})
+    ctx = policy_context(robot, {"backend": "pi0", "image_keys": keys, "image_topics": keys, "chunk_dt": 0.02,
+                                 "horizon": 50, "pi0.model_path": str(folder), "pi0.num_steps": 10})
     policy = create_policy("pi0", ctx)
     obs = aloha_observation(keys)
     inputs = policy.preprocess(obs)
@@ -60,8 +61,8 @@ def bench_pi0(folder: Path, n: int) -> dict:
 
 def bench_openvla(folder: Path, n: int) -> dict:
     robot = load_robot("widowx")
-    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, ["image_0"], (224, 224), 0.2, 1,
-                        {"model_path": str(folder)})
+    ctx = policy_context(robot, {"backend": "openvla", "chunk_dt": 0.2, "horizon": 1,
+                                 "openvla.model_path": str(folder)})
     policy = create_policy("openvla", ctx)
     obs = Observation(time.time(), np.array([0.0, -0.5, 0.4, 0.0, 1.2, 0.0, 0.03]),
                       {"image_0": np.zeros((224, 224, 3), np.uint8)}, "pick up the red cube")
@@ -99,8 +100,9 @@ def bench_remote(folder: Path, n: int) -> dict:
 
     robot = load_robot("aloha")
     keys = ["cam_high", "cam_left_wrist", "cam_right_wrist"]
-    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.02, 50,
-                        {"model_path": str(folder), "num_steps": 10, "camera_keys": keys})
+    ctx = policy_context(robot, {"backend": "pi0", "image_keys": keys, "image_topics": keys, "chunk_dt": 0.02,
+                                 "horizon": 50, "pi0.model_path": str(folder), "pi0.num_steps": 10,
+                                 "pi0.camera_keys": keys})
     service = BackendService(create_policy("pi0", ctx), "aloha", robot.openpi.cameras)
     request = get_layout("aloha").observation(aloha_observation(keys), service.ctx)
     in_process = timed(lambda: service(request), n)
@@ -155,14 +157,32 @@ def bench_scripted(n: int) -> dict:
 
     robot = load_robot("widowx")
     sim = ArmSim(robot)
-    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
-    policy = create_policy("scripted", ctx)
+    policy = create_policy("scripted", policy_context(robot, {"backend": "scripted"}))
     q = sim.positions()
     obs = Observation(1.0, q[[sim.joint_names.index(j) for j in robot.state_joints]], {}, "pick up the red cube",
                       {"objects": objects_input(sim)})
     out = {"infer_ms": timed(lambda: policy.infer(obs), n), "setup": "scripted expert, 10 waypoints of IK"}
     sim.close()
     return out
+
+
+def bench_builtin(n: int) -> dict | None:
+    """The shipped built-in VLA on one 224x224 camera, as the policy node runs it (one thread)."""
+    from vla_ros.policies.builtin import SHIPPED
+
+    if not (SHIPPED / "builtin_widowx" / "config.json").exists():
+        return None
+    robot = load_robot("widowx")
+    policy = create_policy("builtin", policy_context(robot, {"backend": "builtin"}))
+    rng = np.random.default_rng(0)
+    obs = Observation(time.time(), np.array([0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.037]),
+                      {"image_0": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)}, "pick up the red cube")
+    result = {"infer_ms": timed(lambda: policy.infer(obs), 10 * n),
+              "preprocess_ms": timed(lambda: policy.preprocess(obs), 10 * n),
+              "setup": f"shipped built-in VLA ({sum(p.numel() for p in policy.model.parameters()) / 1e3:.0f}k "
+                       f"parameters, {policy.cfg.head} head), 1 x 224x224 camera, 10 x 7 chunk, 1 thread"}
+    result["chunks_per_s"] = 1000.0 / result["infer_ms"]["p50"]
+    return result
 
 
 def run(n: int, out: Path) -> dict:
@@ -172,7 +192,7 @@ def run(n: int, out: Path) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vla_bench_"))
-    steps = [("scripted", lambda: bench_scripted(n)),
+    steps = [("scripted", lambda: bench_scripted(n)), ("builtin", lambda: bench_builtin(n)),
              ("pi0", lambda: bench_pi0(build_tiny_pi0(tmp / "pi0", 14, 14, 50), n)),
              ("openvla", lambda: bench_openvla(build_tiny_openvla(tmp / "openvla"), n)),
              ("openpi remote", lambda: bench_remote(tmp / "pi0", n))]
@@ -188,8 +208,10 @@ def table(r: dict) -> str:
 
     lines = ["| backend | inference p50 / p95 [ms] | pre-processing [ms] | post-processing [ms] | setup |",
              "|---|---|---|---|---|"]
-    for name in ("scripted", "pi0", "openvla"):
-        s = r[name]
+    for name in ("scripted", "builtin", "pi0", "openvla"):
+        s = r.get(name)
+        if s is None:
+            continue
         pre = f(s["preprocess_ms"]) if "preprocess_ms" in s else "-"
         post = f(s["postprocess_ms"]) if "postprocess_ms" in s else "-"
         lines.append(f"| {name} | {f(s['infer_ms'])} | {pre} | {post} | {s['setup']} |")
@@ -202,6 +224,8 @@ def table(r: dict) -> str:
               "", f"Remote setup: {rem['setup']}."]
     pre_post = r["pi0"]["preprocess_ms"]["p50"] + r["pi0"]["postprocess_ms"]["p50"]
     lines.append(f"pi0 pre- plus post-processing p50: {pre_post:.2f} ms (1 camera, 14-D state).")
+    if r.get("builtin"):
+        lines.append(f"Built-in VLA: {r['builtin']['chunks_per_s']:.0f} chunks/s (batch 1, inference p50).")
     return "\n".join(lines) + "\n"
 
 

@@ -99,7 +99,9 @@ def record_diagnostics(probe: Probe) -> None:
 
 
 def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | None = None, **args) -> Graph:
-    """Start the graph (args as launch arguments); ``params`` is written as a user params_file."""
+    """Start the graph (args as launch arguments); ``params`` is written as a user params_file. The policy is
+    the fast, deterministic scripted expert unless a test names another (the built-in model has its own)."""
+    args.setdefault("policy", "scripted")
     if params:
         path = tmp_path / "user_params.yaml"
         path.write_text(yaml.safe_dump({node: {"ros__parameters": p} for node, p in params.items()}))
@@ -109,6 +111,15 @@ def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | No
     graph = Graph(GraphArgs.from_strings({k: str(v) for k, v in args.items()}), log=log, workdir=tmp_path,
                   overrides=overrides, check=False)
     graph.log_path = tmp_path / "nodes.log"
+    stop = graph.stop
+
+    def stop_and_show(timeout: float = 10.0) -> int:  # a failed stop shows why in the test's output
+        code = stop(timeout)
+        if code:
+            print("".join(graph.log_path.read_text().splitlines(keepends=True)[-80:]))
+        return code
+
+    graph.stop = stop_and_show
     return graph.start()
 
 

@@ -132,7 +132,7 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     proc = _cli("launch", "robot:=franka", "sim:=mujoco")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "has no MuJoCo sim yet" in out and "use sim:=none" in out
-    proc = _cli("launch", "robot:=widowx", "sim:=none")  # the scripted expert needs the sim's object poses
+    proc = _cli("launch", "robot:=widowx", "sim:=none", "policy:=scripted")  # it needs the sim's object poses
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "nothing publishes with sim:=none" in out and "policy:=pi0" in out
     proc = _cli("launch", "robot:=nonexistent")

@@ -164,6 +164,8 @@ RECORDER_PARAMS: list[ParamSpec] = [
     ParamSpec("output_dir", "recordings", "Folder of the episode bags (episode_NNNNNN, rosbag2 with MCAP storage)"),
     ParamSpec("output_interface", "", "The controller's output interface, whose command topics are recorded "
               "(empty: the preset's)", choices=("", "forward_position", "joint_trajectory")),
+    ParamSpec("record_commands", False, "Also record every command message to the robot's controllers (500 Hz "
+              "each; /vla/controller/state always holds the commanded positions at 100 Hz)"),
     ParamSpec("instruction", "", "Instruction stored with an episode when none was published on /vla/instruction",
               dynamic=True),
     ParamSpec("episode_info", "{}", "JSON stored with the next episode (seed, operator, ...)", dynamic=True),

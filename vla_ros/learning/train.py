@@ -67,7 +67,6 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, threads: int = 0,
           progress: bool = True) -> dict:
     import torch
-    from safetensors.torch import save_file
     from tqdm import tqdm
 
     from ..policies.torch_utils import set_threads
@@ -136,7 +135,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             bar.update()
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
@@ -155,12 +154,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
             bar.refresh()
     bar.close()
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
-    stats.save(out)
-    tokenizer.save(out)
+    out = save_checkpoint(out, model, stats, tokenizer)
     report = {"data": str(data), "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
@@ -169,6 +163,19 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     (out / "training.json").write_text(json.dumps(report, indent=1))
     plot_losses(history, out / "loss_curve.png")
     return report
+
+
+def save_checkpoint(out: str | Path, model: TinyVLA, stats: NormStats, tokenizer: WordTokenizer) -> Path:
+    """The folder the builtin backend loads: config.json, model.safetensors, norm_stats.json, tokenizer.json."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    model.cfg.save(out)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"))
+    stats.save(out)
+    tokenizer.save(out)
+    return out
 
 
 def plot_losses(history: dict, path: Path) -> Path:

@@ -17,6 +17,7 @@ from rclpy.node import Node
 from . import stop_signals
 
 TEARDOWN_TIMEOUT = 3.0  # s for rclpy/DDS teardown once the node's own threads have stopped
+SPIN_WAKE = 0.25  # s: longest an idle executor waits before it looks for a stop request
 
 
 def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None = None) -> int:
@@ -32,9 +33,12 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
             node.__init__()
         else:
             node = make_node()
-        if not stop_signals.STOPPING.is_set():  # stopped while it was built: tear down at once
-            executor.add_node(node)
-            executor.spin()
+        executor.add_node(node)
+        # Not executor.spin(): rclpy's signal thread wakes executors and then shuts the context down, so an
+        # executor that woke in between waits again, and with simulated time (its timers follow /clock,
+        # which stops with the sim) nothing wakes it. The wait is bounded instead (steady clock).
+        while not stop_signals.STOPPING.is_set() and rclpy.ok():
+            executor.spin_once(timeout_sec=SPIN_WAKE)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ValueError, KeyError, FileNotFoundError) as exc:  # configuration errors: one clear line

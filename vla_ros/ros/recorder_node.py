@@ -15,7 +15,7 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64MultiArray, String
 from std_srvs.srv import SetBool, Trigger
@@ -30,15 +30,17 @@ from . import diagnostics as diag
 from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
 
-SENSORS = (Image, JointState)  # best-effort subscriptions (match camera drivers and reliable publishers)
+SENSORS = (Image, JointState)  # best effort: matches camera drivers (best effort) and reliable publishers
+QUEUE = 200  # messages per topic held while the recorder is busy
 
 
-def graph_topics(robot, output_interface: str) -> dict[str, type]:
-    """What an episode needs: cameras, joint states, instruction, chunks, commands, task success."""
+def graph_topics(robot, output_interface: str, commands: bool) -> dict[str, type]:
+    """What an episode needs: cameras, joint states, instruction, chunks, the controller's commanded positions
+    (/vla/controller/state, 100 Hz) and task success; ``commands``: also every command message (500 Hz)."""
     topics: dict[str, type] = {c.image_topic: Image for c in robot.cameras}
     topics.update({robot.joint_states_topic: JointState, io.INSTRUCTION: String, io.ACTION_CHUNK: JointTrajectory,
                    io.CONTROLLER_STATE: JointState, io.SIM_TASK_SUCCESS: Bool})
-    for c in robot.controllers:
+    for c in robot.controllers if commands else ():
         if output_interface == "joint_trajectory":
             topics[io.trajectory_topic(c.name)] = JointTrajectory
         else:
@@ -54,7 +56,8 @@ class RecorderNode(Node):
         self.robot = load_robot(p["robot"])
         self.output = Path(p["output_dir"]).expanduser()
         self.output.mkdir(parents=True, exist_ok=True)
-        self.topics = graph_topics(self.robot, p["output_interface"] or self.robot.output_interface)
+        self.topics = graph_topics(self.robot, p["output_interface"] or self.robot.output_interface,
+                                   p["record_commands"])
         self.log = QuietLogger(self)
         self.problems = ProblemTracker(self.log.error, self.log.info)
         self.lock = threading.Lock()
@@ -62,7 +65,8 @@ class RecorderNode(Node):
         self.instruction = ""
         self.episodes = 0
         for topic, kind in self.topics.items():
-            qos = qos_profile_sensor_data if kind in SENSORS else QoSProfile(depth=50)
+            qos = QoSProfile(depth=QUEUE, reliability=ReliabilityPolicy.BEST_EFFORT if kind in SENSORS
+                             else ReliabilityPolicy.RELIABLE)
             self.create_subscription(kind, topic, lambda raw, t=topic: self._on_message(t, raw), qos, raw=True)
         self.create_subscription(String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10))
         self.create_service(Trigger, io.RECORDER_START, self._on_start)

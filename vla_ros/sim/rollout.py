@@ -15,6 +15,7 @@ import numpy as np
 from ..core.chunk import ActionChunk
 from ..core.control import ControlConfig, ControlCore
 from ..core.inference import InferenceLoop, Request
+from ..core.instructions import target_object
 from ..core.observation import Observation
 from ..core.scheduling import InferenceScheduler
 from ..params import control_config
@@ -111,13 +112,20 @@ class Rollout:
     measured: list[np.ndarray] = field(default_factory=list)
     fresh: list[bool] = field(default_factory=list)
     switched: list[bool] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)  # with record and images: what the policy saw
 
 
 def run_closed_loop(sim: ArmSim, executor: Executor, seed: int, instruction: str, *, control_rate: float = 500.0,
-                    timeout: float = 20.0, record: bool = False) -> Rollout:
-    """Reset the sim with ``seed`` and run until success or ``timeout`` simulated seconds."""
+                    timeout: float = 20.0, record: bool = False, images: bool = False) -> Rollout:
+    """Reset the sim with ``seed`` and run until success or ``timeout`` simulated seconds. The task's target
+    is the object the instruction names (as the sim node does); ``images``: observations carry every
+    camera's frame, rendered when an inference starts."""
     robot = sim.robot
     sim.reset(seed)
+    target = target_object(instruction, sim.task.names)
+    if target is not None:
+        sim.task.target = target
+    cameras = [c for c in robot.cameras if c.sim] if images else []
     names = robot.action_joints
     period = 1.0 / control_rate
     substeps = max(1, int(round(period / sim.dt)))
@@ -132,7 +140,10 @@ def run_closed_loop(sim: ArmSim, executor: Executor, seed: int, instruction: str
         q = sim.positions()
 
         def observe(now=now, q=q) -> Observation:
-            return Observation(now, q[state_index], {}, instruction, {"objects": objects_input(sim)})
+            frames = {c.key: sim.render(c.name, c.width, c.height) for c in cameras}
+            if record and frames:
+                out.frames.append(next(iter(frames.values())))
+            return Observation(now, q[state_index], frames, instruction, {"objects": objects_input(sim)})
 
         step = executor.step(now, q[action_index], observe)
         out.chunks += int(step.switched)

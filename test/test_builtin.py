@@ -1,0 +1,118 @@
+"""The built-in VLA: tokenizer, model heads, checkpoint loading and actions computed by hand."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from vla_ros.core.instructions import HELD_OUT, phrasings, target_object  # noqa: E402
+from vla_ros.core.normalize import NormStats, Stats  # noqa: E402
+from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
+from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
+from vla_ros.learning.train import save_checkpoint  # noqa: E402
+from vla_ros.policies import PolicyError, create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
+from vla_ros.robots import load_robot  # noqa: E402
+
+ROBOT = load_robot("widowx")
+ARM = ROBOT.arm_joints
+STATE = np.array([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03])
+
+
+def test_tokenizer_words_unknowns_and_padding(tmp_path):
+    tok = WordTokenizer.build(["Pick up the RED cube!", "grab the blue block"])
+    assert tok.encode("pick up the red cube") == [tok.index[w] for w in ("pick", "up", "the", "red", "cube")]
+    assert tok.encode("pick up the purple cube")[3] == 1  # unknown word
+    batch = tok.batch(["grab", "grab the blue block"])
+    assert batch.shape == (2, 12) and batch[0, 1:].eq(0).all() and batch[1, :4].ne(0).all()
+    tok.save(tmp_path)
+    assert WordTokenizer.load(tmp_path).vocab == tok.vocab
+
+
+def test_instruction_phrasings_hold_out_verb_noun_pairs_but_no_word():
+    train, held = phrasings("red"), phrasings("red", held_out=True)
+    assert held and not set(train) & set(held)
+    assert all(f"{v} the red {n}" in held for v, n in HELD_OUT)
+    assert {w for p in held for w in p.split()} <= {w for p in train for w in p.split()}
+    assert target_object("grab the GREEN block", ["red_cube", "green_cube"]) == "green_cube"
+    assert target_object("wave", ["red_cube"]) is None
+
+
+def test_spatial_softmax_finds_the_peak():
+    maps = torch.full((1, 1, 5, 9), -50.0)
+    maps[0, 0, 4, 0] = 50.0  # bottom-left
+    np.testing.assert_allclose(spatial_softmax(maps).numpy(), [[-1.0, 1.0]], atol=1e-4)
+
+
+@pytest.mark.parametrize("head", ["regression", "flow"])
+def test_model_heads_shapes_loss_and_determinism(head):
+    torch.manual_seed(0)
+    cfg = ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, head=head, image_size=32)
+    model = TinyVLA(cfg).eval()
+    images = torch.randint(0, 255, (2, 1, 3, 32, 32), dtype=torch.uint8)
+    state, tokens = torch.zeros(2, 7), torch.tensor([[2, 3, 0], [4, 0, 0]])
+    noise = torch.randn(2, 10, 7)
+    out = model.predict(images, state, tokens, noise)
+    assert out.shape == (2, 10, 7) and torch.isfinite(out).all()
+    torch.testing.assert_close(model.predict(images, state, tokens, noise), out)
+    loss = model.loss(images, state, tokens, torch.zeros(2, 10, 7))
+    loss.backward()
+    assert loss.item() > 0 and model.embed.weight.grad is not None
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    """A checkpoint saved as training saves one; the head outputs zeros (normalised), so every action is
+    the statistics' mean and the chunk can be computed by hand."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, delta_joints=ARM, image_size=32,
+                      vocab_size=8)
+    model = TinyVLA(cfg)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    mean = np.array([0.01, -0.02, 0.03, 0.0, 0.05, -0.01, 0.05])  # gripper mean 0.05 m: above "open"
+    stats = NormStats("zscore", Stats(mean=np.zeros(7), std=np.ones(7)), Stats(mean=mean, std=np.full(7, 0.1)))
+    return save_checkpoint(tmp_path / "ckpt", model, stats, WordTokenizer.build(["pick up the red cube"]))
+
+
+def make(checkpoint, **node):
+    params = {"backend": "builtin", "builtin.model_path": str(checkpoint), **node}
+    return create_policy("builtin", policy_context(ROBOT, params))
+
+
+def observation(**kw):
+    rng = np.random.default_rng(0)
+    return Observation(5.0, STATE.copy(), {"image_0": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)},
+                       "pick up the red cube", **kw)
+
+
+def test_actions_are_deltas_on_the_state_and_an_absolute_clamped_gripper(checkpoint):
+    chunk = make(checkpoint).infer(observation())
+    assert chunk.values.shape == (10, 7) and chunk.stamp == 5.0 and list(chunk.names) == ROBOT.action_joints
+    np.testing.assert_allclose(chunk.times, 0.1 * np.arange(1, 11))
+    expected = STATE[:6] + np.array([0.01, -0.02, 0.03, 0.0, 0.05, -0.01])
+    np.testing.assert_allclose(chunk.values[:, :6], np.tile(expected, (10, 1)), atol=1e-6)
+    np.testing.assert_allclose(chunk.values[:, 6], ROBOT.gripper.open)  # 0.05 clamped to the finger range
+    order = list(reversed(ROBOT.action_joints))
+    reordered = make(checkpoint, action_joints=order).infer(observation())
+    np.testing.assert_allclose(reordered.values, chunk.select(order), atol=1e-9)
+
+
+def test_bad_input_and_mismatched_configuration_are_clear_errors(checkpoint):
+    policy = make(checkpoint)
+    obs = observation()
+    obs.images["image_0"] = np.zeros((224, 224), np.uint8)
+    with pytest.raises(PolicyError, match="expected HxWx3 uint8"):
+        policy.infer(obs)
+    obs = observation()
+    obs.state[1] = np.nan
+    with pytest.raises(PolicyError, match="finite"):
+        policy.infer(obs)
+    with pytest.raises(PolicyError, match="chunk_dt 0.2 differs"):
+        make(checkpoint, chunk_dt=0.2)
+    with pytest.raises(PolicyError, match="needs camera"):
+        make(checkpoint, image_keys=["wrist"], image_topics=["/wrist"])
+    with pytest.raises(PolicyError, match="no built-in VLA checkpoint"):
+        make(checkpoint.parent / "missing")

@@ -1,0 +1,51 @@
+"""The recorder node in the real graph: an episode through the scripted expert becomes a readable bag."""
+
+import pytest
+from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+
+from vla_ros.episodes import EpisodeClient, run_episode
+from vla_ros.learning.dataset import load_samples
+from vla_ros.recording.bag import episode_info, read_topics
+from vla_ros.robots import load_robot
+
+pytestmark = pytest.mark.integration
+ROBOT = load_robot("widowx")
+
+
+def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, tmp_path):
+    probe = Probe("record_probe")
+    record_diagnostics(probe)
+    bags = tmp_path / "bags"
+    graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True},
+                                             "recorder_node": {"record_commands": True}},
+                        policy="scripted", record="true", record_dir=str(bags))
+    client = EpisodeClient(ROBOT.action_joints, None, max_frames=0)
+    probe.executor_.add_node(client)
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
+        episode = run_episode(client, 0, seed=5, timeout=15.0, instruction="grab the green block", record=True)
+    finally:
+        probe.executor_.remove_node(client)
+        client.destroy_node()
+        code = graph.stop()
+        probe.close()
+    assert code == 0 and episode.success, graph.log_path.read_text()[-3000:]
+    path = bags / "episode_000000"
+    assert episode.bag == str(path)
+    info = episode_info(path)
+    assert info["success"] is True and info["instruction"] == "grab the green block" and info["seed"] == 5
+    assert 1.0 < info["duration_s"] < 16.0
+    msgs = read_topics(path, ["/camera/image_raw", "/joint_states", "/vla/action_chunk", "/vla/controller/state",
+                              "/arm_controller/commands", "/sim/task_success", "/vla/episode"])
+    seconds = info["duration_s"]  # (wall time: a loaded machine runs the sim slower than real time)
+    images = len(msgs["/camera/image_raw"])
+    assert images >= 3 * seconds and len(msgs["/joint_states"]) >= 20 * seconds  # 10 Hz, 100 Hz of sim time
+    # the controller streams from when it is enabled (after the recording starts): 500 Hz and 100 Hz
+    assert len(msgs["/arm_controller/commands"]) >= 150 * seconds
+    assert len(msgs["/vla/controller/state"]) >= 30 * seconds
+    assert len(msgs["/vla/action_chunk"]) >= 5 and len(msgs["/vla/episode"]) == 2
+    assert any(m.data for _, m in msgs["/sim/task_success"])  # the lift was seen
+    samples = load_samples(bags, {c.key: c.image_topic for c in ROBOT.cameras}, ROBOT.state_joints,
+                           ROBOT.action_joints, 10, 0.1, 32, progress=False)
+    assert len(samples) >= images // 2 and samples.images.shape[1:] == (1, 3, 32, 32)  # (frames with a command)
+    assert set(samples.instructions) == {"grab the green block"}

@@ -1,0 +1,87 @@
+"""Episode bags (rosbag2/MCAP) and the training samples read from them, checked by hand."""
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rosbags")
+
+from vla_ros.learning.dataset import episode_dirs, episode_samples, load_samples  # noqa: E402
+from vla_ros.recording.bag import EpisodeWriter, episode_info, read_topics, typestore  # noqa: E402
+
+STORE = typestore()
+JOINTS = ["a", "b"]
+
+
+def cdr(msgtype: str, **fields) -> bytes:
+    return bytes(STORE.serialize_cdr(STORE.types[msgtype](**fields), msgtype))
+
+
+def header(t: float):
+    stamp = STORE.types["builtin_interfaces/msg/Time"](sec=int(t), nanosec=int(round((t - int(t)) * 1e9)))
+    return STORE.types["std_msgs/msg/Header"](stamp=stamp, frame_id="")
+
+
+def image(t: float, value: int, size: int = 8):
+    data = np.full(size * size * 3, value, np.uint8)
+    return cdr("sensor_msgs/msg/Image", header=header(t), height=size, width=size, encoding="rgb8",
+               is_bigendian=0, step=size * 3, data=data)
+
+
+def joints(t: float, q):
+    return cdr("sensor_msgs/msg/JointState", header=header(t), name=JOINTS, position=np.asarray(q, float),
+               velocity=np.array([], float), effort=np.array([], float))
+
+
+def write_episode(path, success=True, instruction="pick up the red cube"):
+    topics = {"/cam/image_raw": "sensor_msgs/msg/Image", "/joint_states": "sensor_msgs/msg/JointState",
+              "/vla/controller/state": "sensor_msgs/msg/JointState"}
+    writer = EpisodeWriter(path, topics, {"seed": 7})
+    writer.event(0, event="start", instruction=instruction)
+    for k in range(101):  # joint states at 100 Hz: q = (t, 2t); commands lead them: (t + 0.05, 2t)
+        t = 100.0 + 0.01 * k
+        writer.write("/joint_states", int(t * 1e9), joints(t, [t - 100, 2 * (t - 100)]))
+        writer.write("/vla/controller/state", int(t * 1e9), joints(t, [t - 100 + 0.05, 2 * (t - 100)]))
+    for k in range(6):  # frames at 5 Hz, pixel value = 10 k
+        t = 100.005 + 0.2 * k
+        writer.write("/cam/image_raw", int(t * 1e9), image(t, 10 * k))
+    writer.event(int(1e9), event="end", success=success)
+    return writer.close(success=success)
+
+
+def test_a_bag_round_trips_messages_events_and_episode_facts(tmp_path):
+    path = write_episode(tmp_path / "episode_000000")
+    assert (path / "metadata.yaml").exists() and (path / "episode_000000.mcap").exists()
+    assert episode_info(path) == {"seed": 7, "success": True}
+    msgs = read_topics(path, ["/joint_states", "/vla/episode", "/cam/image_raw"])
+    assert len(msgs["/joint_states"]) == 101 and len(msgs["/cam/image_raw"]) == 6
+    events = [json.loads(m.data) for _, m in msgs["/vla/episode"]]
+    assert events == [{"event": "start", "instruction": "pick up the red cube"}, {"event": "end", "success": True}]
+    np.testing.assert_allclose(msgs["/joint_states"][10][1].position, [0.1, 0.2])
+
+
+def test_samples_pair_each_frame_with_the_newest_state_and_the_commanded_future(tmp_path):
+    path = write_episode(tmp_path / "episode_000000")
+    arrays, texts = episode_samples(path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, horizon=3, dt=0.1, size=4)
+    assert texts == ["pick up the red cube"] * 6
+    assert arrays["images"].shape == (6, 1, 3, 4, 4)
+    np.testing.assert_array_equal(arrays["images"][:, 0, 0, 0, 0], [0, 10, 20, 30, 40, 50])  # frame k: value 10 k
+    # frame at 100.205: the newest joint state is the one stamped 100.20 -> (0.20, 0.40)
+    np.testing.assert_allclose(arrays["state"][1], [0.20, 0.40], atol=1e-6)
+    # its targets: commands at 100.305, 100.405, 100.505 -> a = t - 100 + 0.05, b = 2 (t - 100)
+    np.testing.assert_allclose(arrays["targets"][1], [[0.355, 0.61], [0.455, 0.81], [0.555, 1.01]], atol=1e-6)
+    # past the last command (stamped 101.00: (1.05, 2.0)) the targets hold it
+    np.testing.assert_allclose(arrays["targets"][5][-1], [1.05, 2.0], atol=1e-6)
+
+
+def test_only_finished_successful_episodes_are_loaded_and_the_result_is_cached(tmp_path):
+    write_episode(tmp_path / "episode_000000")
+    write_episode(tmp_path / "episode_000001", success=False)
+    (tmp_path / "episode_000002").mkdir()  # a crash mid-episode: no metadata.yaml
+    assert [p.name for p in episode_dirs(tmp_path)] == ["episode_000000"]
+    samples = load_samples(tmp_path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
+    assert len(samples) == 6 and set(samples.episode) == {0}
+    assert len(list(tmp_path.glob("samples_*.npz"))) == 1
+    again = load_samples(tmp_path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
+    np.testing.assert_array_equal(again.targets, samples.targets)
