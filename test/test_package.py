@@ -111,12 +111,16 @@ def test_launch_file_with_launch_ros():
 
     from launch.actions import DeclareLaunchArgument
 
+    from vla_ros.graph import LAUNCH_ARGUMENTS
+
     spec = importlib.util.spec_from_file_location("policy_launch", ROOT / "launch" / "policy.launch.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
-    declared = [e.name for e in description.entities if isinstance(e, DeclareLaunchArgument)]
-    assert declared == ["robot", "policy", "sim", "use_sim_time", "params_file"]
+    declared = {e.name: e.default_value for e in description.entities if isinstance(e, DeclareLaunchArgument)}
+    assert list(declared)[:5] == ["robot", "policy", "sim", "use_sim_time", "params_file"]
+    assert list(declared) == [a.name for a in LAUNCH_ARGUMENTS]
+    assert [d[0].text for d in declared.values()] == [a.default for a in LAUNCH_ARGUMENTS]
 
 
 @pytest.fixture

@@ -11,6 +11,10 @@ class ChunkError(ValueError):
     """A chunk that must not be executed (empty, non-monotonic, non-finite, wrong shape)."""
 
 
+class NotStartedError(ChunkError):
+    """A chunk that arrived before the first joint state (normal for the first chunk after start-up)."""
+
+
 @dataclass(frozen=True)
 class ActionChunk:
     """Targets ``values[i]`` over ``names`` due at ``stamp + times[i]`` (seconds).

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunk import ActionChunk, ChunkError
+from .chunk import ActionChunk, ChunkError, NotStartedError
 from .interpolation import Interpolant
 from .limits import JointLimits, SafetyFilter
 from .merge import MERGE_MODES, RTC_SCHEDULES, TimedTargets, blend_prefix, rtc_weights, temporal_ensemble
@@ -114,7 +114,7 @@ class ControlCore:
         if unknown:
             raise ChunkError(f"chunk names unknown joints {unknown}; controller joints are {self.names}")
         if self.command is None:
-            raise ChunkError("no joint state received yet; cannot start a chunk")
+            raise NotStartedError("no joint state received yet; cannot start a chunk")
         age = now - chunk.stamp
         if age > self.config.max_chunk_age:
             raise ChunkError(f"chunk is stale: stamp is {age:.3f} s old (max_chunk_age {self.config.max_chunk_age} s)")

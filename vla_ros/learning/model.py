@@ -38,6 +38,7 @@ class ModelConfig:
     head: str = "regression"
     flow_steps: int = 10
     vocab_size: int = 64
+    goal_weight: float = 1.0  # auxiliary loss: the episode's grasp pose (training only; grounds the instruction)
 
     FILE = "config.json"
 
@@ -135,35 +136,44 @@ class TinyVLA(nn.Module):
         fused = self.vision.out_dim * len(cfg.image_keys) + 64 + cfg.text_dim
         self.trunk = nn.Sequential(nn.Linear(fused, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden),
                                    nn.GELU())
+        self.goal = nn.Linear(cfg.hidden, len(cfg.action_joints))  # the grasp pose, read by the action head
+        features = cfg.hidden + len(cfg.action_joints)
         if cfg.head == "regression":
-            self.head = nn.Linear(cfg.hidden, cfg.action_size)
+            self.head = nn.Linear(features, cfg.action_size)
         else:
-            self.head = nn.Sequential(nn.Linear(cfg.hidden + cfg.action_size + 32, cfg.hidden), nn.GELU(),
+            self.head = nn.Sequential(nn.Linear(features + cfg.action_size + 32, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.action_size))
 
     def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L) -> (B, hidden)."""
+        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L) -> (B, hidden + action_dim):
+        the trunk's features and the predicted grasp pose (normalised) they imply."""
         mask = (tokens > 0).float()
         words = (self.embed(tokens) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         text = self.text(words)
         vision = [self.vision(images[:, k], text) for k in range(images.shape[1])]
-        return self.trunk(torch.cat([*vision, self.state(state), text], dim=1))
+        hidden = self.trunk(torch.cat([*vision, self.state(state), text], dim=1))
+        return torch.cat([hidden, self.goal(hidden)], dim=1)
 
     def velocity(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Flow head: d(actions)/dt at flow time t (0 = noise, 1 = data); x (B, action_size)."""
         return self.head(torch.cat([features, x, time_embedding(t)], dim=1))
 
-    def loss(self, images, state, tokens, actions: torch.Tensor) -> torch.Tensor:
-        """Training loss for normalised target actions (B, horizon, action_dim)."""
+    def loss(self, images, state, tokens, actions: torch.Tensor, goals: torch.Tensor | None = None) -> torch.Tensor:
+        """Training loss for normalised target actions (B, horizon, action_dim), plus ``goal_weight`` times the
+        L1 error of the normalised grasp pose ``goals`` (B, action_dim) when given: most frames of a
+        demonstration can be continued from the joint state alone, the grasp pose needs the image and the
+        instruction."""
         features = self.encode(images, state, tokens)
         target = actions.flatten(1)
+        goal = features[:, -len(self.cfg.action_joints):]
+        aux = self.cfg.goal_weight * F.l1_loss(goal, goals) if goals is not None else 0.0
         if self.cfg.head == "regression":
-            return F.l1_loss(self.head(features), target)
+            return F.l1_loss(self.head(features), target) + aux
         noise = torch.randn_like(target)
         t = torch.distributions.Beta(1.5, 1.0).sample((target.shape[0],)).to(target.device)  # pi0's time density
         x = (1.0 - t[:, None]) * noise + t[:, None] * target
-        return F.mse_loss(self.velocity(features, x, t), target - noise)
+        return F.mse_loss(self.velocity(features, x, t), target - noise) + aux
 
     @torch.no_grad()
     def predict(self, images, state, tokens, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,9 +182,10 @@ class TinyVLA(nn.Module):
         shape = (features.shape[0], self.cfg.horizon, len(self.cfg.action_joints))
         if self.cfg.head == "regression":
             return self.head(features).view(shape)
-        x = torch.randn(features.shape[0], self.cfg.action_size) if noise is None else noise.flatten(1)
+        x = noise.flatten(1) if noise is not None else torch.randn(
+            features.shape[0], self.cfg.action_size, device=features.device)
         steps = self.cfg.flow_steps
         for k in range(steps):
-            t = torch.full((x.shape[0],), k / steps)
+            t = torch.full((x.shape[0],), k / steps, device=x.device)
             x = x + self.velocity(features, x, t) / steps
         return x.view(shape)

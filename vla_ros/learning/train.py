@@ -33,6 +33,21 @@ def action_space_arrays(samples: Samples, state_joints: list[str], action_joints
     return actions
 
 
+def grasp_goals(samples: Samples, gripper: int | None) -> np.ndarray:
+    """Per sample, the commanded positions when its episode's gripper closed halfway after opening (the
+    grasp pose; the last command if it never closed). Samples of an episode are in time order."""
+    first = samples.targets[:, 0, :].astype(np.float64)
+    goals = np.empty_like(first)
+    for ep in np.unique(samples.episode):
+        idx = np.nonzero(samples.episode == ep)[0]
+        g = first[idx, gripper] if gripper is not None else np.zeros(len(idx))
+        span = g.max() - g.min()
+        opened = int(np.argmax(g))  # (an episode may start with the gripper still closed)
+        closing = opened + np.nonzero(g[opened:] < g[opened] - 0.5 * span)[0] if span > 1e-4 else np.array([], int)
+        goals[idx] = first[idx[closing[0]] if len(closing) else idx[-1]]
+    return goals
+
+
 def fit_stats(state: np.ndarray, actions: np.ndarray) -> NormStats:
     """z-score statistics: state per joint, actions per joint over every step of the chunk."""
     flat = actions.reshape(-1, actions.shape[-1])
@@ -57,7 +72,7 @@ def shift(images, pixels: int, generator):
         return images
     b, c, k, h, w = images.shape
     padded = F.pad(images.flatten(1, 2).float(), (pixels,) * 4, mode="replicate")
-    dx, dy = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator)
+    dx, dy = torch.randint(0, 2 * pixels + 1, (2, b), generator=generator).tolist()
     out = torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
     return out.view(b, c, k, h, w).round().to(torch.uint8)
 
@@ -65,7 +80,7 @@ def shift(images, pixels: int, generator):
 def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, threads: int = 0,
-          progress: bool = True) -> dict:
+          device: str = "cpu", progress: bool = True) -> dict:
     import torch
     from tqdm import tqdm
 
@@ -83,18 +98,25 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     samples = load_samples(data, {c.key: c.image_topic for c in robot.cameras}, cfg.state_joints,
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
+    gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None
+    goals = grasp_goals(samples, gripper)[:, None]
+    goals = action_space_arrays(Samples(samples.images, samples.state, goals, samples.instructions, samples.episode),
+                                cfg.state_joints, cfg.action_joints, cfg.delta_joints)[:, 0]
     val = split_episodes(samples.episode, val_fraction, seed)
     stats = fit_stats(samples.state[~val], actions[~val])
+    goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
-    model = TinyVLA(cfg)
+    model = TinyVLA(cfg).to(device)
 
     def tensors(mask):
         idx = np.nonzero(mask)[0]
-        return (torch.from_numpy(samples.images[idx]),
-                torch.from_numpy(stats.state.normalize(samples.state[idx], "zscore").astype(np.float32)),
-                tokenizer.batch([samples.instructions[i] for i in idx]),
-                torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)))
+        return tuple(t.to(device) for t in (
+            torch.from_numpy(samples.images[idx]),
+            torch.from_numpy(stats.state.normalize(samples.state[idx], "zscore").astype(np.float32)),
+            tokenizer.batch([samples.instructions[i] for i in idx]),
+            torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)),
+            torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32))))
 
     train_set, val_set = tensors(~val), tensors(val)
     n = len(train_set[0])
@@ -109,7 +131,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
                 part = [t[i:i + 256] for t in val_set]
-                losses.append(float(model.loss(*part)) * len(part[0]))
+                losses.append(float(model.loss(*part[:4])) * len(part[0]))
         model.train()
         return sum(losses) / len(val_set[0])
 
@@ -127,11 +149,11 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
         order = torch.randperm(n, generator=generator)
         losses = []
         for i in range(0, n, batch):
-            idx = order[i:i + batch]
+            idx = order[i:i + batch].to(device)
             images = shift(train_set[0][idx], augment_pixels, generator)
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-            loss = model.loss(images, train_set[1][idx], train_set[2][idx], train_set[3][idx])
+            loss = model.loss(images, *(t[idx] for t in train_set[1:]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -154,12 +176,12 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
             bar.refresh()
     bar.close()
 
-    out = save_checkpoint(out, model, stats, tokenizer)
+    out = save_checkpoint(out, model.cpu(), stats, tokenizer)
     report = {"data": str(data), "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
-              "parameters": int(sum(p.numel() for p in model.parameters()))}
+              "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))
     plot_losses(history, out / "loss_curve.png")
     return report

@@ -19,7 +19,7 @@ from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .. import interfaces as io
-from ..core.chunk import ChunkError
+from ..core.chunk import ChunkError, NotStartedError
 from ..core.control import ControlCore
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
@@ -56,7 +56,8 @@ class ControllerNode(Node):
         self.enabled = p["start_enabled"]
         self.rate = RateMeter(1.0 / p["control_rate"])
         self.obs_to_cmd = RollingStats(500)
-        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "ticks": 0, "hold_ticks": 0, "stale_ticks": 0,
+        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "chunks_before_state": 0, "ticks": 0,
+                       "hold_ticks": 0, "stale_ticks": 0,
                        "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0}
         self.hold_reason = ""
         self.scheduling = "starting"
@@ -99,6 +100,9 @@ class ControllerNode(Node):
             chunk = msg_to_chunk(msg)
             with self.lock:
                 accepted = self.core.add_chunk(chunk, now)
+        except NotStartedError:  # the first chunk can beat the first joint state: not an error
+            self.counts["chunks_before_state"] += 1
+            return
         except ChunkError as exc:
             self.counts["chunks_rejected"] += 1
             self.problems.report("chunk", f"chunk rejected: {exc}", now)
