@@ -29,7 +29,7 @@ setup(
     name=PACKAGE,
     version="0.1.0",
     packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
-    package_data={PACKAGE: ["py.typed"]},
+    package_data={PACKAGE: ["py.typed", "models/*/*.json", "models/*/*.safetensors", "models/*/*.png"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -40,7 +40,7 @@ setup(
         *([(f"lib/{PACKAGE}", [f"scripts/{name}" for name in NODES])] if WHEEL else []),
     ],
     install_requires=["numpy", "pyyaml"],
-    zip_safe=True,
+    zip_safe=False,  # the shipped model is read from its folder
     maintainer="vla_ros maintainers",
     maintainer_email="maintainers@vla-ros.dev",
     description="Vision-Language-Action policies on ROS 2 robot arms",

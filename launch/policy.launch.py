@@ -1,4 +1,4 @@
-"""ros2 launch vla_ros policy.launch.py robot:=widowx policy:=scripted sim:=mujoco use_sim_time:=false
+"""ros2 launch vla_ros policy.launch.py robot:=widowx policy:=builtin sim:=mujoco use_sim_time:=false
 
 Starts the same nodes, with the same parameters, as ``vla-ros launch`` (the graph is described once,
 in ``vla_ros.graph``). If any node exits, the whole launch shuts down; if it exited with an error

@@ -8,9 +8,10 @@ torch = pytest.importorskip("torch")
 from vla_ros.core.instructions import HELD_OUT, phrasings, target_object  # noqa: E402
 from vla_ros.core.normalize import NormStats, Stats  # noqa: E402
 from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
-from vla_ros.learning.train import save_checkpoint  # noqa: E402
+from vla_ros.learning.train import grasp_goals, save_checkpoint  # noqa: E402
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -59,6 +60,39 @@ def test_model_heads_shapes_loss_and_determinism(head):
     loss = model.loss(images, state, tokens, torch.zeros(2, 10, 7))
     loss.backward()
     assert loss.item() > 0 and model.embed.weight.grad is not None
+
+
+
+def test_the_grasp_pose_head_sees_image_and_instruction_but_not_the_joint_state():
+    torch.manual_seed(0)
+    cfg = ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, image_size=32)
+    model = TinyVLA(cfg).eval()
+    images = torch.randint(0, 255, (1, 1, 3, 32, 32), dtype=torch.uint8)
+    tokens = torch.tensor([[2, 3, 0]])
+    a, b = (model.encode(images, state, tokens) for state in (torch.zeros(1, 7), torch.ones(1, 7)))
+    goal = slice(cfg.hidden, None)
+    torch.testing.assert_close(a[:, goal], b[:, goal])  # the grasp pose: not from the state
+    assert not torch.allclose(a[:, :cfg.hidden], b[:, :cfg.hidden])  # the trunk: from the state too
+    other = model.encode(images, torch.zeros(1, 7), torch.tensor([[4, 3, 0]]))
+    assert not torch.allclose(a[:, goal], other[:, goal])  # ... and from the instruction
+    actions, goals = torch.zeros(1, 10, 7), torch.full((1, 7), 0.5)
+    extra = model.loss(images, torch.zeros(1, 7), tokens, actions, goals) - model.loss(
+        images, torch.zeros(1, 7), tokens, actions)
+    torch.testing.assert_close(extra, cfg.goal_weight * (a[0, goal] - 0.5).abs().mean())
+
+
+def test_grasp_goals_are_the_command_when_the_gripper_closed_halfway():
+    # episode 0: gripper 0.015 (closed) -> opens to 0.037 -> closes; halfway (0.026) is first crossed at
+    # sample 4 (0.02); episode 1 never closes: its last command
+    grip = [0.015, 0.037, 0.037, 0.03, 0.02, 0.015, 0.037, 0.037]
+    first = np.zeros((8, 7))
+    first[:, 0] = np.arange(8) * 0.1  # waist: a different value per sample
+    first[:, 6] = grip
+    targets = np.repeat(first[:, None], 10, axis=1)
+    samples = Samples(None, first.copy(), targets, ["x"] * 8, np.array([0] * 6 + [1] * 2))
+    goals = grasp_goals(samples, gripper=6)
+    assert goals[:6, 0] == pytest.approx([0.4] * 6) and goals[6:, 0] == pytest.approx([0.7] * 2)
+    assert goals[0, 6] == pytest.approx(0.02)
 
 
 @pytest.fixture

@@ -24,12 +24,18 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
         episode = run_episode(client, 0, seed=5, timeout=15.0, instruction="grab the green block", record=True)
+        second = run_episode(client, 1, seed=6, timeout=15.0, instruction="pick up the red cube", record=True)
     finally:
         probe.executor_.remove_node(client)
         client.destroy_node()
         code = graph.stop()
         probe.close()
-    assert code == 0 and episode.success, graph.log_path.read_text()[-3000:]
+    assert code == 0 and episode.success and second.success, graph.log_path.read_text()[-3000:]
+    home = [*ROBOT.sim.home, ROBOT.sim.gripper_home]
+    for bag in (episode.bag, second.bag):  # each episode starts at home, not where the previous one ended
+        _, first = read_topics(bag, ["/joint_states"])["/joint_states"][0]
+        position = dict(zip(first.name, first.position))
+        assert [position[j] for j in ROBOT.state_joints] == pytest.approx(home, abs=0.02), bag
     path = bags / "episode_000000"
     assert episode.bag == str(path)
     info = episode_info(path)
@@ -48,4 +54,4 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     samples = load_samples(bags, {c.key: c.image_topic for c in ROBOT.cameras}, ROBOT.state_joints,
                            ROBOT.action_joints, 10, 0.1, 32, progress=False)
     assert len(samples) >= images // 2 and samples.images.shape[1:] == (1, 3, 32, 32)  # (frames with a command)
-    assert set(samples.instructions) == {"grab the green block"}
+    assert set(samples.instructions) == {"grab the green block", "pick up the red cube"}

@@ -102,6 +102,10 @@ def test_colcon_build(tmp_path):
         shebang = path.read_text().splitlines()[0]
         interpreter = shebang[2:].split()[0]  # an absolute interpreter, not `/usr/bin/env python3`
         assert Path(interpreter).is_absolute() and "python" in Path(interpreter).name, shebang
+    shipped = list(install.glob("lib/python*/site-packages/vla_ros/models/builtin_widowx"))
+    assert shipped, "the built-in model is installed with the package"
+    for name in ("config.json", "model.safetensors", "norm_stats.json", "tokenizer.json"):
+        assert (shipped[0] / name).is_file(), name
 
 
 def test_launch_file_with_launch_ros():

@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--minutes", type=float, default=25.0, help="time budget, data loading included")
     p_train.add_argument("--seed", type=int, default=0)
     p_train.add_argument("--image-size", type=int, default=96)
+    p_train.add_argument("--epochs", type=int, default=0, help="exactly this many epochs (default: as many as fit "
+                         "--minutes)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -103,7 +105,8 @@ def _run(ns: argparse.Namespace) -> int:
     if ns.command == "train":
         from .learning.train import train
 
-        report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed)
+        report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
+                       epochs=ns.epochs)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

@@ -45,7 +45,7 @@ BOOL = ("true", "false")
 
 LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("robot", "widowx", "Robot preset: config/robots/<robot>.yaml (or a YAML path)"),
-    LaunchArgument("policy", "scripted", "Policy config: config/policies/<policy>.yaml (or a YAML path)"),
+    LaunchArgument("policy", "builtin", "Policy config: config/policies/<policy>.yaml (or a YAML path)"),
     LaunchArgument("sim", "mujoco", "Simulator to start with the graph (none = real robot)", tuple(SIM_PROVIDERS)),
     LaunchArgument("use_sim_time", "false", "Use /clock (the sim publishes it when true)", BOOL),
     LaunchArgument("params_file", "", "Extra ROS parameter YAML applied last to every node"),
@@ -62,7 +62,7 @@ class GraphError(ValueError):
 @dataclass
 class GraphArgs:
     robot: str = "widowx"
-    policy: str = "scripted"
+    policy: str = "builtin"
     sim: str = "mujoco"
     use_sim_time: bool = False
     params_file: str = ""
@@ -150,7 +150,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     if extra and not Path(extra[0]).exists():
         raise FileNotFoundError(f"params_file {extra[0]} does not exist")
     backend = (overrides or {}).get("policy_node", {}).get("backend") or policy_parameters(policy_file).get(
-        "backend", "scripted")
+        "backend", "builtin")
     if check:
         _check(args, robot, backend)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time}

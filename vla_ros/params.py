@@ -44,7 +44,7 @@ JOINT_STATES_TOPIC = ParamSpec("joint_states_topic", "/joint_states", "sensor_ms
 
 POLICY_PARAMS: list[ParamSpec] = [
     ROBOT,
-    ParamSpec("backend", "scripted", "Policy backend (see the backends table)"),
+    ParamSpec("backend", "builtin", "Policy backend (see the backends table)"),
     ParamSpec("instruction", "pick up the red cube", "Language instruction; also settable on /vla/instruction",
               dynamic=True),
     ParamSpec("image_keys", [], "Model image keys, one per camera topic", type="string_array"),

@@ -42,4 +42,4 @@ class BackendService:
 
 def build_policy(robot, params: dict[str, Any]) -> Policy:
     """A backend from flat policy-node parameters (as in config/policies/*.yaml)."""
-    return create_policy(params.get("backend", "scripted"), policy_context(robot, params))
+    return create_policy(params.get("backend", "builtin"), policy_context(robot, params))

@@ -136,7 +136,10 @@ class TinyVLA(nn.Module):
         fused = self.vision.out_dim * len(cfg.image_keys) + 64 + cfg.text_dim
         self.trunk = nn.Sequential(nn.Linear(fused, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, cfg.hidden),
                                    nn.GELU())
-        self.goal = nn.Linear(cfg.hidden, len(cfg.action_joints))  # the grasp pose, read by the action head
+        # The grasp pose from the camera(s) and the instruction only: with the joint state as an input the
+        # network learns to continue the current motion and never grounds the instruction in the image.
+        seen = self.vision.out_dim * len(cfg.image_keys) + cfg.text_dim
+        self.goal = nn.Sequential(nn.Linear(seen, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, len(cfg.action_joints)))
         features = cfg.hidden + len(cfg.action_joints)
         if cfg.head == "regression":
             self.head = nn.Linear(features, cfg.action_size)
@@ -147,13 +150,13 @@ class TinyVLA(nn.Module):
 
     def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L) -> (B, hidden + action_dim):
-        the trunk's features and the predicted grasp pose (normalised) they imply."""
+        the trunk's features and the grasp pose (normalised, absolute) predicted from image(s) and instruction."""
         mask = (tokens > 0).float()
         words = (self.embed(tokens) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         text = self.text(words)
         vision = [self.vision(images[:, k], text) for k in range(images.shape[1])]
         hidden = self.trunk(torch.cat([*vision, self.state(state), text], dim=1))
-        return torch.cat([hidden, self.goal(hidden)], dim=1)
+        return torch.cat([hidden, self.goal(torch.cat([*vision, text], dim=1))], dim=1)
 
     def velocity(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Flow head: d(actions)/dt at flow time t (0 = noise, 1 = data); x (B, action_size)."""

@@ -80,7 +80,10 @@ def shift(images, pixels: int, generator):
 def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, threads: int = 0,
-          device: str = "cpu", progress: bool = True) -> dict:
+          device: str = "cpu", epochs: int = 0, progress: bool = True) -> dict:
+    """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
+    epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
+    repeatable)."""
     import torch
     from tqdm import tqdm
 
@@ -99,9 +102,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None
-    goals = grasp_goals(samples, gripper)[:, None]
-    goals = action_space_arrays(Samples(samples.images, samples.state, goals, samples.instructions, samples.episode),
-                                cfg.state_joints, cfg.action_joints, cfg.delta_joints)[:, 0]
+    goals = grasp_goals(samples, gripper)  # absolute: predicted without the joint state
     val = split_episodes(samples.episode, val_fraction, seed)
     stats = fit_stats(samples.state[~val], actions[~val])
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
@@ -140,7 +141,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     history = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
     total_steps = max_epochs * steps_per_epoch
     step = 0
-    epochs = max_epochs
+    fixed, epochs = epochs, max_epochs
     bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress)
     model.train()
     epoch = 0
@@ -170,7 +171,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
                   f"{history['seconds'][-1]:.0f} s")
         if epoch == 1:  # fit the remaining epochs into the budget
             per_epoch = time.monotonic() - epoch_start
-            epochs = int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))
+            epochs = fixed or int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))
             total_steps = epochs * steps_per_epoch
             bar.total = total_steps
             bar.refresh()

@@ -61,6 +61,7 @@ class SimNode(Node):
         self.clock_offset = 0.0  # simulated seconds elapsed before the current episode's data.time
         self.seed = p["seed"]
         self.sim.reset(self.seed)
+        self.reset_wall_ns = 0  # time.time_ns() of the last sim_reset
 
         qos = QoSProfile(depth=10)
         self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, qos)
@@ -71,14 +72,14 @@ class SimNode(Node):
         self.clock_pub = self.create_publisher(Clock, io.CLOCK, qos) if p["publish_clock"] else None
         for name in self.sim.controllers:
             self.create_subscription(Float64MultiArray, io.commands_topic(name),
-                                     lambda msg, c=name: self._on_commands(c, msg), qos)
+                                     lambda msg, info, c=name: self._on_commands(c, msg, info), qos)
             self.create_subscription(JointTrajectory, io.trajectory_topic(name),
-                                     lambda msg, c=name: self._on_trajectory(c, msg), qos)
+                                     lambda msg, info, c=name: self._on_trajectory(c, msg, info), qos)
         self.create_service(Trigger, io.SIM_RESET, self._on_reset)
         self.create_subscription(String, io.INSTRUCTION, self._on_instruction, qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
         self.create_timer(1.0, self._publish_diagnostics)
-        self.stats = {"physics_steps": 0, "dropped_steps": 0, "frames": 0}
+        self.stats = {"physics_steps": 0, "dropped_steps": 0, "frames": 0, "commands_before_reset": 0}
         self._rtf_window: list[tuple[float, int]] = []
 
         self._stop = threading.Event()
@@ -99,7 +100,19 @@ class SimNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     # -- commands ----------------------------------------------------------------------------
-    def _on_commands(self, controller: str, msg: Float64MultiArray) -> None:
+    def _sent_before_reset(self, info: dict) -> bool:
+        """A command published before the last reset (still queued in DDS when the reset ran) would drive the
+        arm back to the previous episode's pose: dropped and counted. Uses the publisher's source timestamp
+        (system clock; 0 where the middleware gives none)."""
+        sent = int(info.get("source_timestamp", 0) or 0) if isinstance(info, dict) else 0
+        if 0 < sent < self.reset_wall_ns:
+            self.stats["commands_before_reset"] += 1
+            return True
+        return False
+
+    def _on_commands(self, controller: str, msg: Float64MultiArray, info: dict) -> None:
+        if self._sent_before_reset(info):
+            return
         try:
             with self.lock:
                 self.sim.set_forward_command(controller, np.array(msg.data, dtype=float))
@@ -107,7 +120,9 @@ class SimNode(Node):
             self.problems.report(f"commands:{controller}", f"{io.commands_topic(controller)} rejected: {exc}",
                                  self.now())
 
-    def _on_trajectory(self, controller: str, msg: JointTrajectory) -> None:
+    def _on_trajectory(self, controller: str, msg: JointTrajectory, info: dict) -> None:
+        if self._sent_before_reset(info):
+            return
         now = self.now()
         try:
             times, pos, vel, acc = trajectory_arrays(msg)
@@ -131,6 +146,7 @@ class SimNode(Node):
     def _on_reset(self, _req, resp):
         seed = int(self.get_parameter("seed").value)
         with self.lock:
+            self.reset_wall_ns = time.time_ns()
             self.clock_offset += self.sim.time
             placed = self.sim.reset(seed)
         desc = ", ".join(f"{n} at ({v[0]:.3f}, {v[1]:.3f})" for n, v in placed.items())
