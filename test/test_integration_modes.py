@@ -240,3 +240,19 @@ def test_a_hung_ros_teardown_does_not_keep_the_node_alive():
     assert proc.returncode == 0, err
     assert TEARDOWN_TIMEOUT - 0.5 < took < TEARDOWN_TIMEOUT + 3.0
     assert "ROS teardown did not finish within 3 s" in err and "in destroy_node" in err
+
+
+def test_ctrl_c_of_a_recording_stops_the_graph_keeps_finished_episodes_and_says_how_to_resume(tmp_path):
+    out_dir = tmp_path / "demos"
+    proc = _cli("record", "--episodes", "20", "--out", str(out_dir), start_new_session=True)
+    deadline = time.monotonic() + 90
+    while not (out_dir / "episode_000001").exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)  # episode 0 is finished once episode 1 starts
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole group
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in out, out[-3000:]
+    assert "interrupted; the graph was stopped" in out and "the same command resumes" in out
+    assert "Traceback" not in (out_dir / "nodes.log").read_text()
+    from vla_ros.learning.dataset import episode_dirs
+
+    assert len(episode_dirs(out_dir)) >= 1  # the finished, successful episode is kept

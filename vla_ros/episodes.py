@@ -22,7 +22,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
@@ -131,13 +131,20 @@ class EpisodeClient(Node):
         for st in msg.status:
             self.diagnostics[st.name] = values_of(st)
 
+    def check(self) -> None:
+        """Raise Interrupted once rclpy's signal handler shut the context down (Ctrl-C, SIGTERM)."""
+        if not self.context.ok():
+            raise Interrupted("interrupted")
+
     def call(self, name: str, request, timeout: float = 10.0):
+        self.check()
         client = self.clients_[name]
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service for {name} not available")
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
+            self.check()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} call timed out")
             time.sleep(0.005)
@@ -177,6 +184,7 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
     client.call("resume", Trigger.Request())
     start = client.now()
     while client.now() - start < timeout and not client.success:
+        client.check()
         time.sleep(0.02)
     duration = client.now() - start
     if record:
@@ -200,6 +208,10 @@ def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeou
     raise TimeoutError(f"the graph did not come up (no diagnostics from every node of {nodes})")
 
 
+class Interrupted(RuntimeError):
+    """The run was stopped by a signal; the graph is still stopped cleanly."""
+
+
 @contextmanager
 def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
@@ -207,7 +219,15 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
     client = EpisodeClient(joints, camera_topic, max_frames)
     executor = SingleThreadedExecutor()
     executor.add_node(client)
-    threading.Thread(target=executor.spin, daemon=True).start()
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except (ExternalShutdownException, RuntimeError):  # (RCLError is a RuntimeError)
+            if client.context.ok():
+                raise  # a real failure; a signal that shut the context down is the main thread's to report
+
+    threading.Thread(target=spin, daemon=True).start()
     try:
         yield client
     finally:
@@ -239,6 +259,7 @@ def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
             result.client = client
             wait_for_graph(client, graph, nodes)
             yield result
-            client.call("pause", Trigger.Request())
+            if client.context.ok():
+                client.call("pause", Trigger.Request())
     finally:
         result.exit_code = graph.stop()
