@@ -81,36 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     try:
         return _run(ns)
-    except _interruption() as exc:
-        if not isinstance(exc, KeyboardInterrupt) and str(exc) != "interrupted" and not _stopped():
-            raise
+    except KeyboardInterrupt:  # (episodes.Interrupted: a signal stopped an episode runner, graph stopped)
+        graph = "; the graph was stopped" if ns.command in ("demo", "record", "eval") else ""
         hint = " (finished episodes are kept; the same command resumes)" if ns.command == "record" else ""
-        print(f"vla-ros {ns.command}: interrupted; the graph was stopped{hint}", file=sys.stderr)
+        print(f"vla-ros {ns.command}: interrupted{graph}{hint}", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError) as exc:  # a graph that cannot work: one line saying what to set
         print(f"vla-ros {ns.command}: {exc}", file=sys.stderr)
         return 2
-
-
-def _interruption() -> tuple[type[BaseException], ...]:
-    """Exceptions a signal causes in an episode runner: ours, or rclpy's once its context is shut down."""
-    kinds: list[type[BaseException]] = [KeyboardInterrupt]
-    episodes = sys.modules.get("vla_ros.episodes")
-    if episodes is not None:
-        kinds.append(episodes.Interrupted)
-    if "rclpy" in sys.modules:
-        from rclpy.executors import ExternalShutdownException
-
-        kinds.append(ExternalShutdownException)
-        error = getattr(sys.modules.get("rclpy._rclpy_pybind11"), "RCLError", None)
-        if isinstance(error, type):
-            kinds.append(error)
-    return tuple(kinds)
-
-
-def _stopped() -> bool:
-    rclpy = sys.modules.get("rclpy")
-    return rclpy is not None and not rclpy.ok()
 
 
 def _run(ns: argparse.Namespace) -> int:

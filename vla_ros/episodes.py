@@ -208,8 +208,8 @@ def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeou
     raise TimeoutError(f"the graph did not come up (no diagnostics from every node of {nodes})")
 
 
-class Interrupted(RuntimeError):
-    """The run was stopped by a signal; the graph is still stopped cleanly."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (rclpy's handler shut the context down); the graph is still stopped."""
 
 
 @contextmanager
@@ -230,6 +230,10 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
     threading.Thread(target=spin, daemon=True).start()
     try:
         yield client
+    except Exception as exc:
+        if not client.context.ok():  # whatever failed, failed because a signal shut rclpy down
+            raise Interrupted("interrupted") from exc
+        raise
     finally:
         executor.shutdown()
         client.destroy_node()

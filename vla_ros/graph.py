@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from .params import POLICY_PARAMS
 from .paths import resolve, share_dir
 from .robots import load_robot
 
@@ -42,6 +43,7 @@ POLICY = Provider("vla_ros", "policy_node", "vla_ros.ros.policy_node")
 CONTROLLER = Provider("vla_ros", "controller_node", "vla_ros.ros.controller_node")
 RECORDER = Provider("vla_ros", "recorder_node", "vla_ros.ros.recorder_node")
 BOOL = ("true", "false")
+DEFAULT_BACKEND = next(p.default for p in POLICY_PARAMS if p.name == "backend")
 
 LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("robot", "widowx", "Robot preset: config/robots/<robot>.yaml (or a YAML path)"),
@@ -150,7 +152,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     if extra and not Path(extra[0]).exists():
         raise FileNotFoundError(f"params_file {extra[0]} does not exist")
     backend = (overrides or {}).get("policy_node", {}).get("backend") or policy_parameters(policy_file).get(
-        "backend", "builtin")
+        "backend", DEFAULT_BACKEND)
     if check:
         _check(args, robot, backend)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time}

@@ -13,7 +13,7 @@ import numpy as np
 
 from .policies import create_policy
 from .policies.base import Policy
-from .policies.context import policy_context
+from .policies.context import DEFAULTS, policy_context
 from .remote.layouts import LayoutContext, get_layout
 
 
@@ -42,4 +42,4 @@ class BackendService:
 
 def build_policy(robot, params: dict[str, Any]) -> Policy:
     """A backend from flat policy-node parameters (as in config/policies/*.yaml)."""
-    return create_policy(params.get("backend", "builtin"), policy_context(robot, params))
+    return create_policy(params.get("backend", DEFAULTS["backend"]), policy_context(robot, params))

@@ -104,7 +104,7 @@ class SimNode(Node):
         """A command published before the last reset (still queued in DDS when the reset ran) would drive the
         arm back to the previous episode's pose: dropped and counted. Uses the publisher's source timestamp
         (system clock; 0 where the middleware gives none)."""
-        sent = int(info.get("source_timestamp", 0) or 0) if isinstance(info, dict) else 0
+        sent = int(info.get("source_timestamp") or 0)
         if 0 < sent < self.reset_wall_ns:
             self.stats["commands_before_reset"] += 1
             return True
