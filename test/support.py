@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rclpy.qos import QoSProfile
 
 from vla_ros.graph import GraphArgs
 from vla_ros.launcher import Graph
+from vla_ros.ros.diagnostics import level_of, values_of
 
 
 @dataclass
@@ -34,8 +36,37 @@ class Probe(Node):
         self._lock = threading.Lock()
         self.executor_ = SingleThreadedExecutor()
         self.executor_.add_node(self)
-        self._thread = threading.Thread(target=self.executor_.spin, daemon=True)
+        self.spin_errors: list[str] = []
+        self._closing = False  # what the spin thread survived (the first few)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
         self._thread.start()
+
+    def _spin(self) -> None:
+        """Spin until shut down; an exception in one callback is recorded, and does not end the recording
+        of every topic (a dead spin thread reads as every later message and service reply going missing)."""
+        while self.context.ok() and not self._closing:
+            try:
+                self.executor_.spin_once(timeout_sec=0.1)
+            except Exception as exc:  # noqa: BLE001 - recorded, shown by wait_for and call
+                if self._closing or not self.context.ok():
+                    return  # (shut down while waiting)
+                if len(self.spin_errors) < 10:
+                    self.spin_errors.append(repr(exc))
+
+    @contextmanager
+    def guest(self, node: Node) -> Iterator[Node]:
+        """Spin ``node`` on its own executor for a block, then stop that executor before destroying the
+        node (destroying a node that another thread's executor is waiting on can kill that thread)."""
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        thread = threading.Thread(target=executor.spin, daemon=True)
+        thread.start()
+        try:
+            yield node
+        finally:
+            executor.shutdown(timeout_sec=5.0)
+            thread.join(timeout=5.0)
+            node.destroy_node()
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -64,7 +95,11 @@ class Probe(Node):
             if predicate():
                 return
             time.sleep(0.02)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        raise AssertionError(f"timed out after {timeout} s waiting for {what}{self._spin_note()}")
+
+    def _spin_note(self) -> str:
+        alive = "" if self._thread.is_alive() else "; the probe's spin thread has ended"
+        return alive + (f"; callbacks raised {self.spin_errors}" if self.spin_errors else "")
 
     def call(self, srv_type, name: str, request, timeout: float = 10.0):
         client = self.create_client(srv_type, name)
@@ -72,7 +107,7 @@ class Probe(Node):
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
-            assert time.monotonic() < deadline, f"{name} call timed out"
+            assert time.monotonic() < deadline, f"{name} call timed out{self._spin_note()}"
             time.sleep(0.005)
         self.destroy_client(client)
         return future.result()
@@ -83,14 +118,15 @@ class Probe(Node):
         for r in self.messages("/diagnostics", since):
             for st in r.msg.status:
                 if st.name.startswith(node + ":"):
-                    values = {kv.key: kv.value for kv in st.values}
-                    values["_level"], values["_message"] = int.from_bytes(st.level, "little") if isinstance(
-                        st.level, bytes) else int(st.level), st.message
+                    values = values_of(st)
+                    values["_level"], values["_message"] = level_of(st), st.message
                     out.append(values)
         return out
 
     def close(self) -> None:
+        self._closing = True
         self.executor_.shutdown()
+        self._thread.join(timeout=5.0)
         self.destroy_node()
 
 

@@ -11,7 +11,7 @@ from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
-from vla_ros.learning.train import grasp_goals, save_checkpoint  # noqa: E402
+from vla_ros.learning.train import drop_words, grasp_goals, save_checkpoint  # noqa: E402
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -150,3 +150,18 @@ def test_bad_input_and_mismatched_configuration_are_clear_errors(checkpoint):
         make(checkpoint, image_keys=["wrist"], image_topics=["/wrist"])
     with pytest.raises(PolicyError, match="no built-in VLA checkpoint"):
         make(checkpoint.parent / "missing")
+
+
+def test_word_dropout_hides_words_at_its_rate_and_keeps_one_per_instruction():
+    tokens = torch.zeros(4000, 12, dtype=torch.long)
+    tokens[:, :5] = torch.arange(2, 7)
+    tokens[:2000, :1] = torch.tensor([3])  # half the rows: one word
+    tokens[:2000, 1:] = 0
+    out = drop_words(tokens, 0.3, torch.Generator().manual_seed(0))
+    assert ((out == 0) | (out == tokens)).all()  # words only hidden, never changed or moved
+    assert (out[:, 5:] == 0).all()
+    assert ((out > 0).sum(1) >= 1).all()
+    assert (out[:2000, 0] == 3).all()  # a one-word instruction keeps its word
+    hidden = ((out[2000:, :5] == 0).sum() / (2000 * 5)).item()
+    assert 0.27 < hidden < 0.33, hidden
+    assert torch.equal(drop_words(tokens, 0.0, torch.Generator()), tokens)

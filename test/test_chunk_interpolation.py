@@ -32,6 +32,10 @@ def test_uniform_chunk_times_start_one_step_after_the_stamp():
         (chunk([0.1], [[0, 0]], names=("a", "a")), "repeats"),
         (chunk([0.1], [[0, 0, 0]]), "3 values for 2 joints"),
         (chunk([-0.1], [[0, 0]]), "non-negative"),
+        (chunk([0.1, 2.0 ** 31], [[0, 0], [0, 0]]), "exceeds"),
+        (chunk(np.arange(1, 10_002) * 1e-3, np.zeros((10_001, 2))), "exceeds"),
+        (chunk([0.1, 0.10001], [[0, 0], [0, 0]]), "closer than 0.1 ms"),
+        (chunk([0.1], [[0, 1e300]]), "beyond"),
         (ActionChunk(1.0, (), np.zeros(0), np.zeros((0, 0))), "no joint names"),
     ],
 )

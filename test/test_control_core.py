@@ -112,3 +112,37 @@ def test_lookahead_points_are_limited_and_end_at_rest(core):
     steps = np.abs(np.diff(np.vstack([core.command, pos]), axis=0))
     assert np.all(steps <= 1.0 * 0.02 + 1e-12)
     assert np.all(vel[-1] == 0.0)
+
+
+def test_halt_brakes_within_the_acceleration_limit_holds_and_resumes_from_the_measured_state():
+    limits = JointLimits(NAMES, -np.full(2, 3.0), np.full(2, 3.0), np.ones(2), np.full(2, 4.0), np.full(2, 200.0))
+    c = ControlCore(limits, ControlConfig(rate=500.0))
+    c.update_state(np.zeros(2), now=1.0)
+    c.add_chunk(make_chunk(1.0, [[0.1 * k, -0.1 * k] for k in range(1, 21)], dt=0.1), now=1.0)
+    t = 1.0
+    while t < 1.6:  # up to speed (1 rad/s on each joint)
+        t += 0.002
+        c.update_state(c.command, now=t)
+        c.tick(t)
+    assert np.all(np.abs(c.velocity) > 0.9)
+    c.halt("launcher exited")
+    with pytest.raises(ChunkError, match="halted"):
+        c.add_chunk(make_chunk(t, [[0.0, 0.0]] * 5), now=t)
+    velocities, commands = [c.velocity.copy()], []
+    for _ in range(1000):
+        t += 0.002
+        c.update_state(c.command, now=t)
+        out = c.tick(t)
+        assert out.holding and out.reason == "launcher exited"
+        velocities.append(out.velocity)
+        commands.append(out.command)
+    v = np.array(velocities)
+    assert np.abs(np.diff(v, axis=0)).max() / 0.002 <= 4.0 * 1.01  # never a harder stop than allowed
+    stopped = int(np.argmax(np.all(np.abs(v) < 1e-3, axis=1)))
+    assert 0.2 < stopped * 0.002 < 0.5  # 1 rad/s at 4 rad/s^2 (jerk-limited ramps): ~0.3 s, not frozen
+    assert c.at_rest and np.ptp(np.array(commands[stopped:]), axis=0).max() < 1e-6
+    c.update_state(np.array([0.3, -0.2]), now=t)
+    c.resume()
+    assert not c.halted and np.allclose(c.command, [0.3, -0.2])
+    c.add_chunk(make_chunk(t, [[0.35, -0.2]] * 3), now=t)
+    assert not c.tick(t + 0.002).holding

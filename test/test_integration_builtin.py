@@ -17,19 +17,16 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path)
     probe = Probe("builtin_probe")
     record_diagnostics(probe)
     graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True}}, policy="builtin")
-    client = EpisodeClient(ROBOT.action_joints, None, max_frames=0)
-    probe.executor_.add_node(client)
     try:
-        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
-        # it sees only what a real robot gives it: nobody in the policy node listens to the sim's object poses
-        readers = {info.node_name for info in probe.get_subscriptions_info_by_topic("/sim/objects")}
-        assert "policy_node" not in readers and probe.get_subscriptions_info_by_topic("/camera/image_raw")
-        # scenes where `vla-ros eval` saw every colour succeed (its success rate over 150 episodes is ~74%)
-        episodes = [run_episode(client, i, seed=seed, timeout=15.0, instruction=phrase(colour, "pick up", "cube"))
-                    for i, (seed, colour) in enumerate(zip((2, 6, 8, 10), ("red", "green", "blue", "red")))]
+        with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
+            wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+            # it sees only what a real robot gives it: nobody in the policy node listens to the sim's object poses
+            readers = {info.node_name for info in probe.get_subscriptions_info_by_topic("/sim/objects")}
+            assert "policy_node" not in readers and probe.get_subscriptions_info_by_topic("/camera/image_raw")
+            # scenes where `vla-ros eval` saw every colour succeed (its success rate over 150 episodes is ~74%)
+            episodes = [run_episode(client, i, seed=seed, timeout=15.0, instruction=phrase(colour, "pick up", "cube"))
+                        for i, (seed, colour) in enumerate(zip((2, 6, 8, 10), ("red", "green", "blue", "red")))]
     finally:
-        probe.executor_.remove_node(client)
-        client.destroy_node()
         code = graph.stop()
         probe.close()
     log = graph.log_path.read_text()

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Float64MultiArray
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
@@ -181,6 +183,40 @@ def test_launch_command_stops_its_nodes_on_sigterm(ros):
     while _our_node_pids() and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _our_node_pids() == []
+
+
+def test_nodes_bring_the_arm_to_rest_and_stop_when_the_launcher_is_killed(ros):
+    """SIGKILL (the OOM killer, a closed terminal) leaves the launcher no chance to stop its nodes: they
+    notice it is gone, the controller brakes the moving arm to rest, and every node exits."""
+    probe = Probe("orphan_probe")
+    probe.record("/arm_controller/commands", Float64MultiArray, QoSProfile(depth=2000))
+    proc = _cli("launch", "robot:=widowx", "sim:=mujoco", start_new_session=True)
+    try:
+        def moving() -> bool:
+            cmds = probe.messages("/arm_controller/commands")[-2:]
+            return len(cmds) == 2 and np.abs(np.subtract(cmds[1].msg.data, cmds[0].msg.data)).max() > 2e-4
+        probe.wait_for(moving, 90, "the arm moving under the built-in policy")
+        assert len(_our_node_pids()) == 3
+        os.kill(proc.pid, signal.SIGKILL)
+        killed = probe.now()
+        deadline = time.monotonic() + 5.0
+        while _our_node_pids() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _our_node_pids()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _our_node_pids():
+            os.kill(pid, signal.SIGKILL)
+        probe.close()
+    assert left == [], "nodes still running 5 s after the launcher was killed"
+    after = np.array([r.msg.data for r in probe.messages("/arm_controller/commands", since=killed)])
+    assert len(after) > 20, "the controller stopped streaming without bringing the arm to rest"
+    step = np.abs(np.diff(after, axis=0)).max(axis=1)
+    peak = int(np.argmax(step))  # (the nodes look for the launcher every 0.2 s; until then the plan runs)
+    assert step[:3].max() > 1e-4 and peak < 250  # moving when the launcher died, braking within 0.5 s,
+    assert np.all(step[peak:] <= 1.05 * step[peak])  # never speeding up again,
+    assert step[-1] < 1e-5  # and at rest (< 5 mrad/s) when the stream ends
 
 
 HANGING_TEARDOWN = """

@@ -19,15 +19,12 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True},
                                              "recorder_node": {"record_commands": True}},
                         policy="scripted", record="true", record_dir=str(bags))
-    client = EpisodeClient(ROBOT.action_joints, None, max_frames=0)
-    probe.executor_.add_node(client)
     try:
-        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
-        episode = run_episode(client, 0, seed=5, timeout=15.0, instruction="grab the green block", record=True)
-        second = run_episode(client, 1, seed=6, timeout=15.0, instruction="pick up the red cube", record=True)
+        with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
+            wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
+            episode = run_episode(client, 0, seed=5, timeout=15.0, instruction="grab the green block", record=True)
+            second = run_episode(client, 1, seed=6, timeout=15.0, instruction="pick up the red cube", record=True)
     finally:
-        probe.executor_.remove_node(client)
-        client.destroy_node()
         code = graph.stop()
         probe.close()
     assert code == 0 and episode.success and second.success, graph.log_path.read_text()[-3000:]

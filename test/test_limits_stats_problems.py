@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vla_ros.core.limits import JointLimits, SafetyFilter
-from vla_ros.core.problems import ProblemTracker
+from vla_ros.core.problems import MAX_KEYS, MAX_MESSAGE, MESSAGES_PER_KEY, OTHER, ProblemTracker
 from vla_ros.core.stats import RateMeter, RollingStats
 
 
@@ -87,6 +87,20 @@ def test_problem_tracker_logs_once_counts_and_recovers():
     assert p.active["img"].message == "wrong size 640x480" and p.totals["img"] == 14
 
 
+def test_problem_tracker_logs_are_bounded_whatever_the_messages():
+    """A flood of distinct texts (random joint names, encodings) under one key: a few lines, not one each."""
+    errors = []
+    p = ProblemTracker(errors.append, clear_after=1.0)
+    for k in range(10_000):
+        p.report("joint_states:missing", f"joint_states lack joints ['j{k}x', 'q{k}y'] " + "z" * (k % 5000), 0.001 * k)
+    assert len(errors) == MESSAGES_PER_KEY
+    assert all(len(e) < MAX_MESSAGE + 100 for e in errors)
+    assert p.totals["joint_states:missing"] == 10_000 and len(p.active["joint_states:missing"].seen) == MESSAGES_PER_KEY
+    for k in range(1000):
+        p.report(f"key{k}", "x", 11.0)
+    assert len(p.totals) == MAX_KEYS + 1 and p.totals[OTHER] == 1000 - (MAX_KEYS - 1)
+
+
 def test_problem_tracker_and_stats_can_be_read_while_another_thread_writes():
     """The diagnostics timer reads while input/worker threads write (dict/deque mutated during iteration)."""
     p = ProblemTracker(lambda m: None)
@@ -107,4 +121,5 @@ def test_problem_tracker_and_stats_can_be_read_while_another_thread_writes():
         stats.percentile(50)
         reads += 1
     thread.join()
-    assert reads > 0 and len(p.counts()) == 60_000 and len(stats) == 60_000
+    assert reads > 0 and sum(p.counts().values()) == 60_000 and len(p.counts()) == MAX_KEYS + 1
+    assert len(stats) == 60_000

@@ -302,3 +302,23 @@ def test_vla_ros_serve_command(tiny_pi0, tmp_path):
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "serving pi0 for widowx (vla_ros layout) on ws://127.0.0.1" in out and "API key required" in out
+
+
+@pytest.mark.parametrize("name", ["aloha", "vla_ros"])
+def test_layouts_never_write_into_decoded_input(name):
+    """openpi's ALOHA client sends float64 state and no prompt; msgpack-decoded arrays are read-only."""
+    from vla_ros.remote.msgpack_numpy import packb, unpackb
+
+    layout, ctx = get_layout(name), aloha_ctx()
+    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.5, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 1.0])  # float64
+    image = np.zeros((3, 224, 224), np.uint8)
+    if name == "aloha":
+        wire = {"state": state, "images": {"cam_high": image}}
+    else:
+        wire = layout.observation(Observation(1.0, state, {"cam_high": image.transpose(1, 2, 0)}, ""), ctx)
+        wire["state"] = state
+    decoded = unpackb(packb(wire))
+    assert not decoded["state"].flags.writeable
+    obs = layout.parse_observation(decoded, ctx, 1.0)
+    np.testing.assert_array_equal(decoded["state"], state)  # the input is untouched
+    assert obs.instruction == "" and obs.state.shape == (14,)

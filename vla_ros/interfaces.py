@@ -13,6 +13,9 @@ POLICY_RESUME = "/vla/resume"
 POLICY_RESET = "/vla/reset"
 CONTROLLER_ENABLE = "/vla/controller/enable"
 CONTROLLER_RESET = "/vla/controller/reset"
+CONTROLLER_PAUSE = "/vla/controller/pause"
+CONTROLLER_ESTOP = "/vla/controller/estop"
+ESTOP = "/vla/estop"
 CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
@@ -21,6 +24,8 @@ RECORDER_START = "/vla/recorder/start"
 RECORDER_STOP = "/vla/recorder/stop"
 EPISODE = "/vla/episode"
 CLOCK = "/clock"
+
+MAX_INSTRUCTION_CHARS = 1000  # a longer instruction is rejected (policy node: topic and parameter)
 
 
 def commands_topic(controller: str) -> str:
@@ -71,6 +76,8 @@ ENDPOINTS: list[Endpoint] = [
              "Latency, rates, jitter, input problems"),
     Endpoint(SIM_OBJECTS, "visualization_msgs/MarkerArray", "topic", "sim_node", "policy_node (scripted backend)",
              "Object poses in the robot base frame (ns = object name)"),
+    Endpoint(ESTOP, "std_msgs/Bool", "topic", "user (latched: transient local)", "controller_node",
+             "Software e-stop, latched: true engages, false releases (same as the estop service)"),
     Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
     Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
              "Simulated time"),
@@ -81,6 +88,11 @@ ENDPOINTS: list[Endpoint] = [
              "Start (re-synced to the measured state) or stop streaming commands"),
     Endpoint(CONTROLLER_RESET, "std_srvs/Trigger", "service", "controller_node", "user",
              "Drop the plan and hold the measured position"),
+    Endpoint(CONTROLLER_PAUSE, "std_srvs/SetBool", "service", "controller_node", "user",
+             "true: brake to rest within the acceleration limits and hold (commands keep streaming); false: "
+             "resume from the measured state"),
+    Endpoint(CONTROLLER_ESTOP, "std_srvs/SetBool", "service", "controller_node", "user",
+             "Software e-stop: true engages (as pause, and chunks are dropped until released), false releases"),
     Endpoint(SIM_RESET, "std_srvs/Trigger", "service", "sim_node", "demo, user",
              "New episode from the sim's `seed` parameter"),
 ]

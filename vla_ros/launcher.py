@@ -15,6 +15,7 @@ from typing import TextIO
 
 from .graph import GraphArgs, NodeSpec, Provider, build_graph, write_params_file
 from .paths import ensure_ament_prefix
+from .ros.stop_signals import LAUNCHER_PID_ENV
 
 COLOURS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m"]
 
@@ -54,6 +55,7 @@ class Graph:
         self.env = dict(os.environ if env is None else env)
         self.env.setdefault("MUJOCO_GL", "egl")
         self.env["PYTHONUNBUFFERED"] = "1"
+        self.env[LAUNCHER_PID_ENV] = str(os.getpid())  # nodes stop (the arm at rest) if this process dies
         self.env.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")  # node logs appear as they happen
         ensure_ament_prefix()
         if "AMENT_PREFIX_PATH" in os.environ:

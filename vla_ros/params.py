@@ -114,6 +114,8 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("state_publish_rate", 100.0, "Rate of /vla/controller/state (commanded positions, velocities)",
               min=1.0, max=2000.0),
     ParamSpec("start_enabled", True, "Stream commands from start-up (else wait for ~/enable)"),
+    ParamSpec("dry_run", False, "Plan and publish /vla/controller/state as usual but send no command (try a "
+              "policy without moving the arm)", dynamic=True),
     ParamSpec("thread_priority", 50, "SCHED_FIFO priority of the control thread (0: normal scheduling); "
               "falls back to normal scheduling with a warning where not permitted", min=0, max=99),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),

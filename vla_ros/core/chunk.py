@@ -6,6 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# Numeric guards: a chunk beyond these is rejected before any arithmetic that could overflow on it.
+MAX_POINTS = 10_000
+MAX_SECONDS = 60.0  # last time_from_start
+MIN_SPACING = 1e-4  # s between consecutive points
+MAX_TARGET = 1e3  # |value| (rad or m)
+
 
 class ChunkError(ValueError):
     """A chunk that must not be executed (empty, non-monotonic, non-finite, wrong shape)."""
@@ -13,6 +19,10 @@ class ChunkError(ValueError):
 
 class NotStartedError(ChunkError):
     """A chunk that arrived before the first joint state (normal for the first chunk after start-up)."""
+
+
+class HaltedError(ChunkError):
+    """A chunk that arrived while the controller is halted (e-stop, pause): dropped, not a fault."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +70,15 @@ class ActionChunk:
             raise ChunkError("chunk time_from_start must be finite and non-negative")
         if np.any(np.diff(self.times) <= 0):
             raise ChunkError("chunk time_from_start is not strictly increasing")
+        if self.times.size > MAX_POINTS or self.times[-1] > MAX_SECONDS:
+            raise ChunkError(f"chunk of {self.times.size} points over {self.times[-1]:.3g} s exceeds "
+                             f"{MAX_POINTS} points or {MAX_SECONDS:.0f} s")
+        if self.times.size > 1 and np.diff(self.times).min() < MIN_SPACING:
+            raise ChunkError(f"chunk points closer than {MIN_SPACING * 1e3:.1f} ms apart")
         if not np.all(np.isfinite(self.values)):
             raise ChunkError("chunk contains NaN or infinite targets")
+        if np.abs(self.values).max() > MAX_TARGET:
+            raise ChunkError(f"chunk targets beyond +-{MAX_TARGET:.0f} (no joint or gripper is that large)")
         if not np.isfinite(self.stamp) or self.stamp <= 0:
             raise ChunkError("chunk stamp is zero or invalid (must be the observation capture time)")
         return self

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chunk import ActionChunk, ChunkError, NotStartedError
+from .chunk import ActionChunk, ChunkError, HaltedError, NotStartedError
 from .interpolation import Interpolant
 from .limits import JointLimits, SafetyFilter
 from .merge import MERGE_MODES, RTC_SCHEDULES, TimedTargets, blend_prefix, rtc_weights, temporal_ensemble
@@ -78,6 +78,7 @@ class ControlCore:
         self.measured: np.ndarray | None = None
         self._hold_target: np.ndarray | None = None
         self._pending_stamp: float | None = None
+        self.halted = ""  # why the arm is being brought to rest and held (empty: running)
 
     @property
     def period(self) -> float:
@@ -106,9 +107,29 @@ class ControlCore:
         if self.measured is not None:
             self._resync()
 
+    def halt(self, reason: str) -> None:
+        """Bring the arm to rest within its acceleration limits and hold it there, ignoring chunks, until
+        :meth:`resume`."""
+        if not self.halted:
+            self.plan = None
+            self.history.clear()
+            self._hold_target = None
+        self.halted = reason or "halted"
+
+    def resume(self) -> None:
+        """Leave a halt: the plan starts again from the measured state."""
+        self.halted = ""
+        self.reset()
+
+    @property
+    def at_rest(self) -> bool:
+        return not np.any(np.abs(self.velocity) > 1e-3)
+
     # -- merging -----------------------------------------------------------------------------
     def add_chunk(self, chunk: ActionChunk, now: float) -> ChunkAccepted:
         """Merge the chunk's targets that are still in the future into the plan."""
+        if self.halted:
+            raise HaltedError(f"halted ({self.halted})")
         chunk.validate()
         unknown = [n for n in chunk.names if n not in self.names]
         if unknown:
@@ -169,20 +190,24 @@ class ControlCore:
 
     # -- control tick ------------------------------------------------------------------------
     def _hold(self, reason: str) -> TickResult:
-        """Come to rest: freeze, or brake within the acceleration limits where they are known."""
-        if self._hold_target is None:
-            if self.limiter is not None:
-                v = self.limiter.vel
-                self._hold_target = self.limits.clip(self.command + v * np.abs(v) / (2 * self.limits.acceleration))
-            else:
+        """Come to rest: freeze, or brake within the acceleration and jerk limits where they are known (to
+        zero velocity, wherever that is, never back), then hold that position."""
+        still = np.zeros_like(self.command)
+        if self._hold_target is None and self.limiter is not None and not self.at_rest:
+            result = self._advance(self.command, still, brake=True)
+        else:
+            if self._hold_target is None:
                 self._hold_target = self.command.copy()
-        result = self._advance(self._hold_target, np.zeros_like(self.command))
+            result = self._advance(self._hold_target, still)
         return TickResult(result.command.copy(), self.velocity.copy(), True, reason, False, None,
                           result.clipped_position, result.clipped_velocity)
 
-    def _advance(self, desired: np.ndarray, desired_velocity: np.ndarray):
+    def _advance(self, desired: np.ndarray, desired_velocity: np.ndarray, brake: bool = False):
+        """One tick towards ``desired``, or (``brake``, with motion limits) towards zero velocity."""
         target = desired
-        if self.limiter is not None and np.all(np.isfinite(desired)):
+        if self.limiter is not None and brake:
+            target = self.limiter.brake()
+        elif self.limiter is not None and np.all(np.isfinite(desired)):
             clipped = self.limits.clip(desired)  # a reference beyond a limit stands still at the limit
             target = self.limiter.step(clipped, np.where(clipped == desired, desired_velocity, 0.0))
         result = self.filter.apply(target, self.command, self.period)
@@ -201,6 +226,8 @@ class ControlCore:
         """The command for time ``now``; None until a joint state has arrived."""
         if self.command is None:
             return None
+        if self.halted:
+            return self._hold(self.halted)
         if now - self.last_state_time > self.config.state_timeout:
             return self._hold(f"joint states stale ({now - self.last_state_time:.3f} s)")
         if self.plan is None:

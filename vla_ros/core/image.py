@@ -7,6 +7,9 @@ import numpy as np
 SUPPORTED_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 
 
+MAX_PIXELS = 4096 * 4096  # larger frames are rejected before any copy
+
+
 class ImageError(ValueError):
     """An image that cannot be turned into HxWx3 uint8 RGB; ``kind`` is "encoding" or "layout"."""
 
@@ -22,6 +25,8 @@ def decode_image(encoding: str, height: int, width: int, step: int, data: bytes 
         raise ImageError(f"unsupported image encoding {encoding!r}; expected one of {SUPPORTED_ENCODINGS}", "encoding")
     if height <= 0 or width <= 0:
         raise ImageError(f"image has no pixels ({width}x{height})")
+    if height * width > MAX_PIXELS:
+        raise ImageError(f"image of {width}x{height} pixels exceeds the {MAX_PIXELS} pixel limit")
     if step < width * channels:
         raise ImageError(f"image step {step} is shorter than width*channels = {width * channels}")
     buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), dtype=np.uint8)

@@ -54,10 +54,16 @@ class MotionLimiter:
 
     def step(self, target: np.ndarray, target_velocity: np.ndarray) -> np.ndarray:
         """The next position following (target, target_velocity) after one control period."""
-        inp = self._inp
         error = np.asarray(target, float) - self.position
         correction = np.sign(error) * np.minimum(self.gain * np.abs(error), np.sqrt(self._brake * np.abs(error)))
-        wanted = np.asarray(target_velocity, float) + correction
+        return self._update(np.asarray(target_velocity, float) + correction)
+
+    def brake(self) -> np.ndarray:
+        """The next position while decelerating to rest as fast as the limits allow (no position target)."""
+        return self._update(np.zeros(self.dof))
+
+    def _update(self, wanted: np.ndarray) -> np.ndarray:
+        inp = self._inp
         inp.current_position = self.position.tolist()
         inp.current_velocity = self.vel.tolist()
         inp.current_acceleration = self.acc.tolist()

@@ -8,6 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+MESSAGES_PER_KEY = 8  # distinct messages logged for one key while it is active; more are only counted
+MAX_KEYS = 64  # keys tracked separately; any further key is counted under OTHER
+MAX_MESSAGE = 300  # characters of a message kept and logged
+OTHER = "other"
 
 
 def signature(message: str) -> str:
@@ -27,6 +31,10 @@ class Problem:
 class ProblemTracker:
     """Keyed problems, logged on the first occurrence of each kind of message and on recovery.
 
+    Bounded whatever the input: at most ``MESSAGES_PER_KEY`` lines per key until it clears (messages that
+    differ in their words, e.g. a list of joint names, are new kinds only up to that cap), ``MAX_KEYS``
+    keys, messages cut to ``MAX_MESSAGE`` characters.
+
     Thread-safe: inputs, worker threads and the diagnostics timer report and read concurrently.
     """
 
@@ -41,14 +49,18 @@ class ProblemTracker:
 
     def report(self, key: str, message: str, now: float) -> bool:
         """Record a problem; returns True (and logs) when this kind of message is new for the key."""
+        if len(message) > MAX_MESSAGE:
+            message = message[:MAX_MESSAGE] + "..."
         with self._lock:
+            if key not in self.totals and len(self.totals) >= MAX_KEYS:
+                key = OTHER
             self.totals[key] = self.totals.get(key, 0) + 1
             prob = self.active.setdefault(key, Problem(message, 0, now, now))
             prob.count += 1
             prob.last = now
             prob.message = message
             sig = signature(message)
-            if sig in prob.seen:
+            if sig in prob.seen or len(prob.seen) >= MESSAGES_PER_KEY:
                 return False
             prob.seen.add(sig)
         self._log_error(f"{message} (reported once; see /diagnostics for counts)")

@@ -77,10 +77,26 @@ def shift(images, pixels: int, generator):
     return out.view(b, c, k, h, w).round().to(torch.uint8)
 
 
+def drop_words(tokens, p: float, generator):
+    """Each word id replaced by padding with probability ``p``, at least one word kept per row: the model
+    cannot lean on any one word, so unseen combinations of seen words stay in distribution."""
+    import torch
+
+    if p <= 0.0:
+        return tokens
+    words = tokens > 0
+    keep = (torch.rand(tokens.shape, generator=generator) >= p) & words
+    empty = ~keep.any(dim=1)
+    if empty.any():  # restore one random word of each row that lost all of them
+        choice = torch.multinomial(words[empty].float(), 1, generator=generator)
+        keep[empty.nonzero()[:, 0], choice[:, 0]] = True
+    return torch.where(keep, tokens, torch.zeros_like(tokens))
+
+
 def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
-          val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, threads: int = 0,
-          device: str = "cpu", epochs: int = 0, progress: bool = True) -> dict:
+          val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
+          threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable)."""
@@ -154,7 +170,8 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
             images = shift(train_set[0][idx], augment_pixels, generator)
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-            loss = model.loss(images, *(t[idx] for t in train_set[1:]))
+            tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
+            loss = model.loss(images, train_set[1][idx], tokens, *(t[idx] for t in train_set[3:]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -181,6 +198,7 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     report = {"data": str(data), "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
+              "word_dropout": word_dropout,
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))

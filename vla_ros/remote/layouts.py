@@ -65,7 +65,7 @@ class NativeLayout:
 
     def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
         names = list(d.get("state_names") or ctx.state_joints)
-        state = np.asarray(d["state"], np.float64)
+        state = np.array(d["state"], np.float64)  # a copy: decoded arrays are read-only
         if len(names) != state.size:
             raise LayoutError(f"state has {state.size} values for {len(names)} names")
         missing = [j for j in ctx.state_joints if j not in names]
@@ -112,7 +112,7 @@ class AlohaLayout:
         return {"state": state, "images": images, "prompt": obs.instruction}
 
     def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
-        state = np.asarray(d["state"], np.float64)
+        state = np.array(d["state"], np.float64)  # a copy: decoded arrays are read-only
         if state.shape != (14,):
             raise LayoutError(f"aloha state must have 14 values, got {state.shape}")
         for g in self._space(ctx).grippers:

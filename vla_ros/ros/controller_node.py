@@ -13,13 +13,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .. import interfaces as io
-from ..core.chunk import ChunkError, NotStartedError
+from ..core.chunk import ChunkError, HaltedError, NotStartedError
 from ..core.control import ControlCore
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
@@ -54,9 +55,12 @@ class ControllerNode(Node):
         self.problems = ProblemTracker(self.log.error, self.log.info)
         self.lock = threading.Lock()
         self.enabled = p["start_enabled"]
+        self.dry_run = p["dry_run"]
         self.rate = RateMeter(1.0 / p["control_rate"])
         self.obs_to_cmd = RollingStats(500)
-        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "chunks_before_state": 0, "ticks": 0,
+        self.halts: set[str] = set()  # active reasons to hold the arm at rest: "e-stop", "paused", ...
+        self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "chunks_before_state": 0,
+                       "chunks_while_halted": 0, "ticks": 0,
                        "hold_ticks": 0, "stale_ticks": 0,
                        "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0}
         self.hold_reason = ""
@@ -69,6 +73,11 @@ class ControllerNode(Node):
         self.create_subscription(JointTrajectory, io.ACTION_CHUNK, self._on_chunk, QoSProfile(depth=10))
         self.create_service(SetBool, io.CONTROLLER_ENABLE, self._on_enable)
         self.create_service(Trigger, io.CONTROLLER_RESET, self._on_reset)
+        self.create_service(SetBool, io.CONTROLLER_PAUSE, lambda req, resp: self._halt_service("paused", req, resp))
+        self.create_service(SetBool, io.CONTROLLER_ESTOP, lambda req, resp: self._halt_service("e-stop", req, resp))
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        self.create_subscription(Bool, io.ESTOP, lambda msg: self._set_halt("e-stop", msg.data), latched)
         self.add_on_set_parameters_callback(self._on_params)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
 
@@ -82,7 +91,8 @@ class ControllerNode(Node):
         self.get_logger().info(f"controller ready: {len(self.joints)} joints at {p['control_rate']:.0f} Hz, "
                                f"merge {p['merge']}, {p['interpolation']} interpolation, motion limits "
                                f"{'on' if self.core.limiter else 'off'}, output {p['output_interface']} to "
-                               f"{list(groups)}" + ("" if self.enabled else " (disabled)"))
+                               f"{list(groups)}" + ("" if self.enabled else " (disabled)")
+                               + (" - DRY RUN: no command is sent" if self.dry_run else ""))
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
@@ -103,6 +113,9 @@ class ControllerNode(Node):
         except NotStartedError:  # the first chunk can beat the first joint state: not an error
             self.counts["chunks_before_state"] += 1
             return
+        except HaltedError:
+            self.counts["chunks_while_halted"] += 1
+            return
         except ChunkError as exc:
             self.counts["chunks_rejected"] += 1
             self.problems.report("chunk", f"chunk rejected: {exc}", now)
@@ -120,6 +133,25 @@ class ControllerNode(Node):
         resp.success, resp.message = True, "enabled" if req.data else "disabled"
         return resp
 
+    def _set_halt(self, reason: str, on: bool) -> None:
+        """Engage or release one halt reason; the arm runs again (from the measured state) when none is left."""
+        with self.lock:
+            before = set(self.halts)
+            (self.halts.add if on else self.halts.discard)(reason)
+            if self.halts:
+                self.core.halt(" + ".join(sorted(self.halts)))
+            elif before:
+                self.core.resume()
+        if self.halts != before:
+            self.log.warning(f"{reason} {'engaged: bringing the arm to rest' if on else 'released'}"
+                             + (f" (still held: {sorted(self.halts)})" if self.halts and not on else ""))
+
+    def _halt_service(self, reason: str, req, resp):
+        self._set_halt(reason, bool(req.data))
+        resp.success, resp.message = True, f"{reason} {'engaged' if req.data else 'released'}; held: " \
+            f"{sorted(self.halts) or 'none'}"
+        return resp
+
     def _on_reset(self, _req, resp):
         with self.lock:
             self.core.reset()
@@ -132,7 +164,21 @@ class ControllerNode(Node):
             with self.lock:  # the control thread reads the config every tick
                 for param in params:
                     config_change(self.core.config, param.name, param.value)
+                    if param.name == "dry_run":
+                        self.dry_run = bool(param.value)
         return verdict
+
+    def come_to_rest(self, reason: str, timeout: float = 3.0) -> bool:
+        """Halt (brake within the acceleration limits, then hold) and wait until the arm is at rest or
+        ``timeout`` s; True when it came to rest. Commands keep streaming meanwhile."""
+        self._set_halt(reason, True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._thread.is_alive():
+            with self.lock:
+                if self.core.at_rest:
+                    return True
+            time.sleep(0.01)
+        return False
 
     # -- control loop ------------------------------------------------------------------------
     def _set_realtime(self, priority: int) -> str:
@@ -183,7 +229,7 @@ class ControllerNode(Node):
                 self.counts["stale_ticks"] += 1
             self.hold_reason = result.reason
             try:
-                for adapter in self.adapters:
+                for adapter in [] if self.dry_run else self.adapters:
                     adapter.publish(result, self.core, now, tick)
                 if tick % self.state_divider == 0:
                     state = JointState(name=self.joints, position=result.command.tolist(),
@@ -206,13 +252,13 @@ class ControllerNode(Node):
         jitter = self.rate.period_error() * 1000.0
         lat = self.obs_to_cmd.summary(1000.0)
         values = {
-            "enabled": self.enabled, "scheduling": self.scheduling,
+            "enabled": self.enabled, "dry_run": self.dry_run, "scheduling": self.scheduling,
             "rate_hz": self.rate.rate, "target_rate_hz": self.p["control_rate"],
             "period_error_ms_p50": float(np.percentile(jitter, 50)) if jitter.size else float("nan"),
             "period_error_ms_p99": float(np.percentile(jitter, 99)) if jitter.size else float("nan"),
             "period_error_ms_max": float(jitter.max()) if jitter.size else float("nan"),
             "obs_to_command_ms_p50": lat["p50"], "obs_to_command_ms_p95": lat["p95"],
-            "hold_reason": self.hold_reason or "-", **self.counts,
+            "hold_reason": self.hold_reason or "-", "halts": ",".join(sorted(self.halts)) or "-", **self.counts,
         }
         self.diag_pub.publish(diag.node_report(
             self.get_clock().now().to_msg(), f"{self.get_name()}: control", self.robot.name, self.problems,

@@ -24,6 +24,11 @@ def values_of(msg: DiagnosticStatus) -> dict[str, str]:
     return {kv.key: kv.value for kv in msg.values}
 
 
+def level_of(msg: DiagnosticStatus) -> int:
+    """The status level as an int (rclpy gives the byte field as bytes)."""
+    return int.from_bytes(msg.level, "little") if isinstance(msg.level, bytes) else int(msg.level)
+
+
 def node_report(stamp: Time, name: str, hardware_id: str, problems: ProblemTracker, now: float, healthy_message: str,
                 values: dict[str, object]) -> DiagnosticArray:
     """One node's status: WARN with the active problems (cleared after a quiet period), their counts,

@@ -7,6 +7,7 @@ import gc
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -34,6 +35,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         else:
             node = make_node()
         executor.add_node(node)
+        watch_launcher(node)
         # Not executor.spin(): rclpy's signal thread wakes executors and then shuts the context down, so an
         # executor that woke in between waits again, and with simulated time (its timers follow /clock,
         # which stops with the sim) nothing wakes it. The wait is bounded instead (steady clock).
@@ -84,6 +86,32 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
         gc.collect()  # native objects (ruckig, MuJoCo) go now, not during interpreter finalisation
         stop_signals.done()
     return code
+
+
+def watch_launcher(node: Node, poll: float = 0.2) -> threading.Thread | None:
+    """Under ``vla-ros launch`` (its pid in the environment and still this process's parent): when the
+    launcher dies by any signal, SIGKILL included, bring the node to rest (``node.come_to_rest``, the
+    controller's braking stop) and shut it down, so that no node runs on with nobody to stop it."""
+    expected = os.environ.get(stop_signals.LAUNCHER_PID_ENV, "")
+    if not expected.isdigit() or os.getppid() != int(expected):  # not started by it (or inherited the variable)
+        return None
+
+    def watch() -> None:
+        while not stop_signals.STOPPING.is_set() and node.context.ok():
+            if os.getppid() != int(expected):
+                node.get_logger().warning(f"the launcher (pid {expected}) is gone; stopping this node")
+                try:
+                    rest = getattr(node, "come_to_rest", None)
+                    if rest is not None:
+                        rest("launcher exited")
+                finally:
+                    node.context.try_shutdown()
+                return
+            time.sleep(poll)
+
+    thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 class QuietLogger:

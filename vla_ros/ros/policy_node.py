@@ -127,7 +127,12 @@ class PolicyNode(Node):
             self.buffer.set_extra("objects", markers_to_objects(msg), stamp)
 
     def _on_instruction(self, msg: String) -> None:
-        self.set_parameters([Parameter("instruction", value=msg.data)])
+        if len(msg.data) > io.MAX_INSTRUCTION_CHARS:
+            self.problems.report("instruction", f"instruction of {len(msg.data)} characters rejected (max "
+                                 f"{io.MAX_INSTRUCTION_CHARS}); keeping {self.instruction[:60]!r}", self.now())
+            return
+        if msg.data != self.instruction:  # (a latched or repeated instruction is not news)
+            self.set_parameters([Parameter("instruction", value=msg.data)])
 
     def _on_params(self, params: list[Parameter]) -> SetParametersResult:
         for guard in self._param_guards:
@@ -135,10 +140,16 @@ class PolicyNode(Node):
             if not verdict.successful:
                 return verdict
         for param in params:
+            if param.name == "instruction" and len(param.value) > io.MAX_INSTRUCTION_CHARS:
+                return SetParametersResult(successful=False, reason=f"instruction longer than "
+                                           f"{io.MAX_INSTRUCTION_CHARS} characters")
+        for param in params:
             if param.name == "instruction":
                 with self.lock:
-                    self.instruction = param.value
-                self.get_logger().info(f"instruction: {param.value!r}")
+                    changed, self.instruction = param.value != self.instruction, param.value
+                if changed:
+                    text = param.value if len(param.value) <= 120 else param.value[:120] + "..."
+                    self.get_logger().info(f"instruction: {text!r}")
             elif param.name == "max_input_age":
                 with self.lock:
                     self.buffer.max_age = param.value

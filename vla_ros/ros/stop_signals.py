@@ -19,6 +19,7 @@ import faulthandler
 import signal
 import threading
 
+LAUNCHER_PID_ENV = "VLA_ROS_LAUNCHER_PID"  # set by vla-ros launch: nodes stop when that process is gone
 STOPPING = threading.Event()
 REPORT_AFTER = 5.0  # s after a stop signal: dump every thread's stack to stderr if still running
 _raise = False  # KeyboardInterrupt on the first signal (only while importing)
