@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
 
-.PHONY: venv demo test test-unit bench bench-gpu lint docs clean
+.PHONY: venv demo test test-unit bench bench-gpu fuzz lint docs clean
 
 venv: $(STAMP)
 
@@ -26,6 +26,9 @@ bench: venv  ## benchmarks: chunk execution strategies, controller timing under 
 
 bench-gpu: venv  ## full-size pi0 and an OpenVLA-size model on CUDA (random weights); output/bench-gpu/
 	$(PY) -m bench.gpu --out output/bench-gpu
+
+fuzz: venv  ## 100,000 malformed messages on every input while the arm runs; output/fuzz/
+	$(VENV)/bin/vla-ros fuzz --messages 100000 --out output/fuzz
 
 test-unit: venv
 	$(PY) -m pytest -m "not integration"

@@ -25,6 +25,8 @@ from vla_ros.ros.diagnostics import level_of, values_of
 class Received:
     t: float  # receive time (node clock, s)
     msg: Any
+    source: float = 0.0  # the publisher's send time (DDS source timestamp, s)
+    seq: int = 0  # the publisher's sequence number (DDS): gaps are messages this probe lost
 
 
 class Probe(Node):
@@ -74,9 +76,10 @@ class Probe(Node):
     def record(self, topic: str, msg_type, qos: QoSProfile | int = 50) -> None:
         self.received.setdefault(topic, [])
 
-        def cb(msg, topic=topic):
+        def cb(msg, info, topic=topic):
             with self._lock:
-                self.received[topic].append(Received(self.now(), msg))
+                self.received[topic].append(Received(self.now(), msg, info.get("source_timestamp", 0) * 1e-9,
+                                                     info.get("publication_sequence_number", 0)))
 
         self.create_subscription(msg_type, topic, cb, qos if not isinstance(qos, int) else QoSProfile(depth=qos))
 

@@ -68,19 +68,22 @@ def test_chunks_have_the_right_shape_and_capture_stamps(graph):
         age = r.t - to_sec(msg.header.stamp)
         assert 0.0 < age < 0.5, f"stamp is the observation capture time: {age:.3f} s before arrival"
     stamps = [to_sec(r.msg.header.stamp) for r in chunks]
-    assert np.all(np.diff(stamps) > 0.15)  # latency-aware: about one inference per execution horizon (0.3 s)
+    # latency-aware: about one inference per execution horizon (0.3 s) less the latency estimate, which a loaded
+    # machine raises (back to back, the scripted policy's would be ~0.01 s apart)
+    assert np.median(np.diff(stamps)) > 0.12 and np.all(np.diff(stamps) > 0.05), np.diff(stamps)
 
 
 def test_controller_publishes_at_its_rate(graph):
     g, probe = graph
     start = probe.now()
-    time.sleep(3.5)
-    # counted over [start + 1 s, start + 3.5 s] by receive time: the probe (Python, several topics at 500 Hz) can
-    # fall a few hundred ms behind while the previous test's main thread works, and its backlog lands at once
-    arm = [r for r in probe.messages("/arm_controller/commands", since=start + 1.0) if r.t < start + 3.5]
-    grip = [r for r in probe.messages("/gripper_controller/commands", since=start + 1.0) if r.t < start + 3.5]
-    rate = len(arm) / 2.5
+    time.sleep(3.0)
+    arm = probe.messages("/arm_controller/commands", since=start)
+    grip = probe.messages("/gripper_controller/commands", since=start)
+    # the publisher's rate from its own send times and sequence numbers: neither this probe's backlog (it takes
+    # several topics at 500 Hz in Python) nor a message it lost changes it
+    rate = (arm[-1].seq - arm[0].seq) / (arm[-1].source - arm[0].source)
     assert 450.0 < rate < 550.0, f"{rate:.1f} Hz"
+    assert len(arm) > 0.9 * 500 * 3.0 and arm[-1].seq - arm[0].seq + 1 - len(arm) < 50  # (few lost)
     assert abs(len(grip) - len(arm)) <= 3, f"{len(grip)} gripper vs {len(arm)} arm commands"
     assert all(len(r.msg.data) == 6 for r in arm) and all(len(r.msg.data) == 1 for r in grip)
     diag = probe.diagnostics("controller_node", since=start)[-1]

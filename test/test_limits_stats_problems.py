@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from vla_ros.core.limits import JointLimits, SafetyFilter
-from vla_ros.core.problems import MAX_KEYS, MAX_MESSAGE, MESSAGES_PER_KEY, OTHER, ProblemTracker
+from vla_ros.core.problems import (
+    LINES_PER_WINDOW,
+    MAX_KEYS,
+    MAX_MESSAGE,
+    MESSAGES_PER_KEY,
+    OTHER,
+    LogBudget,
+    ProblemTracker,
+)
 from vla_ros.core.stats import RateMeter, RollingStats
 
 
@@ -99,6 +107,24 @@ def test_problem_tracker_logs_are_bounded_whatever_the_messages():
     for k in range(1000):
         p.report(f"key{k}", "x", 11.0)
     assert len(p.totals) == MAX_KEYS + 1 and p.totals[OTHER] == 1000 - (MAX_KEYS - 1)
+
+
+def test_a_problem_that_comes_and_goes_is_logged_within_a_budget_per_window():
+    """A bad instruction, then a good one, 1000 times: each is a new problem and a recovery, but the key
+    logs at most LINES_PER_WINDOW lines per window; the next line after the window counts the rest."""
+    lines, clock = [], [0.0]
+    p = ProblemTracker(lines.append, lines.append)
+    p.budget = LogBudget(clock=lambda: clock[0])
+    for k in range(1000):
+        p.report("instruction", "instruction names none of the objects", now=k)
+        p.resolve("instruction")
+    assert len(lines) == LINES_PER_WINDOW and p.totals["instruction"] == 1000
+    clock[0] = 10.5
+    p.report("instruction", "instruction names none of the objects", now=2000.0)
+    assert len(lines) == LINES_PER_WINDOW + 1 and lines[-1].endswith(f"[{2000 - LINES_PER_WINDOW} similar line(s) "
+                                                                     "not logged]")
+    budget = LogBudget(lines=2, window=1.0, clock=lambda: clock[0])
+    assert [budget.take("a"), budget.take("a"), budget.take("a"), budget.take("b")] == ["", "", None, ""]
 
 
 def test_problem_tracker_and_stats_can_be_read_while_another_thread_writes():

@@ -78,6 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--held-out", action="store_true", help="also the phrasings never demonstrated")
     p_eval.add_argument("--out", type=Path, default=Path("output/eval"))
     p_eval.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
+    p_fuzz = sub.add_parser("fuzz", help="flood every input topic with malformed messages while the arm runs; "
+                            "check commands, rate and memory")
+    p_fuzz.add_argument("args", nargs="*", help="name:=value launch arguments")
+    p_fuzz.add_argument("--messages", type=int, default=100_000)
+    p_fuzz.add_argument("--seed", type=int, default=0)
+    p_fuzz.add_argument("--rate", type=float, default=2000.0, help="messages per second (0: as fast as possible)")
+    p_fuzz.add_argument("--out", type=Path, default=Path("output/fuzz"))
+    p_fuzz.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(ns)
     except KeyboardInterrupt:  # (episodes.Interrupted: a signal stopped an episode runner, graph stopped)
-        graph = "; the graph was stopped" if ns.command in ("demo", "record", "eval") else ""
+        graph = "; the graph was stopped" if ns.command in ("demo", "record", "eval", "fuzz") else ""
         hint = " (finished episodes are kept; the same command resumes)" if ns.command == "record" else ""
         print(f"vla-ros {ns.command}: interrupted{graph}{hint}", file=sys.stderr)
         return 130
@@ -136,6 +144,13 @@ def _run(ns: argparse.Namespace) -> int:
         instructions = ns.instruction or default_instructions(ns.held_out)
         summary = evaluate(args, ns.episodes, ns.seed, ns.out, ns.timeout, instructions, quiet=not ns.verbose)
         return 0 if summary["graph_exit_code"] == 0 else 1
+    if ns.command == "fuzz":
+        from .fuzzing.report import render
+        from .fuzzing.run import run_fuzz
+
+        summary = run_fuzz(_launch_args(ns.args), ns.messages, ns.seed, ns.rate, ns.out, quiet_nodes=not ns.verbose)
+        print(render(summary))
+        return 0 if all(summary["goals"].values()) and summary["graph_exit_code"] == 0 else 1
     if ns.command == "serve":
         return _serve(ns)
     if ns.command == "docs":

@@ -68,8 +68,11 @@ def _parameter(name: str, value) -> ParameterMsg:
 class EpisodeClient(Node):
     """Drives episodes through services and records what the graph does (frames only while ``keep_frames``)."""
 
-    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int):
+    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int, listen: bool = True):
+        """``listen=False``: no joint-state or camera subscription (services, diagnostics and the
+        controller's state only), for a client that must not receive a flood of those inputs."""
         super().__init__("vla_episodes")
+        self.listen = listen
         self.joints = joints
         self.rec = Recording()
         self.success = False
@@ -77,9 +80,10 @@ class EpisodeClient(Node):
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
         self._lock = threading.Lock()
-        self.create_subscription(JointState, io.JOINT_STATES, self._on_state, qos_profile_sensor_data)
+        if listen:
+            self.create_subscription(JointState, io.JOINT_STATES, self._on_state, qos_profile_sensor_data)
         self.create_subscription(JointState, io.CONTROLLER_STATE, self._on_cmd, QoSProfile(depth=20))
-        if camera_topic:
+        if camera_topic and listen:
             self.create_subscription(Image, camera_topic, self._on_image, qos_profile_sensor_data)
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
@@ -101,8 +105,9 @@ class EpisodeClient(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def _positions(self, msg: JointState) -> np.ndarray | None:
+        """The joints' positions, or None for a message without them (or with fewer positions than names)."""
         index = {n: i for i, n in enumerate(msg.name)}
-        if not all(j in index for j in self.joints):
+        if len(msg.position) != len(msg.name) or not all(j in index for j in self.joints):
             return None
         return np.array([msg.position[index[j]] for j in self.joints])
 
@@ -202,7 +207,7 @@ def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeou
         if failed:
             raise RuntimeError(f"nodes exited during start-up: {failed} (see the log)")
         have = {n.split(":")[0] + ": " for n in client.diagnostics}
-        if names <= have and client.rec.state_t:
+        if names <= have and (client.rec.state_t or not client.listen):
             return
         time.sleep(0.1)
     raise TimeoutError(f"the graph did not come up (no diagnostics from every node of {nodes})")
@@ -213,10 +218,11 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int) -> Iterator[EpisodeClient]:
+def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int,
+                    listen: bool = True) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
     rclpy.init()
-    client = EpisodeClient(joints, camera_topic, max_frames)
+    client = EpisodeClient(joints, camera_topic, max_frames, listen)
     executor = SingleThreadedExecutor()
     executor.add_node(client)
 
@@ -250,7 +256,7 @@ class Session:
 
 @contextmanager
 def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
-            overrides: dict | None = None) -> Iterator[Session]:
+            overrides: dict | None = None, listen: bool = True) -> Iterator[Session]:
     """The graph (policy paused) and a client, up and reporting; stopped on exit (``exit_code`` set)."""
     robot = load_robot(args.robot)
     cam = robot.cameras[0] if robot.cameras else None
@@ -259,7 +265,7 @@ def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
     nodes = [spec.name for spec in graph.specs]
     result = Session(graph, None, robot)  # type: ignore[arg-type]
     try:
-        with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames) as client:
+        with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames, listen) as client:
             result.client = client
             wait_for_graph(client, graph, nodes)
             yield result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -12,6 +13,34 @@ MESSAGES_PER_KEY = 8  # distinct messages logged for one key while it is active;
 MAX_KEYS = 64  # keys tracked separately; any further key is counted under OTHER
 MAX_MESSAGE = 300  # characters of a message kept and logged
 OTHER = "other"
+LINES_PER_WINDOW = 8  # log lines per key (problems and recoveries together) per window
+WINDOW = 10.0  # seconds (monotonic)
+
+
+class LogBudget:
+    """At most ``lines`` log lines per key per ``window`` seconds; the first line after a quiet spell
+    says how many were held back. Bounds a problem that comes and goes (each time new, then recovered)."""
+
+    def __init__(self, lines: int = LINES_PER_WINDOW, window: float = WINDOW, clock=time.monotonic):
+        self.lines, self.window, self.clock = lines, window, clock
+        self._spent: dict[str, tuple[float, int, int]] = {}  # key -> (window start, lines, held back)
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> str | None:
+        """None when ``key`` has no line left in this window; else a suffix for the line ('' or the count
+        of lines held back since the last one)."""
+        now = self.clock()
+        with self._lock:
+            start, used, held = self._spent.get(key, (now, 0, 0))
+            if now - start >= self.window:
+                start, used = now, 0
+            if used >= self.lines:
+                self._spent[key] = (start, used, held + 1)
+                return None
+            if len(self._spent) >= 4 * MAX_KEYS and key not in self._spent:
+                self._spent.clear()  # (bounded: forgetting windows only lets a few more lines through)
+            self._spent[key] = (start, used + 1, 0)
+        return f" [{held} similar line(s) not logged]" if held else ""
 
 
 def signature(message: str) -> str:
@@ -45,6 +74,7 @@ class ProblemTracker:
         self.clear_after = clear_after
         self.active: dict[str, Problem] = {}
         self.totals: dict[str, int] = {}
+        self.budget = LogBudget()
         self._lock = threading.RLock()
 
     def report(self, key: str, message: str, now: float) -> bool:
@@ -63,14 +93,18 @@ class ProblemTracker:
             if sig in prob.seen or len(prob.seen) >= MESSAGES_PER_KEY:
                 return False
             prob.seen.add(sig)
-        self._log_error(f"{message} (reported once; see /diagnostics for counts)")
+        suffix = self.budget.take(key)
+        if suffix is not None:
+            self._log_error(f"{message} (reported once; see /diagnostics for counts){suffix}")
         return True
 
     def resolve(self, key: str) -> None:
         with self._lock:
             prob = self.active.pop(key, None)
         if prob is not None:
-            self._log_info(f"recovered: {key} after {prob.count} occurrence(s)")
+            suffix = self.budget.take(key)
+            if suffix is not None:
+                self._log_info(f"recovered: {key} after {prob.count} occurrence(s){suffix}")
 
     def expire(self, now: float) -> None:
         """Clear problems not seen for ``clear_after`` seconds."""

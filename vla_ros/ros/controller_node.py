@@ -28,7 +28,7 @@ from ..params import CONTROLLER_PARAMS, config_change, control_config
 from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import msg_to_chunk, to_time
-from .inputs import checked_joint_state
+from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
 from .output_adapters import make_adapters
 from .param_util import choice_guard, declare
@@ -69,8 +69,10 @@ class ControllerNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.state_pub = self.create_publisher(JointState, io.CONTROLLER_STATE, QoSProfile(depth=10))
         self.state_divider = max(1, int(round(p["control_rate"] / p["state_publish_rate"])))
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
-        self.create_subscription(JointTrajectory, io.ACTION_CHUNK, self._on_chunk, QoSProfile(depth=10))
+        sized_subscription(self, JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data,
+                           io.MAX_JOINT_STATE_BYTES, self.problems, "joint_states:size")
+        sized_subscription(self, JointTrajectory, io.ACTION_CHUNK, self._on_chunk, QoSProfile(depth=10),
+                           io.MAX_CHUNK_BYTES, self.problems, "chunk:size")
         self.create_service(SetBool, io.CONTROLLER_ENABLE, self._on_enable)
         self.create_service(Trigger, io.CONTROLLER_RESET, self._on_reset)
         self.create_service(SetBool, io.CONTROLLER_PAUSE, lambda req, resp: self._halt_service("paused", req, resp))

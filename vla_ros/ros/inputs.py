@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from rclpy.node import Node
+from rclpy.serialization import deserialize_message
+from rclpy.subscription import Subscription
 from sensor_msgs.msg import JointState
 
 from ..core.problems import ProblemTracker
@@ -29,3 +34,18 @@ def checked_joint_state(msg: JointState, names: list[str], problems: ProblemTrac
         problems.report("joint_states:stamp", "joint_states have a zero stamp; using receive time", now)
         stamp = now
     return q, stamp
+
+
+def sized_subscription(node: Node, msg_type, topic: str, callback: Callable, qos, max_bytes: int,
+                       problems: ProblemTracker, key: str) -> Subscription:
+    """A subscription that drops (and reports under ``key``) any message whose serialized size exceeds
+    ``max_bytes`` before deserializing it; the rest reach ``callback`` as messages."""
+
+    def on_raw(data: bytes) -> None:
+        if len(data) > max_bytes:
+            problems.report(key, f"{topic}: a message of {len(data)} bytes dropped unread (max {max_bytes})",
+                            node.get_clock().now().nanoseconds * 1e-9)
+            return
+        callback(deserialize_message(data, msg_type))
+
+    return node.create_subscription(msg_type, topic, on_raw, qos, raw=True)

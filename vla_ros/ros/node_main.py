@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import faulthandler
 import gc
 import os
@@ -36,6 +37,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
             node = make_node()
         executor.add_node(node)
         watch_launcher(node)
+        trim_memory_periodically()
         # Not executor.spin(): rclpy's signal thread wakes executors and then shuts the context down, so an
         # executor that woke in between waits again, and with simulated time (its timers follow /clock,
         # which stops with the sim) nothing wakes it. The wait is bounded instead (steady clock).
@@ -110,6 +112,29 @@ def watch_launcher(node: Node, poll: float = 0.2) -> threading.Thread | None:
             time.sleep(poll)
 
     thread = threading.Thread(target=watch, name="launcher-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+TRIM_PERIOD = 5.0  # s between malloc_trim calls
+
+
+def trim_memory_periodically(period: float = TRIM_PERIOD) -> threading.Thread | None:
+    """Return freed heap memory to the system every ``period`` s (glibc ``malloc_trim``; elsewhere nothing).
+
+    A burst of large inputs (a flood of oversize messages, all rejected) leaves freed memory in the heap
+    that glibc keeps; without this a node's RSS stays at its high-water mark."""
+    try:
+        trim = ctypes.CDLL("libc.so.6").malloc_trim  # (ctypes releases the GIL during the call)
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+
+    def loop() -> None:
+        while not stop_signals.STOPPING.wait(period):
+            trim(0)
+
+    thread = threading.Thread(target=loop, name="malloc-trim", daemon=True)
     thread.start()
     return thread
 

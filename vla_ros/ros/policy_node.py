@@ -28,7 +28,7 @@ from ..policies.context import camera_inputs, policy_context
 from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import chunk_to_msg, image_to_array, markers_to_objects, to_sec
-from .inputs import checked_joint_state
+from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
 
@@ -71,10 +71,13 @@ class PolicyNode(Node):
 
         self.chunk_pub = self.create_publisher(JointTrajectory, io.ACTION_CHUNK, QoSProfile(depth=10))
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
-        self.create_subscription(JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data)
+        sized_subscription(self, JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data,
+                           io.MAX_JOINT_STATE_BYTES, self.problems, "joint_states:size")
         for key, topic in zip(keys, topics):
-            self.create_subscription(Image, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data)
-        self.create_subscription(String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10))
+            sized_subscription(self, Image, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data,
+                               io.MAX_IMAGE_BYTES, self.problems, f"image:{key}:size")
+        sized_subscription(self, String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10),
+                           io.MAX_INSTRUCTION_BYTES, self.problems, "instruction")
         if "objects" in self.extra_inputs:
             self.create_subscription(MarkerArray, io.SIM_OBJECTS, self._on_objects, QoSProfile(depth=5))
         self.create_service(Trigger, io.POLICY_PAUSE, self._on_pause)
@@ -147,9 +150,10 @@ class PolicyNode(Node):
             if param.name == "instruction":
                 with self.lock:
                     changed, self.instruction = param.value != self.instruction, param.value
-                if changed:
+                suffix = self.problems.budget.take("instruction_change") if changed else None
+                if suffix is not None:
                     text = param.value if len(param.value) <= 120 else param.value[:120] + "..."
-                    self.get_logger().info(f"instruction: {text!r}")
+                    self.get_logger().info(f"instruction: {text!r}{suffix}")
             elif param.name == "max_input_age":
                 with self.lock:
                     self.buffer.max_age = param.value
