@@ -146,3 +146,39 @@ def test_halt_brakes_within_the_acceleration_limit_holds_and_resumes_from_the_me
     assert not c.halted and np.allclose(c.command, [0.3, -0.2])
     c.add_chunk(make_chunk(t, [[0.35, -0.2]] * 3), now=t)
     assert not c.tick(t + 0.002).holding
+
+
+def test_a_deviation_beyond_the_limit_brakes_and_holds_until_reset():
+    """The arm stops following (blocked, unpowered): commanded vs measured beyond max_deviation on a checked
+    joint halts the plan and holds, with the joint and gap as the reason; a gripper joint is exempt; reset()
+    re-syncs to the measured state and clears it."""
+    limits = JointLimits(NAMES + ["finger"], -np.full(3, 3.0), np.full(3, 3.0), np.ones(3), np.full(3, 4.0),
+                         np.full(3, 200.0))
+    c = ControlCore(limits, ControlConfig(rate=500.0, max_deviation=0.2, deviation_exempt=("finger",)))
+    c.update_state(np.zeros(3), now=1.0)
+    c.add_chunk(make_chunk(1.0, [[0.1 * k, 0.0, -0.1 * k] for k in range(1, 21)], dt=0.1, names=NAMES + ["finger"]),
+                now=1.0)
+    t = 1.0
+    for _ in range(300):  # the finger is blocked at 0 (grasping): no stop however far its command goes
+        t += 0.002
+        c.update_state(np.array([c.command[0], c.command[1], 0.0]), now=t)
+        out = c.tick(t)
+        assert not out.holding
+    assert c.command[2] < -0.25
+    blocked = c.command[0]  # joint 0 now blocked too: its measured position stays
+    reasons = []
+    for _ in range(400):
+        t += 0.002
+        c.update_state(np.array([blocked, 0.0, 0.0]), now=t)
+        out = c.tick(t)
+        reasons.append(out.reason if out.holding else "")
+    first = next(i for i, r in enumerate(reasons) if r)
+    assert reasons[first].startswith("deviation: j0 commanded 0.20") and "held until reset" in reasons[first]
+    assert 0.2 <= first * 0.002 * 1.0 + 0.002 <= 0.25  # tripped as the gap passed 0.2 rad at ~1 rad/s
+    assert all(r.startswith("deviation") for r in reasons[first:]) and c.at_rest  # braked, then held
+    with pytest.raises(ChunkError, match="halted"):  # chunks are dropped while it holds
+        c.add_chunk(make_chunk(t, [[0.0, 0.0, 0.0]] * 2, names=NAMES + ["finger"]), now=t)
+    c.reset()
+    assert not c.deviation and np.allclose(c.command, [blocked, 0.0, 0.0])
+    c.add_chunk(make_chunk(t, [[blocked, 0.0, 0.0]] * 3, names=NAMES + ["finger"]), now=t)
+    assert not c.tick(t + 0.002).holding

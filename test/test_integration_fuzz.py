@@ -11,12 +11,12 @@ pytestmark = pytest.mark.integration
 
 def test_a_short_fuzz_leaves_every_node_up_and_every_command_within_the_limits(tmp_path):
     out = tmp_path / "fuzz"
-    proc = subprocess.run([sys.executable, "-m", "vla_ros", "fuzz", "--messages", "3000", "--seed", "3", "--out",
-                           str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "vla_ros", "fuzz", "--messages", "2000", "--warmup", "1000", "--seed",
+                           "3", "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert (out / "fuzz.json").exists(), proc.stdout + proc.stderr
     s = json.loads((out / "fuzz.json").read_text())
-    assert s["messages"] == 3000 and set(s["per_topic"]) == {"/camera/image_raw", "/joint_states",
-                                                            "/vla/action_chunk", "/vla/instruction"}
+    assert s["messages"] == 2000 and s["warmup_messages"] == 1000
+    assert set(s["per_topic"]) == {"/camera/image_raw", "/joint_states", "/vla/action_chunk", "/vla/instruction"}
     assert not s["crashed"] and s["responsive"] == ["controller_node", "policy_node", "sim_node"], proc.stdout
     assert s["graph_exit_code"] == 0
     assert s["commands"]["arm_controller"] > 1000 and sum(s["violations"].values()) == 0, s["violation_examples"]

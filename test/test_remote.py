@@ -4,6 +4,7 @@ import time
 import urllib.error
 import urllib.request
 
+import msgpack
 import numpy as np
 import pytest
 
@@ -35,6 +36,11 @@ def test_wire_format_interoperates_with_openpi_client():
         assert back["prompt"] == "hi" and back["nested"][0].tolist() == [1.0, 1.0]
     with pytest.raises(TypeError):
         msgpack_numpy.packb({"bad": np.zeros(2, dtype=complex)})
+    # what arrives is never turned into Python objects: object and void dtypes are refused, not unpickled
+    for dtype in ("|O", "|V8", "<c16"):
+        raw = msgpack.packb({b"__ndarray__": True, b"data": bytes(16), b"dtype": dtype, b"shape": (2,)})
+        with pytest.raises(ValueError, match="refused dtype"):
+            msgpack_numpy.unpackb(raw)
 
 
 @pytest.fixture(scope="module")

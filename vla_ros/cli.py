@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     p_fuzz = sub.add_parser("fuzz", help="flood every input topic with malformed messages while the arm runs; "
                             "check commands, rate and memory")
     p_fuzz.add_argument("args", nargs="*", help="name:=value launch arguments")
-    p_fuzz.add_argument("--messages", type=int, default=100_000)
+    p_fuzz.add_argument("--messages", type=int, default=100_000, help="messages of the main flood")
+    p_fuzz.add_argument("--warmup", type=int, default=None, help="messages before the RSS baseline (default: a "
+                        "fifth of --messages)")
     p_fuzz.add_argument("--seed", type=int, default=0)
     p_fuzz.add_argument("--rate", type=float, default=2000.0, help="messages per second (0: as fast as possible)")
     p_fuzz.add_argument("--out", type=Path, default=Path("output/fuzz"))
@@ -148,7 +150,8 @@ def _run(ns: argparse.Namespace) -> int:
         from .fuzzing.report import render
         from .fuzzing.run import run_fuzz
 
-        summary = run_fuzz(_launch_args(ns.args), ns.messages, ns.seed, ns.rate, ns.out, quiet_nodes=not ns.verbose)
+        summary = run_fuzz(_launch_args(ns.args), ns.messages, ns.seed, ns.rate, ns.out, quiet_nodes=not ns.verbose,
+                           warmup=ns.warmup)
         print(render(summary))
         return 0 if all(summary["goals"].values()) and summary["graph_exit_code"] == 0 else 1
     if ns.command == "serve":

@@ -28,8 +28,8 @@ CLOCK = "/clock"
 MAX_INSTRUCTION_CHARS = 1000  # a longer instruction is rejected (policy node: topic and parameter)
 # Serialized sizes above which an input is dropped before it is deserialized (a cheap rejection that keeps a
 # flood of huge messages from holding the GIL and the allocator): generous for any real robot.
-MAX_CHUNK_BYTES = 2**18  # ~3,000 points x 7 joints; a pi0 chunk (50 points x 14 joints) is ~10 kB
-MAX_JOINT_STATE_BYTES = 2**18  # 1,000 joints with names, positions, velocities and efforts is ~50 kB
+MAX_CHUNK_BYTES = 2**17  # ~1,500 points x 7 joints; a pi0 chunk (50 points x 14 joints) is ~10 kB
+MAX_JOINT_STATE_BYTES = 2**16  # ~1,000 joints with names, positions, velocities and efforts
 MAX_IMAGE_BYTES = 4096 * 4096 * 4 + 2**16  # the largest image accepted (4096 x 4096, 4 bytes per pixel)
 MAX_INSTRUCTION_BYTES = 4 * MAX_INSTRUCTION_CHARS + 64  # UTF-8
 

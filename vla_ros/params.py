@@ -106,6 +106,9 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
               max=10.0, dynamic=True),
     ParamSpec("max_chunk_age", 1.0, "Reject chunks whose stamp is older than this on arrival (s)", min=0.01,
               max=60.0, dynamic=True),
+    ParamSpec("max_deviation", 0.0, "Stop the arm (brake, hold, reason on /diagnostics) when a non-gripper joint's "
+              "command is further than this from its measured position (rad), until ~/reset; 0: off", min=0.0,
+              max=10.0, dynamic=True),
     ParamSpec("output_interface", "forward_position", "Command interface of every controller group",
               choices=("forward_position", "joint_trajectory")),
     ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),
@@ -137,7 +140,7 @@ CONTROL_CONFIG_FIELDS: dict[str, str] = {
     "control_rate": "rate", "interpolation": "interpolation", "merge": "merge", "ensemble_k": "ensemble_k",
     "rtc_schedule": "rtc_schedule", "execution_horizon": "execution_horizon", "use_motion_limits": "use_motion_limits",
     "unblended_joints": "unblended", "chunk_timeout": "chunk_timeout", "state_timeout": "state_timeout",
-    "max_chunk_age": "max_chunk_age",
+    "max_chunk_age": "max_chunk_age", "max_deviation": "max_deviation",
 }
 
 
@@ -149,7 +152,7 @@ def control_config(params: dict[str, Any], grippers: list[str]):
     defaults = {p.name: p.default for p in CONTROLLER_PARAMS}
     values = {f: params.get(name, defaults[name]) for name, f in CONTROL_CONFIG_FIELDS.items()}
     values["unblended"] = tuple(values["unblended"] or grippers)
-    return ControlConfig(**values)
+    return ControlConfig(**values, deviation_exempt=tuple(grippers))
 
 
 def config_change(config, name: str, value: Any) -> bool:

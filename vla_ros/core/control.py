@@ -29,6 +29,8 @@ class ControlConfig:
     max_future_stamp: float = 0.5
     min_lead: float = 0.0
     skip_close_targets: bool = True  # skip a target due within a quarter spacing when a later one follows
+    max_deviation: float = 0.0  # rad: commanded vs measured beyond this stops the arm until a reset (0: off)
+    deviation_exempt: tuple[str, ...] = ()  # joints not checked (grippers stop on what they grasp)
 
     def __post_init__(self) -> None:
         if self.merge not in MERGE_MODES:
@@ -79,6 +81,7 @@ class ControlCore:
         self._hold_target: np.ndarray | None = None
         self._pending_stamp: float | None = None
         self.halted = ""  # why the arm is being brought to rest and held (empty: running)
+        self.deviation = ""  # set when commanded and measured positions parted: held until reset()
 
     @property
     def period(self) -> float:
@@ -99,7 +102,8 @@ class ControlCore:
             self.limiter.reset(self.command)
 
     def reset(self) -> None:
-        """Drop the plan and hold the measured position."""
+        """Drop the plan and hold the measured position (this also clears a deviation stop)."""
+        self.deviation = ""
         self.plan = None
         self.history.clear()
         self._pending_stamp = None
@@ -128,8 +132,8 @@ class ControlCore:
     # -- merging -----------------------------------------------------------------------------
     def add_chunk(self, chunk: ActionChunk, now: float) -> ChunkAccepted:
         """Merge the chunk's targets that are still in the future into the plan."""
-        if self.halted:
-            raise HaltedError(f"halted ({self.halted})")
+        if self.halted or self.deviation:
+            raise HaltedError(f"halted ({self.halted or self.deviation})")
         chunk.validate()
         unknown = [n for n in chunk.names if n not in self.names]
         if unknown:
@@ -230,6 +234,10 @@ class ControlCore:
             return self._hold(self.halted)
         if now - self.last_state_time > self.config.state_timeout:
             return self._hold(f"joint states stale ({now - self.last_state_time:.3f} s)")
+        if not self.deviation and self.config.max_deviation > 0:
+            self.deviation = self._deviation()
+        if self.deviation:
+            return self._hold(self.deviation)
         if self.plan is None:
             return self._hold("no chunk")
         if now - self.last_chunk_time > self.config.chunk_timeout and now < self.plan.end_time:
@@ -243,6 +251,21 @@ class ControlCore:
                           result.clipped_position, result.clipped_velocity)
         self._pending_stamp = None
         return tick
+
+    def _deviation(self) -> str:
+        """A reason when a checked joint's command is further than ``max_deviation`` from its measured
+        position (a collision, a blocked or unpowered arm, a controller not following); else ''."""
+        gap = np.abs(self.command - self.measured)
+        over = [(n, g) for n, g in zip(self.names, gap)
+                if g > self.config.max_deviation and n not in self.config.deviation_exempt]
+        if not over:
+            return ""
+        self.plan = None
+        self.history.clear()
+        self._hold_target = None
+        name, worst = max(over, key=lambda item: item[1])
+        return (f"deviation: {name} commanded {worst:.3f} rad from its measured position (max "
+                f"{self.config.max_deviation:.3f}); held until reset")
 
     def lookahead(self, now: float, count: int, spacing: float) -> tuple[np.ndarray, np.ndarray]:
         """``count`` future (positions, velocities) every ``spacing`` s after ``now``, limit-filtered."""

@@ -21,7 +21,7 @@ from .messages import Fuzzer, serialized_pool
 
 
 def publish(node: Node, robot_name: str, messages: int, seed: int, rate: float, progress: bool,
-            pool_size: int = 5000) -> dict:
+            pool_size: int = 5000, shuffle: bool = False) -> dict:
     """Send ``messages`` malformed messages at up to ``rate`` per second (0: as fast as possible): the first
     ``pool_size`` distinct, then drawn from them again (each with its stamp renewed)."""
     robot = load_robot(robot_name)
@@ -37,7 +37,7 @@ def publish(node: Node, robot_name: str, messages: int, seed: int, rate: float, 
     kinds: Counter[str] = Counter()
     start = time.monotonic()
     for i in tqdm(range(messages), desc="fuzz", unit="msg", disable=not progress, mininterval=1.0):
-        item = pool[i] if i < len(pool) else pool[int(rng.integers(len(pool)))]
+        item = pool[int(rng.integers(len(pool)))] if shuffle or i >= len(pool) else pool[i]
         pubs[item.topic].publish(item.restamped(node.get_clock().now().nanoseconds * 1e-9))
         per_topic[item.topic] += 1
         kinds[":".join(item.kind.split(":")[:2])] += 1  # (topic and first property: a bounded table)
@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=2000.0)
     parser.add_argument("--report", type=Path, required=True)
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--shuffle", action="store_true", help="draw every message at random from the pool")
     ns = parser.parse_args(argv)
     rclpy.init()
     node = Node("vla_fuzzer")
     try:
-        report = publish(node, ns.robot, ns.messages, ns.seed, ns.rate, progress=not ns.quiet)
+        report = publish(node, ns.robot, ns.messages, ns.seed, ns.rate, progress=not ns.quiet, shuffle=ns.shuffle)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def render(s: dict) -> str:
-    lines = [f"fuzzed {s['messages']} messages ({s['warmup_messages']} warm-up; main flood "
+    lines = [f"fuzzed {s['messages']} messages after {s['warmup_messages']} of warm-up (main flood "
              f"{s['flood_messages_per_s']:.0f} msg/s for {s['flood_seconds']:.1f} s): "
              + ", ".join(f"{t} {n}" for t, n in s["per_topic"].items())]
     lines.append(f"rejections the nodes counted: {sum(s['problem_counts'].values())} (each reader keeps a bounded "

@@ -1,9 +1,12 @@
 """``vla-ros fuzz``: the graph runs the arm while a separate process floods every input topic with
 malformed messages; a monitor checks each command and the rate it sees, and each node's RSS is sampled.
 
-Phases: the arm moving for 2 s; a warm-up flood (a tenth of the messages); the RSS baseline; the main
-flood; 2 s to settle; the RSS after. Goals: no node exits, no command outside the limits, RSS growth
-under 10% per node after the warm-up, commands at >= 95% of the control rate during the main flood.
+Phases: the arm moving for 2 s; a warm-up flood (default a fifth of the main one: with 100,000, each of
+the 5,000 distinct messages four times; 10,000 left the controller short of its plateau); 6 s to settle
+(every node has run malloc_trim since); the RSS baseline; the main flood (the same messages in random
+order, stamps renewed: memory that still grows then is a leak, not a first encounter); 6 s to settle;
+the RSS after. Goals: no node exits, no command outside the limits, RSS growth under 10% per node after
+the warm-up, commands at >= 95% of the control rate during the main flood.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from std_srvs.srv import SetBool, Trigger
 from ..episodes import session
 from ..graph import GraphArgs
 from ..params import CONTROLLER_PARAMS
+from ..ros.node_main import TRIM_PERIOD
 from .monitor import CommandMonitor
 
 GOALS = {"rss_growth": 0.10, "command_rate": 0.95}
+SETTLE = TRIM_PERIOD + 1.0  # s after a flood before RSS is read: every node has returned freed heap since
 
 
 def rss_mb(pid: int) -> float:
@@ -92,20 +97,23 @@ def _log_lines(path: Path | None) -> dict[str, int]:
     return counts
 
 
-def _flood(env: dict, robot: str, messages: int, seed: int, rate: float, report: Path, quiet: bool) -> dict:
+def _flood(env: dict, robot: str, messages: int, seed: int, rate: float, report: Path, quiet: bool,
+           shuffle: bool = False) -> dict:
     cmd = [sys.executable, "-m", "vla_ros.fuzzing.publisher", "--robot", robot, "--messages", str(messages),
            "--seed", str(seed), "--rate", str(rate), "--report", str(report)] + (["--quiet"] if quiet else [])
+    cmd += ["--shuffle"] if shuffle else []
     subprocess.run(cmd, env=env, check=True)
     return json.loads(report.read_text())
 
 
 def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, quiet_nodes: bool = True,
-             progress: bool = True) -> dict:
-    """Fuzz the running graph; writes fuzz.json and fuzz.png to ``out`` and returns the summary."""
+             progress: bool = True, warmup: int | None = None) -> dict:
+    """Fuzz the running graph with ``warmup`` (default a fifth of ``messages``) then ``messages`` messages;
+    writes fuzz.json and fuzz.png to ``out`` and returns the summary."""
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "nodes.log" if quiet_nodes else None
     log = open(log_path, "w") if log_path else None  # noqa: SIM115 - closed below
-    warmup = max(min(1000, messages), messages // 10)
+    warmup = messages // 5 if warmup is None else warmup
     try:
         with session(args, out, log, listen=False) as s:  # (this process must not take the flood itself)
             graph, client = s.graph, s.client
@@ -125,17 +133,17 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                 before_rate = monitor.rate(monitor.now() - 1.5, monitor.now())
                 rss_start = rss.now()
                 warm = _flood(graph.env, args.robot, warmup, seed, rate, out / "warmup.json", not progress)
-                time.sleep(1.0)
+                time.sleep(SETTLE)
                 rss_base = rss.now()
                 logs_before = _log_lines(log_path)
                 monitor.reset_gap()  # (from here: the main publisher's start-up, then its flood)
-                main = _flood(graph.env, args.robot, messages - warmup, seed + 1, rate, out / "flood.json",
-                              not progress) if messages > warmup else {"messages": 0, "seconds": 0.0}
+                main = _flood(graph.env, args.robot, messages, seed, rate, out / "flood.json", not progress,
+                              shuffle=True)
                 max_gap, publish_gap, lost = monitor.max_gap, monitor.max_publish_gap, monitor.lost
                 # the flood itself, on the monitor's clock (CLOCK_MONOTONIC is shared by the processes)
                 flood_start = main.get("start_monotonic", time.monotonic()) - monitor.t0
                 flood_end = flood_start + main["seconds"]
-                time.sleep(2.0)
+                time.sleep(SETTLE)
                 rss_after = rss.now()
                 logs_after = _log_lines(log_path)
                 client.diagnostics.clear()
@@ -146,9 +154,9 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                 responsive = sorted({k.split(":")[0] for k in client.diagnostics} & nodes)
                 rss.stop()
                 timeline = monitor.timeline()
-                flood_rate = monitor.rate(flood_start, flood_end) if main["messages"] else 0.0
+                flood_rate = monitor.rate(flood_start, flood_end)
                 summary = {
-                    "messages": warm["messages"] + main["messages"], "warmup_messages": warm["messages"],
+                    "messages": main["messages"], "warmup_messages": warm["messages"],
                     "flood_seconds": main["seconds"], "flood_messages_per_s": main.get("rate", 0.0),
                     "per_topic": _merge(warm.get("per_topic", {}), main.get("per_topic", {})),
                     "kinds": _merge(warm.get("kinds", {}), main.get("kinds", {})),

@@ -28,11 +28,19 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
+def _dtype(obj: dict) -> np.dtype:
+    """The declared dtype, refused (ValueError) when it could carry objects: never unpickled or trusted."""
+    dtype = np.dtype(obj[b"dtype"])
+    if dtype.kind in _REFUSED or dtype.hasobject:
+        raise ValueError(f"refused dtype {dtype}")
+    return dtype
+
+
 def _object_hook(obj: dict) -> Any:
     if b"__ndarray__" in obj:
-        return np.ndarray(buffer=obj[b"data"], dtype=np.dtype(obj[b"dtype"]), shape=tuple(obj[b"shape"]))
+        return np.ndarray(buffer=obj[b"data"], dtype=_dtype(obj), shape=tuple(obj[b"shape"]))
     if b"__npgeneric__" in obj:
-        return np.dtype(obj[b"dtype"]).type(obj[b"data"])
+        return _dtype(obj).type(obj[b"data"])
     return obj
 
 

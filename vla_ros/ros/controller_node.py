@@ -230,6 +230,8 @@ class ControllerNode(Node):
             if not result.fresh:
                 self.counts["stale_ticks"] += 1
             self.hold_reason = result.reason
+            if result.holding and result.reason.startswith("deviation"):
+                self.problems.report("deviation", result.reason, now)  # (once per kind; reset clears the stop)
             try:
                 for adapter in [] if self.dry_run else self.adapters:
                     adapter.publish(result, self.core, now, tick)
