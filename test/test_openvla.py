@@ -69,8 +69,13 @@ def test_end_effector_delta_becomes_joint_targets(model_dir):
     targets = policy.infer(obs()).values[0]
     moved = chain.fk(targets[:6])[:3, 3] - chain.fk(STATE[:6])[:3, 3]
     np.testing.assert_allclose(moved, action[:3], atol=2e-3)
-    grip = ROBOT.gripper
-    assert grip.closed <= targets[6] <= grip.open
+    # BridgeData's gripper column: 1 open, 0 closed, not normalised; onto the WidowX finger (0.015-0.037 m)
+    assert ROBOT.gripper.closed == 0.015 and ROBOT.gripper.open == 0.037
+    assert targets[6] == pytest.approx(0.015 + np.clip(action[6], 0.0, 1.0) * 0.022, abs=1e-12)
+    space = policy.action_space
+    for model_value, finger in ((1.0, 0.037), (0.0, 0.015), (0.5, 0.026), (0.996, 0.036912), (-0.3, 0.015)):
+        row = np.r_[np.zeros(6), model_value][None, :]
+        assert space.to_targets(row, STATE)[0, 6] == pytest.approx(finger, abs=1e-9), model_value
 
 
 def test_unnorm_key_is_required_with_several_datasets(tmp_path):

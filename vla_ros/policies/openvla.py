@@ -20,6 +20,7 @@ from ..core.normalize import Stats
 from ..core.observation import Observation
 from ..core.tokenizers import BinTokenizer
 from ..params import ParamSpec
+from ..robots import ActionGripperSpec
 from .base import PolicyContext, PolicyError
 from .torch_utils import TorchPolicy
 
@@ -72,6 +73,10 @@ class OpenVlaPolicy(TorchPolicy):
         ParamSpec("action_dim", 7, "Action tokens generated per step", min=1, max=64),
         ParamSpec("action_space", "ee_delta", "How the 7-D action becomes targets (BridgeData: ee_delta)",
                   choices=("ee_delta", "joint_absolute", "joint_delta", "joint_velocity")),
+        # BridgeData / OpenVLA: the gripper column is not normalised (mask false in the statistics) and is
+        # 1.0 open, 0.0 closed (binarised in the training data); mapped linearly onto the preset's gripper range
+        ParamSpec("gripper_closed", 0.0, "The model's gripper value for closed (BridgeData: 0)"),
+        ParamSpec("gripper_open", 1.0, "The model's gripper value for open (BridgeData: 1)"),
     ]
 
     def __init__(self, context: PolicyContext):
@@ -93,7 +98,10 @@ class OpenVlaPolicy(TorchPolicy):
         tokenizer = getattr(self.processor, "tokenizer", None)
         self.append_empty = tokenizer is not None and len(tokenizer) > EMPTY_TOKEN and \
             tokenizer.convert_ids_to_tokens(EMPTY_TOKEN) == "▁"
-        spec = dataclasses.replace(context.robot.action_space, kind=o["action_space"])
+        if o["gripper_open"] == o["gripper_closed"]:
+            raise PolicyError("openvla.gripper_open and gripper_closed must differ")
+        spec = dataclasses.replace(context.robot.action_space, kind=o["action_space"],
+                                   gripper=ActionGripperSpec(float(o["gripper_closed"]), float(o["gripper_open"])))
         self.action_space = from_preset(context.robot, context.chunk_dt, spec, context.action_joints,
                                         context.state_joints)
 
