@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from vla_ros.episodes import spinning
 from vla_ros.graph import GraphArgs
 from vla_ros.launcher import Graph
 from vla_ros.ros.diagnostics import level_of, values_of
@@ -55,20 +55,10 @@ class Probe(Node):
                 if len(self.spin_errors) < 10:
                     self.spin_errors.append(repr(exc))
 
-    @contextmanager
-    def guest(self, node: Node) -> Iterator[Node]:
-        """Spin ``node`` on its own executor for a block, then stop that executor before destroying the
-        node (destroying a node that another thread's executor is waiting on can kill that thread)."""
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        thread = threading.Thread(target=executor.spin, daemon=True)
-        thread.start()
-        try:
-            yield node
-        finally:
-            executor.shutdown(timeout_sec=5.0)
-            thread.join(timeout=5.0)
-            node.destroy_node()
+    def guest(self, node: Node):
+        """Spin ``node`` on its own executor for a block (never on the probe's: destroying a node under the
+        probe's waiting executor can end its thread), destroyed after."""
+        return spinning(node)
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9

@@ -218,6 +218,22 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
+def spinning(node: Node) -> Iterator[Node]:
+    """Spin ``node`` on its own executor and thread for a block, then stop that executor before destroying the
+    node (destroying a node that another thread's executor is waiting on can end that thread)."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield node
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        thread.join(timeout=5.0)
+        node.destroy_node()
+
+
+@contextmanager
 def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int,
                     listen: bool = True) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""

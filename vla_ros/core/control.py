@@ -104,20 +104,22 @@ class ControlCore:
     def reset(self) -> None:
         """Drop the plan and hold the measured position (this also clears a deviation stop)."""
         self.deviation = ""
-        self.plan = None
-        self.history.clear()
+        self._drop_plan()
         self._pending_stamp = None
-        self._hold_target = None
         if self.measured is not None:
             self._resync()
+
+    def _drop_plan(self) -> None:
+        """No plan, no chunk history, and the next hold brakes from the current motion."""
+        self.plan = None
+        self.history.clear()
+        self._hold_target = None
 
     def halt(self, reason: str) -> None:
         """Bring the arm to rest within its acceleration limits and hold it there, ignoring chunks, until
         :meth:`resume`."""
         if not self.halted:
-            self.plan = None
-            self.history.clear()
-            self._hold_target = None
+            self._drop_plan()
         self.halted = reason or "halted"
 
     def resume(self) -> None:
@@ -260,9 +262,7 @@ class ControlCore:
                 if g > self.config.max_deviation and n not in self.config.deviation_exempt]
         if not over:
             return ""
-        self.plan = None
-        self.history.clear()
-        self._hold_target = None
+        self._drop_plan()
         name, worst = max(over, key=lambda item: item[1])
         return (f"deviation: {name} commanded {worst:.3f} rad from its measured position (max "
                 f"{self.config.max_deviation:.3f}); held until reset")

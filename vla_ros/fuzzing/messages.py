@@ -27,6 +27,7 @@ ENCODINGS = ["rgb8", "bgr8", "mono8", "rgba8", "bgra8", "mono16", "16UC1", "32FC
              "jpeg", "", "RGB8", "rgb8\x00", "8UC3"]
 BAD_FLOATS = [float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 1e9, 5e-324]
 INT32_MAX = 2**31 - 1
+STAMP_OFFSETS = {"now": 0.0, "old": -3600.0, "future": 5.0}  # s from now; renewed each time a message is sent
 
 
 @dataclass
@@ -65,8 +66,8 @@ class Fuzzer:
         """Now (most often), zero, old, far future, or with nanoseconds out of range."""
         now = self.now()
         choice = self.rng.choice(["now", "now", "now", "zero", "old", "future", "far", "nanosec"])
-        t = {"now": now, "zero": 0.0, "old": now - 3600.0, "future": now + 5.0, "far": float(INT32_MAX - 1),
-             "nanosec": now}[choice]
+        t = now + STAMP_OFFSETS[choice] if choice in STAMP_OFFSETS else \
+            {"zero": 0.0, "far": float(INT32_MAX - 1), "nanosec": now}[choice]
         msg = Time(sec=int(t), nanosec=int((t - int(t)) * 1e9))
         if choice == "nanosec":
             msg.nanosec = 2**32 - 1
@@ -183,7 +184,7 @@ class Serialized:
     def restamped(self, now: float) -> bytes:
         """The bytes with header.stamp (every stamped input type starts with a Header: CDR offset 4) set to
         now, an hour ago or 5 s ahead as its kind says; zero, far-future and bad-nanosecond stamps stay."""
-        offset = {"now": 0.0, "old": -3600.0, "future": 5.0}.get(self.stamp_kind)
+        offset = STAMP_OFFSETS.get(self.stamp_kind)
         if offset is not None:
             t = now + offset
             struct.pack_into("<iI", self.data, 4, int(t), int((t - int(t)) * 1e9))

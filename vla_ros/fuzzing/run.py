@@ -16,14 +16,12 @@ import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
-from ..episodes import session
+from ..episodes import session, spinning
 from ..graph import GraphArgs
 from ..params import CONTROLLER_PARAMS
 from ..ros.node_main import TRIM_PERIOD
@@ -64,20 +62,6 @@ class RssSampler:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-@contextmanager
-def spun(node: Node):
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
-    try:
-        yield node
-    finally:
-        executor.shutdown(timeout_sec=5.0)
-        thread.join(timeout=5.0)
-        node.destroy_node()
 
 
 def _control_rate(graph) -> float:
@@ -121,7 +105,7 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
             groups = {c.name: [j for j in c.joints if j in s.robot.action_joints] for c in s.robot.controllers}
             limits = {name: s.robot.limits_for(js, velocity_scale=1.0) for name, js in groups.items() if js}
             control_rate = _control_rate(graph)
-            with spun(Node("vla_fuzz_monitor")) as node:
+            with spinning(Node("vla_fuzz_monitor")) as node:
                 monitor = CommandMonitor(node, limits, 1.0 / control_rate)
                 rss = RssSampler({name: p.pid for name, p in graph.procs.items()}, monitor.now)
                 client.set_seed(seed)
@@ -141,7 +125,7 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                               shuffle=True)
                 max_gap, publish_gap, lost = monitor.max_gap, monitor.max_publish_gap, monitor.lost
                 # the flood itself, on the monitor's clock (CLOCK_MONOTONIC is shared by the processes)
-                flood_start = main.get("start_monotonic", time.monotonic()) - monitor.t0
+                flood_start = main["start_monotonic"] - monitor.t0
                 flood_end = flood_start + main["seconds"]
                 time.sleep(SETTLE)
                 rss_after = rss.now()
@@ -157,9 +141,9 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                 flood_rate = monitor.rate(flood_start, flood_end)
                 summary = {
                     "messages": main["messages"], "warmup_messages": warm["messages"],
-                    "flood_seconds": main["seconds"], "flood_messages_per_s": main.get("rate", 0.0),
-                    "per_topic": _merge(warm.get("per_topic", {}), main.get("per_topic", {})),
-                    "kinds": _merge(warm.get("kinds", {}), main.get("kinds", {})),
+                    "flood_seconds": main["seconds"], "flood_messages_per_s": main["rate"],
+                    "per_topic": _merge(warm["per_topic"], main["per_topic"]),
+                    "kinds": _merge(warm["kinds"], main["kinds"]),
                     "crashed": graph.failed(), "responsive": responsive,
                     "commands": dict(monitor.counts), "violations": dict(monitor.violations),
                     "violation_examples": list(monitor.examples),
