@@ -195,7 +195,9 @@ def test_aloha_layout_round_trips():
         layout.parse_observation({"state": np.zeros(7)}, ctx, 0.0)
 
 
-def test_droid_layout_integrates_velocities():
+def test_droid_layout_follows_upstream_velocity_scale():
+    """DROID: a velocity of 1 is 0.2 rad per 15 Hz step, columns clipped to [-1, 1], gripper > 0.5 closes
+    (openpi examples/droid/main.py + DROID RobotIKSolver); numbers computed by hand."""
     layout = get_layout("droid")
     ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 1 / 15, FRANKA.openpi.cameras)
     state = np.array([0.0, -0.78, 0.0, -2.35, 0.0, 1.57, 0.78, 0.03])
@@ -205,14 +207,41 @@ def test_droid_layout_integrates_velocities():
     assert wire["observation/joint_position"].shape == (7,)
     assert wire["observation/gripper_position"][0] == pytest.approx(0.25)  # 0.03 of 0.04 open: 1 = closed
     actions = np.zeros((4, 8))
-    actions[:, 0] = 0.3  # rad/s on joint 1
-    actions[:, 7] = 1.0  # close
+    actions[:, 0] = 0.3  # joint 1: 0.06 rad per step
+    actions[:, 1] = [2.5, -3.0, 0.5, 0.0]  # joint 2: clipped to 1, -1 -> +0.2, -0.2, +0.1, 0
+    actions[:, 7] = [0.6, 0.5, 0.4, 1.3]  # closed, open (not above 0.5), open, closed
     targets = layout.targets({"actions": actions}, obs, ctx)
-    np.testing.assert_allclose(targets[:, 0], 0.3 / 15 * np.arange(1, 5))
-    assert np.all(targets[:, 7] == 0.0)
-    np.testing.assert_allclose(layout.response(targets, obs, ctx)["actions"], actions, atol=1e-9)
+    np.testing.assert_allclose(targets[:, 0], [0.06, 0.12, 0.18, 0.24], atol=1e-12)
+    np.testing.assert_allclose(targets[:, 1], [-0.58, -0.78, -0.68, -0.68], atol=1e-12)
+    np.testing.assert_allclose(targets[:, 2], 0.0)
+    np.testing.assert_array_equal(targets[:, 7], [0.0, 0.04, 0.04, 0.0])
+    back = layout.response(targets, obs, ctx)["actions"]  # the server direction: positions -> DROID actions
+    np.testing.assert_allclose(back[:, 0], 0.3, atol=1e-9)
+    np.testing.assert_allclose(back[:, 1], [1.0, -1.0, 0.5, 0.0], atol=1e-9)
+    np.testing.assert_array_equal(back[:, 7], [1.0, 0.0, 0.0, 1.0])
+    # a step beyond 0.2 rad is scaled as a whole row (direction kept): 0.3 and 0.1 rad -> 1 and 1/3
+    fast = np.tile(state, (1, 1))
+    fast[0, :2] += [0.3, 0.1]
+    np.testing.assert_allclose(layout.response(fast, obs, ctx)["actions"][0, :3], [1.0, 1 / 3, 0.0], atol=1e-9)
     back = layout.parse_observation(wire, ctx, 1.0)
     np.testing.assert_allclose(back.state, state, atol=1e-9)
+    slow = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 0.1, FRANKA.openpi.cameras)
+    with pytest.raises(LayoutError, match="1/15 s apart"):
+        layout.targets({"actions": actions}, obs, slow)
+
+
+def test_franka_preset_executes_droid_actions_in_process():
+    """pi0 in-process on a DROID checkpoint uses the preset's action space: the same numbers as the layout."""
+    from vla_ros.core.action_space import from_preset
+
+    space = from_preset(FRANKA, 1 / 15)
+    state = np.array([0.0, -0.78, 0.0, -2.35, 0.0, 1.57, 0.78, 0.03])
+    actions = np.zeros((3, 8))
+    actions[:, 6] = [1.0, 2.0, -0.25]
+    actions[:, 7] = [0.2, 0.9, 0.51]
+    targets = space.to_targets(actions, state)
+    np.testing.assert_allclose(targets[:, 6], [0.98, 1.18, 1.13], atol=1e-12)
+    np.testing.assert_array_equal(targets[:, 7], [0.04, 0.0, 0.0])
 
 
 def test_libero_layout_uses_the_end_effector():

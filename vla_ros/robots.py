@@ -147,6 +147,7 @@ class ActionGripperSpec:
 
     model_closed: float | None = None
     model_open: float | None = None
+    threshold: float | None = None  # binarise the model's value first (DROID: 0.5)
 
 
 @dataclass
@@ -157,9 +158,13 @@ class ActionSpaceSpec:
     gripper: ActionGripperSpec = field(default_factory=ActionGripperSpec)
     ee_scale: list[float] = field(default_factory=lambda: [1.0, 1.0])  # ee_delta: metres, radians per unit
     model_dims: list[str] = field(default_factory=list)  # joint per model column (empty: action_joints)
+    velocity_step: float = 0.0  # joint_velocity: rad per chunk step per unit (0: chunk_dt, i.e. rad/s)
+    clip: float = 0.0  # > 0: the model's arm columns clipped to [-clip, clip]
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, ACTION_KINDS)
+        if self.velocity_step < 0.0 or self.clip < 0.0:
+            raise ValueError(f"action_space: velocity_step and clip must be >= 0 ({self.velocity_step}, {self.clip})")
 
 
 @dataclass

@@ -1,10 +1,12 @@
 """Model actions -> absolute targets in the robot's command space (what the controller executes).
 
 Kinds: ``joint_absolute`` (ALOHA, pi0 on joint positions), ``joint_delta`` (relative to the state at
-capture, openpi's delta actions), ``joint_velocity`` (DROID: integrated from the state at capture),
+capture, openpi's delta actions), ``joint_velocity`` (integrated from the state at capture: ``velocity_step``
+rad per chunk step per unit, DROID 0.2; 0 means a true velocity in rad/s, one chunk_dt per step),
 ``ee_delta`` (BridgeData / OpenVLA / LIBERO: end-effector deltas composed onto the pose at capture,
 Euler R = Rz Ry Rx about the base axes, then inverse kinematics). A gripper column is mapped linearly
-from the model's [closed, open] values to the robot's joint values.
+from the model's [closed, open] values to the robot's joint values, optionally binarised first (DROID: > 0.5
+is closed).
 """
 
 from __future__ import annotations
@@ -26,9 +28,15 @@ class GripperMap:
     model_open: float
     closed: float
     open: float
+    threshold: float | None = None  # binarise model values first: above it the larger of (closed, open)
 
-    def to_joint(self, value: np.ndarray) -> np.ndarray:
-        s = (np.asarray(value, float) - self.model_closed) / (self.model_open - self.model_closed)
+    def to_joint(self, value: np.ndarray, binarise: bool = True) -> np.ndarray:
+        """Model value -> joint value (``binarise=False`` for a state, which is never thresholded)."""
+        value = np.asarray(value, float)
+        if binarise and self.threshold is not None:
+            hi, lo = max(self.model_closed, self.model_open), min(self.model_closed, self.model_open)
+            value = np.where(value > self.threshold, hi, lo)
+        s = (value - self.model_closed) / (self.model_open - self.model_closed)
         return self.closed + np.clip(s, 0.0, 1.0) * (self.open - self.closed)
 
     def to_model(self, joint_value: np.ndarray) -> np.ndarray:
@@ -46,6 +54,8 @@ class ActionSpace:
     chain: Chain | None = None  # ee_delta
     ee_scale: tuple[float, float] = (1.0, 1.0)  # ee_delta: (metres, radians) per unit of model action
     model_dims: list[str] = field(default_factory=list)  # joint per model column (joint kinds)
+    velocity_step: float = 0.0  # joint_velocity: rad per chunk step per unit of model action (0: dt, rad/s)
+    clip: float = 0.0  # > 0: arm columns clipped to [-clip, clip] before use (DROID: 1)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -84,6 +94,8 @@ class ActionSpace:
         cols = {name: actions[:, k] for k, name in enumerate(self.model_dims)}
         grips = {g.joint for g in self.grippers}
         arm = [j for j in self.model_dims if j not in grips]
+        if self.clip > 0.0:
+            cols.update({j: np.clip(cols[j], -self.clip, self.clip) for j in arm})
         if self.kind == "joint_delta":
             base = self._state(state, arm)
             for k, j in enumerate(arm):
@@ -91,7 +103,7 @@ class ActionSpace:
         elif self.kind == "joint_velocity":
             base = self._state(state, arm)
             for k, j in enumerate(arm):
-                cols[j] = base[k] + self.dt * np.cumsum(cols[j])
+                cols[j] = base[k] + self.step * np.cumsum(cols[j])
         for g in self.grippers:
             if g.joint in cols:
                 cols[g.joint] = g.to_joint(cols[g.joint])
@@ -99,6 +111,22 @@ class ActionSpace:
         if missing:
             raise ValueError(f"model actions do not cover {missing}")
         return np.stack([cols[j] for j in self.action_joints], axis=1)
+
+    @property
+    def step(self) -> float:
+        """joint_velocity: radians per chunk step for a model value of 1."""
+        return self.velocity_step or self.dt
+
+    def to_velocities(self, targets: np.ndarray, state: np.ndarray, joints: list[str]) -> np.ndarray:
+        """The inverse of joint_velocity integration for ``joints``: (H, len(joints)) model velocities that
+        reach ``targets`` (H, len(action_joints)) from the state at capture. A row whose largest value exceeds
+        ``clip`` is scaled down as a whole (the direction kept, where a client's clip would bend it)."""
+        pos = np.asarray(targets, float)[:, [self.action_joints.index(j) for j in joints]]
+        vel = np.diff(np.vstack([self._state(state, joints), pos]), axis=0) / self.step
+        if self.clip > 0.0:
+            peak = np.abs(vel).max(axis=1, keepdims=True) / self.clip
+            vel = vel / np.maximum(peak, 1.0)
+        return vel
 
     def _ee_targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         q = self._state(state, self.chain.joint_names)
@@ -128,8 +156,8 @@ def from_preset(robot, dt: float, spec=None, action_joints: list[str] | None = N
     spec = spec or robot.action_space
     g = spec.gripper
     grippers = [GripperMap(grip.joint, grip.closed if g.model_closed is None else g.model_closed,
-                           grip.open if g.model_open is None else g.model_open, grip.closed, grip.open)
+                           grip.open if g.model_open is None else g.model_open, grip.closed, grip.open, g.threshold)
                 for grip in robot.grippers]
     return ActionSpace(spec.kind, list(action_joints or robot.action_joints), list(state_joints or robot.state_joints),
                        dt, grippers, robot.chain() if spec.kind == "ee_delta" else None, tuple(spec.ee_scale),
-                       list(spec.model_dims or robot.action_joints))
+                       list(spec.model_dims or robot.action_joints), spec.velocity_step, spec.clip)

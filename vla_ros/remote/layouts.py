@@ -36,13 +36,14 @@ class LayoutContext:
             raise LayoutError(f"observation lacks image {key!r} (layout camera {layout_name!r})")
         return obs.images[key]
 
-    def grippers(self, model_closed: float, model_open: float) -> list[GripperMap]:
-        return [GripperMap(g.joint, model_closed, model_open, g.closed, g.open)
+    def grippers(self, model_closed: float, model_open: float, threshold: float | None = None) -> list[GripperMap]:
+        return [GripperMap(g.joint, model_closed, model_open, g.closed, g.open, threshold)
                 for g in self.robot.grippers]
 
-    def space(self, kind: str, model_closed: float, model_open: float, **kw) -> ActionSpace:
+    def space(self, kind: str, model_closed: float, model_open: float, threshold: float | None = None,
+              **kw) -> ActionSpace:
         return ActionSpace(kind, self.action_joints, self.state_joints, self.dt,
-                           self.grippers(model_closed, model_open), **kw)
+                           self.grippers(model_closed, model_open, threshold), **kw)
 
 
 def _chw(img: np.ndarray) -> np.ndarray:
@@ -131,16 +132,26 @@ class AlohaLayout:
 
 class DroidLayout:
     """openpi DROID: exterior + wrist images (HWC), 7 joint positions + gripper position [0, 1];
-    actions (H, 8) = 7 joint velocities + gripper position (1 = closed)."""
+    actions (H, 8) = 7 joint velocities + gripper position (1 = closed), one per 1/15 s.
+
+    Upstream execution (openpi ``examples/droid/main.py`` + DROID's ``RobotIKSolver``): the gripper is
+    binarised (> 0.5 closed), every column clipped to [-1, 1], a velocity row scaled so its largest value is
+    at most 1 and turned into a joint delta of 0.2 rad x v per 15 Hz step. So target i = q0 + 0.2 x sum of
+    the first i velocities, whatever the chunk's time spacing; it must be 1/15 s to run at the trained speed.
+    """
 
     name = "droid"
+    STEP = 0.2  # rad per step for a velocity of 1 (DROID relative_max_joint_delta)
+    DT = 1.0 / 15.0  # DROID's control period
 
     def _space(self, ctx: LayoutContext) -> ActionSpace:
         if len(ctx.action_joints) != 8 or not ctx.robot.grippers:
             raise LayoutError("the droid layout needs a 7-joint arm and a gripper (8 action joints)")
+        if abs(ctx.dt - self.DT) > 1e-3:
+            raise LayoutError(f"DROID actions are 1/15 s apart: set chunk_dt to 0.0667, not {ctx.dt:g}")
         grip = ctx.robot.grippers[0].joint  # wire columns: 7 joint velocities, then the gripper
-        return ctx.space("joint_velocity", 1.0, 0.0,
-                         model_dims=[j for j in ctx.action_joints if j != grip] + [grip])
+        dims = [j for j in ctx.action_joints if j != grip] + [grip]
+        return ctx.space("joint_velocity", 1.0, 0.0, 0.5, model_dims=dims, velocity_step=self.STEP, clip=1.0)
 
     def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
         grip = self._space(ctx).gripper
@@ -165,7 +176,7 @@ class DroidLayout:
         for j, v in zip(arm, joints):
             state[ctx.state_joints.index(j)] = v
         state[ctx.state_joints.index(grip.joint)] = grip.to_joint(
-            np.asarray(d["observation/gripper_position"], np.float64).ravel()[0])
+            np.asarray(d["observation/gripper_position"], np.float64).ravel()[0], binarise=False)
         cams = {"observation/exterior_image_1_left": "exterior_image_1_left",
                 "observation/wrist_image_left": "wrist_image_left"}
         images = {ctx.cameras.get(v, v): np.asarray(d[k]) for k, v in cams.items() if k in d}
@@ -175,12 +186,10 @@ class DroidLayout:
         return self._space(ctx).to_targets(np.asarray(response["actions"])[:, :8], obs.state)
 
     def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
-        grip = self._space(ctx).gripper
-        arm = [j for j in ctx.action_joints if j != grip.joint]
-        pos = np.asarray(targets)[:, [ctx.action_joints.index(j) for j in arm]]
-        start = np.array([obs.state[ctx.state_joints.index(j)] for j in arm])
-        vel = np.diff(np.vstack([start, pos]), axis=0) / ctx.dt
-        g = grip.to_model(np.asarray(targets)[:, ctx.action_joints.index(grip.joint)])
+        space = self._space(ctx)
+        grip = space.gripper
+        vel = space.to_velocities(targets, obs.state, [j for j in ctx.action_joints if j != grip.joint])
+        g = np.clip(grip.to_model(np.asarray(targets)[:, ctx.action_joints.index(grip.joint)]), 0.0, 1.0)
         return {"actions": np.column_stack([vel, g])}
 
 
