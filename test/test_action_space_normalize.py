@@ -45,6 +45,29 @@ def test_norm_stats_file_round_trip(tmp_path):
     assert back.mode == "quantile" and back.state.q99.tolist() == [1, 1, 1] and back.actions.std.tolist() == [1, 1]
 
 
+def test_openpi_nested_norm_stats_load_and_unusable_files_fail_at_load(tmp_path):
+    """openpi writes {"norm_stats": {"state": {mean, std, q01, q99}, "actions": {...}}} (no mode): it loaded as
+    empty statistics and failed at the first inference."""
+    import json
+
+    stats = {"mean": [0.5, -1.0], "std": [2.0, 0.25], "q01": [-3.0, -2.0], "q99": [4.0, 0.0]}
+    (tmp_path / "norm_stats.json").write_text(json.dumps({"norm_stats": {"state": stats, "actions": stats}}))
+    back = NormStats.load(tmp_path)
+    assert back.mode == "zscore" and back.state.std.tolist() == [2.0, 0.25] and back.actions.q99.tolist() == [4, 0]
+    np.testing.assert_allclose(back.actions.unnormalize(np.array([[1.0, -2.0]]), "zscore"),
+                               [[0.5 + 1.0 * (2.0 + 1e-6), -1.0 - 2.0 * (0.25 + 1e-6)]])
+    np.testing.assert_allclose(back.actions.unnormalize(np.array([[0.0, 1.0]]), "quantile"),
+                               [[0.5 * (7.0 + 1e-6) - 3.0, 1.0 * (2.0 + 1e-6) - 2.0]], atol=1e-12)
+    for bad, text in (({"norm_stats": {}}, "no usable 'state'"), ({"state": {"mean": [0]}, "actions": {}},
+                                                                 r"state: \['mean'\]"), ([], "no usable")):
+        (tmp_path / "norm_stats.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=text):
+            NormStats.load(tmp_path)
+    (tmp_path / "norm_stats.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read normalisation statistics"):
+        NormStats.load(tmp_path)
+
+
 def test_joint_action_spaces():
     grip = GripperMap("g", model_closed=0.0, model_open=1.0, closed=0.015, open=0.037)
     state = np.array([0.5, -0.2, 0.02])

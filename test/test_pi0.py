@@ -127,3 +127,21 @@ def test_guided_rtc_follows_the_previous_chunk(model_dir):
     off = make(model_dir, num_steps=8, rtc_guidance=False).infer(observation(prefix=prefix)).values
     np.testing.assert_allclose(off, free)
     assert rtc_weights(20, 3, 3)[:3].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_prompts_are_cleaned_and_cut_as_openpi_does(model_dir):
+    """openpi's PaligemmaTokenizer: strip, '_' and newlines as spaces, <bos> + text + newline, cut to
+    max_token_len (48 for pi0)."""
+    from vla_ros.core.instructions import clean_prompt
+
+    assert clean_prompt("  pick_up the\nred cube \n") == "pick up the red cube"
+    policy = make(model_dir, max_token_len=8)
+    tok = policy.tokenizer
+    plain = policy._text_ids("pick up the red cube")
+    assert plain == list(tok(f"{tok.bos_token or ''}pick up the red cube\n", add_special_tokens=False)["input_ids"])
+    assert policy._text_ids("  pick_up the\nred cube ") == plain
+    long = "pick up the red cube and then put it down next to the green block on the left"
+    full = list(tok(f"{tok.bos_token or ''}{long}\n", add_special_tokens=False)["input_ids"])
+    assert len(full) > 8 and policy._text_ids(long) == full[:8]
+    assert policy.diagnostics()["pi0_prompt_truncations"] == 1
+    assert make(model_dir, max_token_len=0)._text_ids(long) == full

@@ -15,6 +15,11 @@ NOUNS = ("cube", "block")
 HELD_OUT = (("take", "block"), ("grab", "cube"))  # verb-noun pairs never demonstrated
 
 
+def clean_prompt(text: str) -> str:
+    """openpi's prompt cleaning before PaliGemma tokenisation: stripped, '_' and newlines as spaces."""
+    return text.strip().replace("_", " ").replace("\n", " ")
+
+
 def phrase(colour: str, verb: str, noun: str) -> str:
     return f"{verb} the {colour} {noun}"
 

@@ -110,9 +110,24 @@ class NormStats:
 
     @classmethod
     def load(cls, folder: str | Path) -> NormStats:
-        data = json.loads((Path(folder) / cls.FILE).read_text())
-        return cls(data.get("mode", "zscore"), Stats.from_dict(data.get("state", {})),
-                   Stats.from_dict(data.get("actions", {})))
+        """This package's file, or openpi's (the same statistics nested under ``norm_stats``, no mode:
+        z-score unless the caller says quantile). Raises ValueError naming the file when it is unusable."""
+        path = Path(folder) / cls.FILE
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read normalisation statistics {path}: {exc}") from None
+        data = data.get("norm_stats", data) if isinstance(data, dict) else data
+        parts = {}
+        for key in ("state", "actions"):
+            part = data.get(key) if isinstance(data, dict) else None
+            has = sorted(part) if isinstance(part, dict) else []
+            if not ({"mean", "std"} <= set(has) or {"q01", "q99"} <= set(has)):
+                found = sorted(data) if isinstance(data, dict) else type(data).__name__
+                raise ValueError(f"{path}: no usable '{key}' statistics (mean+std or q01+q99; found {found}"
+                                 f"{f', {key}: {has}' if has else ''})")
+            parts[key] = Stats.from_dict(part)
+        return cls(data.get("mode", "zscore"), parts["state"], parts["actions"])
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / self.FILE

@@ -24,6 +24,7 @@ import numpy as np
 from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
 from ..core.image import resize_with_pad
+from ..core.instructions import clean_prompt
 from ..core.merge import rtc_weights
 from ..core.normalize import NormStats, Stats
 from ..core.observation import Observation
@@ -71,6 +72,8 @@ class Pi0Policy(TorchPolicy):
         ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
         ParamSpec("compile", "auto", "Static-shape fast path (prefix cache in fixed buffers, CUDA graphs captured "
                   "at load); auto: on with CUDA", choices=("auto", "on", "off")),
+        ParamSpec("max_token_len", 48, "Prompt tokens kept (<bos>, cleaned instruction, newline), cut beyond as "
+                  "openpi's tokenizer does: pi0 48, pi05 200 (0: never cut)", min=0, max=4096),
         ParamSpec("max_prompt_tokens", 48, "Fast path: prompt tokens the captured graphs hold (longer instructions "
                   "run the eager path)", min=4, max=1024),
     ]
@@ -108,6 +111,7 @@ class Pi0Policy(TorchPolicy):
         self._prompt: tuple[str, list[int], object] | None = None
         self.timing: dict[str, float | bool | str] = {"fast_path": False}
         self.fast_fallbacks = 0
+        self.prompt_truncations = 0  # distinct instructions cut to max_token_len
         self._first_chunk = True
         self.fast = self._build_fast() if self._fast_wanted() else None
 
@@ -138,8 +142,17 @@ class Pi0Policy(TorchPolicy):
 
     # -- pre-processing ----------------------------------------------------------------------
     def _text_ids(self, instruction: str) -> list[int]:
+        """<bos> + the cleaned instruction + newline, cut to ``max_token_len`` (openpi's PaligemmaTokenizer)."""
         tok = self.tokenizer
-        return list(tok(f"{tok.bos_token or ''}{instruction}\n", add_special_tokens=False)["input_ids"])
+        ids = list(tok(f"{tok.bos_token or ''}{clean_prompt(instruction)}\n", add_special_tokens=False)["input_ids"])
+        limit = int(self.options["max_token_len"])
+        if limit and len(ids) > limit:
+            self.prompt_truncations += 1
+            if self.prompt_truncations == 1:
+                log.warning("pi0: the instruction has %d tokens, more than pi0.max_token_len=%d: cut as openpi does",
+                            len(ids), limit)
+            ids = ids[:limit]
+        return ids
 
     def _prompt_ids(self, instruction: str):
         """Image tokens for every camera, then <bos> instruction \\n (cached per instruction)."""
@@ -282,4 +295,5 @@ class Pi0Policy(TorchPolicy):
         return chunk
 
     def diagnostics(self) -> dict:
-        return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_fast_fallbacks": self.fast_fallbacks}
+        return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_fast_fallbacks": self.fast_fallbacks,
+                "pi0_prompt_truncations": self.prompt_truncations}
