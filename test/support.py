@@ -16,6 +16,7 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
 from vla_ros.episodes import spinning
+from vla_ros.fuzzing.monitor import CommandMonitor
 from vla_ros.graph import GraphArgs
 from vla_ros.launcher import Graph
 from vla_ros.ros.diagnostics import level_of, values_of
@@ -159,3 +160,17 @@ def wait_for_nodes(probe: Probe, graph: Graph, nodes: list[str], timeout: float 
         return all(probe.diagnostics(n) for n in nodes)
 
     probe.wait_for(up, timeout, f"diagnostics from {nodes}")
+
+
+def limit_monitor(probe: Probe, robot, rate: float = 500.0) -> CommandMonitor:
+    """Checks every command the probe receives: finite, within the URDF position limits and one control
+    period's URDF velocity limit of the previous one (sequence numbers tell lost messages from jumps)."""
+    groups = {c.name: [j for j in c.joints if j in robot.action_joints] for c in robot.controllers}
+    return CommandMonitor(probe, {n: robot.limits_for(js, velocity_scale=1.0) for n, js in groups.items() if js},
+                          1.0 / rate)
+
+
+def assert_no_violation(monitor: CommandMonitor, at_least: int) -> None:
+    assert sum(monitor.violations.values()) == 0, monitor.examples
+    first = next(iter(monitor.counts))
+    assert monitor.counts[first] > at_least, monitor.counts

@@ -182,3 +182,95 @@ def test_a_deviation_beyond_the_limit_brakes_and_holds_until_reset():
     assert not c.deviation and np.allclose(c.command, [blocked, 0.0, 0.0])
     c.add_chunk(make_chunk(t, [[blocked, 0.0, 0.0]] * 3, names=NAMES + ["finger"]), now=t)
     assert not c.tick(t + 0.002).holding
+
+
+@pytest.mark.parametrize("jump", [-50.0, 30.0])
+def test_a_clock_jump_drops_the_plan_brakes_and_resumes_on_fresh_inputs(jump):
+    """Sim time restarting (a reset, a looped bag) or leaping: the plan's times are meaningless after it.
+    The arm brakes within its acceleration limit and holds; chunks stamped before the jump are refused;
+    after fresh joint states, a chunk stamped in the new time runs."""
+    limits = JointLimits(NAMES, -np.full(2, 3.0), np.full(2, 3.0), np.ones(2), np.full(2, 4.0), np.full(2, 200.0))
+    c = ControlCore(limits, ControlConfig(rate=500.0))
+    t = 100.0
+    c.update_state(np.zeros(2), now=t)
+    c.add_chunk(make_chunk(t, [[0.1 * k, -0.1 * k] for k in range(1, 11)]), now=t)
+    for _ in range(150):  # moving at ~1 rad/s
+        t += 0.002
+        c.update_state(c.command, now=t)
+        out = c.tick(t)
+    assert not out.holding and np.abs(out.velocity).max() > 0.5
+    old_stamp, t = t, t + jump
+    commands, reasons = [], []
+    for k in range(300):
+        t += 0.002
+        if k >= 5:  # the robot's driver stamps in the new time a few ticks later
+            c.update_state(c.command, now=t)
+        out = c.tick(t)
+        commands.append(out.command.copy())
+        reasons.append(out.reason)
+    assert reasons[0].startswith(f"clock jumped {jump + 0.002:+.3f} s") and c.clock.count == 1
+    assert reasons[1] == "joint states stale (none since the clock jumped)"
+    assert all(r for r in reasons) and c.at_rest and c.plan is None  # held, no plan
+    acc = np.diff(np.array(commands), 2, axis=0) / 0.002**2
+    assert np.abs(acc).max() <= 4.0 + 1e-6  # braked within the acceleration limit, no step
+    with pytest.raises(ChunkError):  # a chunk in flight from before the jump: stale or from the future
+        c.add_chunk(make_chunk(old_stamp, [[0.0, 0.0]] * 10), now=t)
+    rest = c.command.copy()
+    c.add_chunk(make_chunk(t, [rest + 0.05] * 10), now=t)
+    t += 0.002
+    assert not c.tick(t).holding
+
+
+def test_the_workspace_box_brakes_the_arm_before_the_wall_and_lets_it_move_back():
+    """WidowX over a table: the box's floor at z = 0.10 m. A chunk lowering the tool to z = 0.047 m is cut short:
+    the arm brakes within its limits and holds above the floor, the reason on the tick results; a chunk back up
+    runs. Home puts the tool at (0.218, 0, 0.227) m (forward kinematics of the URDF)."""
+    from vla_ros.core.workspace import WorkspaceBox
+    from vla_ros.robots import load_robot
+
+    robot = load_robot("widowx")
+    joints = robot.action_joints
+    box = WorkspaceBox(robot.chain(), joints, [0.05, -0.4, 0.10], [0.5, 0.4, 0.5])
+    c = ControlCore(robot.limits_for(joints), ControlConfig(rate=500.0), box)
+    home = np.array([0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03])
+    np.testing.assert_allclose(box.position(home), [0.218, 0.0, 0.227], atol=1e-3)
+    t = 10.0
+    c.update_state(home, now=t)
+    down = np.array([home + [0.0, 0.075 * k, 0, 0, 0, 0, 0] for k in range(1, 11)])  # shoulder to 0.2: z 0.047
+    c.add_chunk(make_chunk(t, down, names=joints), now=t)
+    zs, reasons, cmds = [], [], []
+    for _ in range(1000):
+        t += 0.002
+        c.update_state(c.command, now=t)
+        out = c.tick(t)
+        zs.append(box.position(out.command)[2])
+        reasons.append(out.reason if out.holding else "")
+        cmds.append(out.command.copy())
+    first = next(i for i, r in enumerate(reasons) if r)
+    assert reasons[first].startswith("workspace: end effector would reach") and "outside the box" in reasons[first]
+    assert all(r == reasons[first] for r in reasons[first:])  # held, with that reason, until a chunk is accepted
+    assert min(zs) >= 0.10 - 0.002 and zs[first] > 0.10  # braked before the floor (look-ahead 0.2 s)
+    assert c.at_rest and max(zs) - min(zs) > 0.05  # it had moved down a good way first
+    acc = np.diff(np.array(cmds)[:, 1], 2) / 0.002**2
+    assert np.abs(acc).max() <= 8.0 + 1e-6
+    up = np.array([c.command + [0.0, -0.03 * k, 0, 0, 0, 0, 0] for k in range(1, 11)])
+    c.add_chunk(make_chunk(t, up, names=joints), now=t)
+    for _ in range(50):
+        t += 0.002
+        c.update_state(c.command, now=t)
+        assert not c.tick(t).holding
+    with pytest.raises(ValueError, match="min < max"):
+        WorkspaceBox(robot.chain(), joints, [0.5, 0, 0], [0.1, 1, 1])
+
+
+def test_an_arm_outside_its_box_may_move_back_in_but_not_further_out():
+    from vla_ros.core.workspace import WorkspaceBox
+    from vla_ros.robots import load_robot
+
+    robot = load_robot("widowx")
+    box = WorkspaceBox(robot.chain(), robot.action_joints, [0.05, -0.4, 0.10], [0.5, 0.4, 0.5])
+    low = np.array([0.0, 0.2, 0.45, 0.0, 1.3, 0.0, 0.03])  # z 0.047: below the floor
+    lower = low + [0, 0.1, 0, 0, 0, 0, 0]
+    higher = low - [0, 0.1, 0, 0, 0, 0, 0]
+    assert box.leaving(lower, low).startswith("workspace:")
+    assert box.leaving(higher, low) == "" and box.leaving(low, low) == ""

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
-from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.robots import load_robot
@@ -55,6 +55,7 @@ def rig(ros, tmp_path_factory):
     record_diagnostics(probe)
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
     probe.record("/gripper_controller/commands", Float64MultiArray, 500)
+    monitor = limit_monitor(probe, ROBOT)  # every command of every test: within position and velocity limits
     robot = FakeRobot(probe)
     graph = start_graph(tmp, sim="none")
     try:
@@ -66,6 +67,7 @@ def rig(ros, tmp_path_factory):
         code = graph.stop()
         probe.close()
         assert code == 0, graph.log_path.read_text()
+    assert_no_violation(monitor, 2000)
 
 
 def latest_diag(probe: Probe, node: str, since: float, predicate, timeout: float = 5.0) -> dict:

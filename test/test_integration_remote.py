@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
-from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.policies import PolicyContext, create_policy
@@ -66,6 +66,7 @@ def test_remote_policy_server_outage(ros, tmp_path, service):
     record_diagnostics(probe)
     probe.record("/vla/action_chunk", JointTrajectory)
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
+    monitor = limit_monitor(probe, ROBOT)
     robot = FakeRobotWithCamera(probe)
     graph = start_graph(tmp_path, sim="none", policy="openpi",
                         params={"policy_node": {"openpi": {"port": port, "timeout": 3.0, "connect_timeout": 1.0}}})
@@ -103,6 +104,7 @@ def test_remote_policy_server_outage(ros, tmp_path, service):
         code = graph.stop()
         probe.close()
     assert code == 0, graph.log_path.read_text()
+    assert_no_violation(monitor, 1000)
 
 
 def test_pi0_backend_in_the_policy_node_with_guided_rtc(ros, tmp_path):

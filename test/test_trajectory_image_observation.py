@@ -123,3 +123,8 @@ def test_observation_buffer_names_missing_and_stale_inputs():
     obs = buf.build(1.0, "go", use_images=True, extra_keys=("objects",))
     assert obs.stamp == 0.9 and set(obs.images) == {"cam"} and obs.extras == {"objects": {"x": 1}}
     assert obs.instruction == "go"
+    buf.set_image("cam", np.zeros((2, 2, 3), np.uint8), stamp=1.25)  # 0.25 s ahead: another clock, or time went back
+    with pytest.raises(MissingInput, match="image 'cam': stamped 0.250 s in the future"):
+        buf.build(1.0, "go", use_images=True)
+    buf.set_image("cam", np.zeros((2, 2, 3), np.uint8), stamp=1.1)  # within max_age: clocks a little apart
+    assert buf.build(1.0, "go", use_images=True).stamp == 0.95

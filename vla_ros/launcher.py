@@ -65,16 +65,28 @@ class Graph:
         self._lock = threading.Lock()
 
     def start(self) -> Graph:
-        colour = self.log.isatty() if hasattr(self.log, "isatty") else False
-        for i, spec in enumerate(self.specs):
-            proc = subprocess.Popen(node_command(spec, self.params_file), stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, env=self.env, text=True, start_new_session=True)
-            self.procs[spec.name] = proc
-            prefix = f"{COLOURS[i % len(COLOURS)]}[{spec.name}]\033[0m " if colour else f"[{spec.name}] "
-            t = threading.Thread(target=self._pump, args=(proc, prefix), daemon=True)
-            t.start()
-            self._threads.append(t)
+        for spec in self.specs:
+            self._spawn(spec)
         return self
+
+    def restart(self, name: str) -> None:
+        """Start node ``name`` again once its process has exited (a crashed or killed node, as a respawn
+        would); the rest of the graph runs on."""
+        proc = self.procs[name]
+        if proc.poll() is None:
+            raise RuntimeError(f"{name} is still running (pid {proc.pid})")
+        self._spawn(next(s for s in self.specs if s.name == name))
+
+    def _spawn(self, spec: NodeSpec) -> None:
+        i = [s.name for s in self.specs].index(spec.name)
+        colour = self.log.isatty() if hasattr(self.log, "isatty") else False
+        proc = subprocess.Popen(node_command(spec, self.params_file), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=self.env, text=True, start_new_session=True)
+        self.procs[spec.name] = proc
+        prefix = f"{COLOURS[i % len(COLOURS)]}[{spec.name}]\033[0m " if colour else f"[{spec.name}] "
+        t = threading.Thread(target=self._pump, args=(proc, prefix), daemon=True)
+        t.start()
+        self._threads.append(t)
 
     def _pump(self, proc: subprocess.Popen, prefix: str) -> None:
         for line in proc.stdout:

@@ -109,6 +109,11 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("max_deviation", 0.0, "Stop the arm (brake, hold, reason on /diagnostics) when a non-gripper joint's "
               "command is further than this from its measured position (rad), until ~/reset; 0: off", min=0.0,
               max=10.0, dynamic=True),
+    ParamSpec("workspace_min", [], "End-effector box, lower corner (x, y, z in m, the preset's base frame): "
+              "the arm brakes and holds (reason on /diagnostics) where the plan would take the tool out; "
+              "empty: no box", type="double_array"),
+    ParamSpec("workspace_max", [], "End-effector box, upper corner (x, y, z in m); empty: no box",
+              type="double_array"),
     ParamSpec("output_interface", "forward_position", "Command interface of every controller group",
               choices=("forward_position", "joint_trajectory")),
     ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),

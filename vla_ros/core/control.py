@@ -7,10 +7,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .chunk import ActionChunk, ChunkError, HaltedError, NotStartedError
+from .clock import ClockJumps
 from .interpolation import Interpolant
 from .limits import JointLimits, SafetyFilter
 from .merge import MERGE_MODES, RTC_SCHEDULES, TimedTargets, blend_prefix, rtc_weights, temporal_ensemble
 from .otg import MotionLimiter
+from .workspace import WorkspaceBox
 
 
 @dataclass
@@ -31,6 +33,8 @@ class ControlConfig:
     skip_close_targets: bool = True  # skip a target due within a quarter spacing when a later one follows
     max_deviation: float = 0.0  # rad: commanded vs measured beyond this stops the arm until a reset (0: off)
     deviation_exempt: tuple[str, ...] = ()  # joints not checked (grippers stop on what they grasp)
+    workspace_lookahead: float = 0.2  # s: how far ahead on the plan the workspace box is checked
+    workspace_every: int = 5  # ticks between workspace checks (forward kinematics costs ~0.1 ms)
 
     def __post_init__(self) -> None:
         if self.merge not in MERGE_MODES:
@@ -61,8 +65,11 @@ class ChunkAccepted:
 class ControlCore:
     """Chunk execution with stamp alignment, merging, interpolation, limits and a watchdog."""
 
-    def __init__(self, limits: JointLimits, config: ControlConfig | None = None):
+    def __init__(self, limits: JointLimits, config: ControlConfig | None = None,
+                 workspace: WorkspaceBox | None = None):
         self.limits = limits
+        self.workspace = workspace  # the end effector's box (None: unchecked)
+        self._ticks = 0
         self.names = list(limits.names)
         self.config = config or ControlConfig()
         self.filter = SafetyFilter(limits)
@@ -82,6 +89,8 @@ class ControlCore:
         self._pending_stamp: float | None = None
         self.halted = ""  # why the arm is being brought to rest and held (empty: running)
         self.deviation = ""  # set when commanded and measured positions parted: held until reset()
+        self.clock = ClockJumps()  # counts the jumps of the clock ``tick`` is given
+        self.plan_dropped = ""  # why the plan was dropped (workspace), until the next accepted chunk
 
     @property
     def period(self) -> float:
@@ -103,7 +112,7 @@ class ControlCore:
 
     def reset(self) -> None:
         """Drop the plan and hold the measured position (this also clears a deviation stop)."""
-        self.deviation = ""
+        self.deviation = self.plan_dropped = ""
         self._drop_plan()
         self._pending_stamp = None
         if self.measured is not None:
@@ -183,6 +192,7 @@ class ControlCore:
                                 start_acceleration=self.acceleration)
         self.last_chunk_time = now
         self._hold_target = None
+        self.plan_dropped = ""
         self._pending_stamp = chunk.stamp
         return ChunkAccepted(int(keep.sum()), int((~keep).sum()), outside)
 
@@ -230,21 +240,38 @@ class ControlCore:
 
     def tick(self, now: float) -> TickResult | None:
         """The command for time ``now``; None until a joint state has arrived."""
+        jump = self.clock.check(now)
+        if jump:  # plans and input times from before it mean nothing now: brake and wait for fresh ones
+            self._drop_plan()
+            self._pending_stamp = None
+            self.last_state_time = self.last_chunk_time = -np.inf
         if self.command is None:
             return None
+        if jump:
+            return self._hold(f"clock jumped {jump:+.3f} s: plan dropped, waiting for fresh joint states and "
+                              "chunks")
         if self.halted:
             return self._hold(self.halted)
         if now - self.last_state_time > self.config.state_timeout:
-            return self._hold(f"joint states stale ({now - self.last_state_time:.3f} s)")
+            return self._hold(f"joint states stale ({now - self.last_state_time:.3f} s)" if np.isfinite(
+                self.last_state_time) else "joint states stale (none since the clock jumped)")
         if not self.deviation and self.config.max_deviation > 0:
             self.deviation = self._deviation()
         if self.deviation:
             return self._hold(self.deviation)
         if self.plan is None:
-            return self._hold("no chunk")
+            return self._hold(self.plan_dropped or "no chunk")
         if now - self.last_chunk_time > self.config.chunk_timeout and now < self.plan.end_time:
             self.plan = None
             return self._hold(f"chunks stale ({now - self.last_chunk_time:.3f} s since the last one)")
+        self._ticks += 1
+        if self.workspace is not None and self._ticks % self.config.workspace_every == 0:
+            ahead = self.plan.sample(min(now + self.config.workspace_lookahead, self.plan.end_time))[0]
+            reason = self.workspace.leaving(ahead, self.command)
+            if reason:  # brake now: the plan would take the tool out of its box within the look-ahead
+                self._drop_plan()
+                self.plan_dropped = reason  # (the reason held until a chunk is accepted)
+                return self._hold(reason)
         desired, desired_velocity = self.plan.sample(now)
         result = self._advance(desired, desired_velocity)
         fresh = now <= self.plan.end_time

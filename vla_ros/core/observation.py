@@ -66,6 +66,8 @@ class ObservationBuffer:
                 problems.append(f"{label}: no data yet")
             elif now - item.stamp > self.max_age:
                 problems.append(f"{label}: stale ({now - item.stamp:.3f} s old > {self.max_age:.3f} s)")
+            elif item.stamp - now > self.max_age:  # another clock, or from before the clock went back
+                problems.append(f"{label}: stamped {item.stamp - now:.3f} s in the future")
             else:
                 used.append(item)
 

@@ -24,6 +24,7 @@ from ..core.chunk import ChunkError, HaltedError, NotStartedError
 from ..core.control import ControlCore
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
+from ..core.workspace import WorkspaceBox
 from ..params import CONTROLLER_PARAMS, config_change, control_config
 from ..robots import load_robot
 from . import diagnostics as diag
@@ -42,7 +43,8 @@ class ControllerNode(Node):
         self.robot = load_robot(p["robot"])
         self.joints = p["joints"] or self.robot.action_joints
         limits = self.robot.limits_for(self.joints, velocity_scale=p["velocity_scale"])
-        self.core = ControlCore(limits, control_config(p, [g.joint for g in self.robot.grippers]))
+        self.core = ControlCore(limits, control_config(p, [g.joint for g in self.robot.grippers]),
+                                self._workspace(p["workspace_min"], p["workspace_max"]))
         groups = {c.name: [j for j in c.joints if j in self.joints] for c in self.robot.controllers}
         groups = {name: js for name, js in groups.items() if js}
         uncovered = [j for j in self.joints if not any(j in js for js in groups.values())]
@@ -98,6 +100,13 @@ class ControllerNode(Node):
 
     def now(self) -> float:
         return self.get_clock().now().nanoseconds * 1e-9
+
+    def _workspace(self, lower: list[float], upper: list[float]) -> WorkspaceBox | None:
+        if not lower and not upper:
+            return None
+        box = WorkspaceBox(self.robot.chain(), self.joints, lower, upper)
+        self.get_logger().info(f"end-effector workspace box {list(lower)} .. {list(upper)} m ({self.robot.base_link})")
+        return box
 
     # -- inputs ------------------------------------------------------------------------------
     def _on_joint_state(self, msg: JointState) -> None:
@@ -230,8 +239,9 @@ class ControllerNode(Node):
             if not result.fresh:
                 self.counts["stale_ticks"] += 1
             self.hold_reason = result.reason
-            if result.holding and result.reason.startswith("deviation"):
-                self.problems.report("deviation", result.reason, now)  # (once per kind; reset clears the stop)
+            if result.holding and result.reason.startswith(("deviation", "clock jumped", "workspace")):
+                kind = result.reason.split()[0].rstrip(":")
+                self.problems.report(kind, result.reason, now)  # (logged once per kind, then counted)
             try:
                 for adapter in [] if self.dry_run else self.adapters:
                     adapter.publish(result, self.core, now, tick)
@@ -263,6 +273,7 @@ class ControllerNode(Node):
             "period_error_ms_max": float(jitter.max()) if jitter.size else float("nan"),
             "obs_to_command_ms_p50": lat["p50"], "obs_to_command_ms_p95": lat["p95"],
             "hold_reason": self.hold_reason or "-", "halts": ",".join(sorted(self.halts)) or "-", **self.counts,
+            "clock_jumps": self.core.clock.count,
         }
         self.diag_pub.publish(diag.node_report(
             self.get_clock().now().to_msg(), f"{self.get_name()}: control", self.robot.name, self.problems,

@@ -17,6 +17,7 @@ from trajectory_msgs.msg import JointTrajectory
 from visualization_msgs.msg import MarkerArray
 
 from .. import interfaces as io
+from ..core.clock import ClockJumps
 from ..core.image import ImageError, fit_image, parse_size
 from ..core.inference import InferenceLoop
 from ..core.observation import MissingInput, Observation, ObservationBuffer
@@ -86,6 +87,7 @@ class PolicyNode(Node):
         self.add_on_set_parameters_callback(self._on_params)
 
         self._wake = threading.Event()  # set to make the worker re-evaluate its schedule now
+        self.clock = ClockJumps()
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
@@ -204,6 +206,13 @@ class PolicyNode(Node):
 
     def _work_step(self) -> None:
         now = self.now()
+        jump = self.clock.check(now)
+        if jump:  # inputs and the schedule are stamped in the old time (back: they would block for |jump| s)
+            with self.lock:
+                self.buffer.clear()
+            self.loop.reset()
+            self.problems.report("clock", f"clock jumped {jump:+.3f} s: inputs dropped, inference restarts on "
+                                 "fresh ones", now)
         delay = self.loop.delay(now)
         if delay > 0:
             self._sleep(min(delay, 0.1))
@@ -254,7 +263,8 @@ class PolicyNode(Node):
         paused = self.loop.paused
         values = {"backend": self.p["backend"], "paused": paused, "instruction": self.instruction,
                   "inference_ms_p50": lat["p50"], "inference_ms_p95": lat["p95"], "inference_ms_p99": lat["p99"],
-                  "inference_ms_max": lat["max"], **self.loop.summary(), **self.counts}
+                  "inference_ms_max": lat["max"], **self.loop.summary(), **self.counts,
+                  "clock_jumps": self.clock.count}
         phase = getattr(self.policy, "phase", None)
         if phase is not None:
             values["backend_phase"] = phase

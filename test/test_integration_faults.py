@@ -1,0 +1,204 @@
+"""Faults while the arm runs (real node processes over DDS): the policy node killed and started again,
+camera and joint states stalling, the clock jumping under use_sim_time. In each the controller holds or
+brings the arm to rest, runs again once the input is back, and a monitor of the command topics finds no
+command outside the position or velocity limits."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from rosgraph_msgs.msg import Clock
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import Float64MultiArray
+from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+from trajectory_msgs.msg import JointTrajectory
+
+from vla_ros.robots import load_robot
+from vla_ros.ros.conversions import array_to_image, to_time
+
+pytestmark = pytest.mark.integration
+ROBOT = load_robot("widowx")
+HOME = [0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03]
+RATE = 500.0
+
+
+def commands(probe: Probe, since: float) -> np.ndarray:
+    return np.array([r.msg.data for r in probe.messages("/arm_controller/commands", since)])
+
+
+def at_rest(probe: Probe, window: float = 0.3) -> bool:
+    """The last ``window`` s of arm commands: enough of them, every step < 1e-5 rad (under 5 mrad/s)."""
+    cmds = commands(probe, probe.now() - window)
+    return len(cmds) > 0.5 * RATE * window and np.abs(np.diff(cmds, axis=0)).max() < 1e-5
+
+
+def moving(probe: Probe, window: float = 0.2) -> bool:
+    cmds = commands(probe, probe.now() - window)
+    return len(cmds) > 10 and np.abs(cmds[-1] - cmds[0]).max() > 0.01
+
+
+def controller_state(probe: Probe, since: float) -> dict:
+    found = probe.diagnostics("controller_node", since)
+    return found[-1] if found else {}
+
+
+def test_a_killed_policy_node_leaves_the_arm_at_rest_and_a_new_one_drives_it_again(ros, tmp_path):
+    probe = Probe("fault_kill_probe")
+    record_diagnostics(probe)
+    probe.record("/arm_controller/commands", Float64MultiArray, 500)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    monitor = limit_monitor(probe, ROBOT)
+    graph = start_graph(tmp_path, params={"controller_node": {"diagnostics_period": 0.2}})
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+        probe.wait_for(lambda: moving(probe), 30, "the arm moving under the policy")
+        graph.procs["policy_node"].kill()  # SIGKILL mid-motion: no goodbye, chunks just stop
+        killed = probe.now()
+        # the chunk in flight runs out (1 s at most), then the arm is brought to rest and held
+        probe.wait_for(lambda: at_rest(probe), 4.0, "the arm at rest after its policy died")
+        rested = probe.now()
+        time.sleep(1.0)
+        assert at_rest(probe, 1.0), "the arm moved again with no policy"
+        state = controller_state(probe, rested)
+        assert state["hold_reason"] != "-" and state["enabled"] == "True", state
+        accepted = int(state["chunks_accepted"])
+
+        graph.procs["policy_node"].wait()
+        graph.restart("policy_node")  # as a respawn would: the controller was never restarted
+        back = probe.now()
+        probe.wait_for(lambda: int(controller_state(probe, back).get("chunks_accepted", 0)) > accepted + 3, 40,
+                       "chunks from the new policy node accepted")
+        probe.wait_for(lambda: controller_state(probe, probe.now() - 0.5).get("hold_reason") == "-", 10,
+                       "the controller tracking again")
+        assert not [n for n in graph.failed() if n != "policy_node"]
+    finally:
+        code = graph.stop()
+        probe.close()
+    print(f"policy killed: arm at rest {rested - killed:.2f} s later; {monitor.counts} commands checked")
+    assert_no_violation(monitor, 1000)
+    assert code == 0
+
+
+class SimTimeRobot:
+    """Stands in for a simulator under use_sim_time: /clock (250 Hz), joint states (100 Hz) and camera frames
+    (10 Hz), stamped in its own time. ``jump(s)`` steps its clock; ``camera`` / ``states`` stall an input."""
+
+    def __init__(self, probe: Probe):
+        self.probe = probe
+        self.clock_pub = probe.create_publisher(Clock, "/clock", 10)
+        self.js = probe.create_publisher(JointState, "/joint_states", 10)
+        self.cam = probe.create_publisher(Image, "/camera/image_raw", 2)
+        self.image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+        self.offset = 1000.0 - time.monotonic()  # sim time starts at 1000 s
+        self.camera = self.states = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self) -> float:
+        return time.monotonic() + self.offset
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def _run(self) -> None:
+        k = 0
+        while not self._stop.is_set():
+            stamp = to_time(self.now())
+            self.clock_pub.publish(Clock(clock=stamp))
+            if self.states and k % 5 == 0:
+                msg = JointState(name=list(ROBOT.action_joints), position=list(HOME))
+                msg.header.stamp = stamp
+                self.js.publish(msg)
+            if self.camera and k % 25 == 0:
+                self.cam.publish(array_to_image(self.image, stamp, "camera_optical_frame"))
+            k += 1
+            time.sleep(0.002)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+@pytest.fixture(scope="module")
+def rig(ros, tmp_path_factory):
+    """The shipped built-in model and the controller under use_sim_time, fed by a SimTimeRobot."""
+    tmp = tmp_path_factory.mktemp("faults")
+    probe = Probe("fault_probe")
+    record_diagnostics(probe)
+    probe.record("/arm_controller/commands", Float64MultiArray, 500)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    monitor = limit_monitor(probe, ROBOT)
+    robot = SimTimeRobot(probe)
+    fast = {"diagnostics_period": 0.2}
+    graph = start_graph(tmp, sim="none", policy="builtin", use_sim_time="true",
+                        params={"controller_node": fast, "policy_node": fast})
+    try:
+        wait_for_nodes(probe, graph, ["policy_node", "controller_node"])
+        tracking(probe, 30.0)
+        yield probe, robot, graph, monitor
+    finally:
+        robot.stop()
+        code = graph.stop()
+        probe.close()
+    assert_no_violation(monitor, 3000)
+    assert code == 0, graph.log_path.read_text()[-3000:]
+
+
+def tracking(probe: Probe, timeout: float) -> None:
+    """Wait for chunks to flow again and the controller to follow them."""
+    since = probe.now()
+    probe.wait_for(lambda: len(probe.messages("/vla/action_chunk", since)) >= 3, timeout, "chunks")
+    probe.wait_for(lambda: controller_state(probe, probe.now() - 0.3).get("hold_reason") == "-", timeout,
+                   "the controller tracking chunks")
+
+
+def log_lines(graph, node: str, text: str) -> int:
+    return sum(1 for line in graph.log_path.read_text().splitlines() if line.startswith(f"[{node}]") and text in line)
+
+
+def test_a_stalled_camera_stops_inference_the_arm_rests_and_it_runs_again(rig):
+    probe, robot, graph, _ = rig
+    robot.camera = False
+    stalled = probe.now()
+    # no inference on a frame older than max_input_age (0.5 s): chunks stop, the last one runs out
+    probe.wait_for(lambda: any("image 'image_0': stale" in d["_message"]
+                               for d in probe.diagnostics("policy_node", stalled)), 3.0, "the stale camera reported")
+    probe.wait_for(lambda: at_rest(probe) and controller_state(probe, probe.now() - 0.3).get("hold_reason", "-")
+                   != "-", 4.0, "the arm held at rest")
+    quiet = probe.now()
+    time.sleep(0.5)
+    assert not probe.messages("/vla/action_chunk", quiet), "a chunk was published from a stale frame"
+    robot.camera = True
+    tracking(probe, 10.0)
+
+
+def test_stalled_joint_states_hold_the_arm_and_it_runs_again(rig):
+    probe, robot, graph, _ = rig
+    robot.states = False
+    stalled = probe.now()
+    probe.wait_for(lambda: "joint states stale" in controller_state(probe, stalled).get("hold_reason", ""), 3.0,
+                   "the controller holding on stale joint states")
+    probe.wait_for(lambda: at_rest(probe), 3.0, "the arm at rest")
+    robot.states = True
+    tracking(probe, 10.0)
+
+
+@pytest.mark.parametrize("jump", [-50.0, 30.0])
+def test_a_clock_jump_under_sim_time_holds_the_arm_and_it_runs_again(rig, jump):
+    """A simulator reset (time back) or a leap: the controller drops its plan and brakes, the policy drops its
+    inputs and schedule; both run again on inputs stamped in the new time (before, a jump back stalled the
+    policy for as long as the jump)."""
+    probe, robot, graph, _ = rig
+    ctrl = int(controller_state(probe, probe.now() - 0.5)["clock_jumps"])
+    policy = int(probe.diagnostics("policy_node", probe.now() - 0.5)[-1]["clock_jumps"])
+    robot.jump(jump)
+    since = probe.now()
+    probe.wait_for(lambda: int(controller_state(probe, since).get("clock_jumps", 0)) == ctrl + 1, 5.0,
+                   "the controller counting the jump")
+    probe.wait_for(lambda: any(int(d["clock_jumps"]) == policy + 1 for d in probe.diagnostics("policy_node", since)),
+                   5.0, "the policy node counting the jump")
+    tracking(probe, 10.0)
+    for node in ("controller_node", "policy_node"):  # logged (once, not every tick), then counted
+        assert 1 <= log_lines(graph, node, "clock jumped") <= 2, node
