@@ -83,6 +83,19 @@ def test_our_client_gets_the_backends_actions_from_our_server(tiny_pi0):
         server.stop()
 
 
+def test_a_request_without_a_prompt_gets_the_servers_default_prompt(tiny_pi0):
+    """As openpi's serve_policy --default_prompt: injected only where the request has no "prompt" key."""
+    policy = pi0_policy(WIDOWX, tiny_pi0["widowx"], ["image_0"])
+    service = BackendService(policy, "vla_ros", default_prompt="pick up the red cube")
+    obs = widowx_obs()
+    request = get_layout("vla_ros").observation(obs, service.ctx)
+    del request["prompt"]
+    given = service({**request, "prompt": "pick up the red cube"})["actions"]
+    np.testing.assert_allclose(service(request)["actions"], given, atol=1e-9)
+    assert "prompt" not in request  # the decoded request is not changed
+    assert not np.allclose(service({**request, "prompt": "wave at the camera"})["actions"], given)
+
+
 def test_openpi_websocket_client_policy_talks_to_our_server(tiny_pi0):
     wcp = pytest.importorskip("openpi_client.websocket_client_policy")
     policy = pi0_policy(ALOHA, tiny_pi0["aloha"], [c.key for c in ALOHA.cameras])

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     p_serve.add_argument("--port", type=int, default=8000)
     p_serve.add_argument("--api-key", default="", help="require 'Authorization: Api-Key <key>'")
     p_serve.add_argument("--max-message-mb", type=float, default=64.0)
+    p_serve.add_argument("--default-prompt", default="", help="instruction for requests that carry no 'prompt' "
+                         "(as openpi's serve_policy --default_prompt)")
     p_serve.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                          help="override a policy parameter, e.g. --set pi0.model_path=/models/pi0")
     p_status = sub.add_parser("status", help="print the running graph's state from /diagnostics")
@@ -191,7 +193,7 @@ def _serve(ns: argparse.Namespace) -> int:
         params[name] = yaml.safe_load(value)
     robot = load_robot(args.robot)
     policy = build_policy(robot, params)
-    service = BackendService(policy, ns.layout or robot.openpi.layout, robot.openpi.cameras)
+    service = BackendService(policy, ns.layout or robot.openpi.layout, robot.openpi.cameras, ns.default_prompt)
     server = PolicyServer(service, service.metadata(), ns.host, ns.port, ns.api_key or None,
                           int(ns.max_message_mb * 2**20))
     logging.info(f"serving {policy.name} for {robot.name} ({service.layout.name} layout) on ws://{ns.host}:{ns.port}"

@@ -20,9 +20,10 @@ from .remote.layouts import LayoutContext, get_layout
 class BackendService:
     """Callable for :class:`PolicyServer`: parses the layout, runs the backend, answers in the layout."""
 
-    def __init__(self, policy: Policy, layout: str, cameras: dict[str, str] | None = None):
+    def __init__(self, policy: Policy, layout: str, cameras: dict[str, str] | None = None, default_prompt: str = ""):
         ctx = policy.context
         self.policy = policy
+        self.default_prompt = default_prompt  # used where a request has no "prompt" (openpi's --default_prompt)
         self.layout = get_layout(layout)
         self.ctx = LayoutContext(ctx.robot, ctx.state_joints, ctx.action_joints, ctx.chunk_dt, dict(cameras or {}))
 
@@ -33,6 +34,8 @@ class BackendService:
                 "chunk_dt": c.chunk_dt, "horizon": c.horizon}
 
     def __call__(self, request: dict) -> dict:
+        if self.default_prompt and "prompt" not in request:
+            request = {**request, "prompt": self.default_prompt}  # (a new dict: decoded input stays untouched)
         obs = self.layout.parse_observation(request, self.ctx, time.time())
         chunk = self.policy.infer(obs)
         reply = self.layout.response(chunk.values, obs, self.ctx)
