@@ -101,3 +101,19 @@ def test_bad_input(model_dir):
     o.state[0] = np.nan
     with pytest.raises(PolicyError, match="NaN"):
         policy.infer(o)
+
+
+def test_frames_are_stretched_not_letterboxed_and_optionally_centre_cropped(model_dir):
+    from PIL import Image
+
+    from vla_ros.core.image import center_crop
+
+    plain, cropped = make(model_dir), make(model_dir, center_crop=True)
+    assert plain.resize == "stretch"  # the policy node squashes frames to the model size for OpenVLA (pi0: "pad")
+    o = obs()
+    image = o.images[plain.camera]
+    text = (plain.processor.image_token or "") + "x"
+    expected = plain.processor(text=text, images=Image.fromarray(center_crop(image, 0.9)), return_tensors="pt")
+    got = cropped._inputs(o)["pixel_values"].float().cpu().numpy()
+    np.testing.assert_allclose(got, expected["pixel_values"].float().numpy(), atol=1e-6)
+    assert not np.allclose(plain._inputs(o)["pixel_values"].float().cpu().numpy(), got)

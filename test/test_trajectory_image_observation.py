@@ -128,3 +128,25 @@ def test_observation_buffer_names_missing_and_stale_inputs():
         buf.build(1.0, "go", use_images=True)
     buf.set_image("cam", np.zeros((2, 2, 3), np.uint8), stamp=1.1)  # within max_age: clocks a little apart
     assert buf.build(1.0, "go", use_images=True).stamp == 0.95
+
+
+def test_stretch_and_centre_crop_as_openvla_sees_frames():
+    """OpenVLA trained on squashed frames (no bars); LIBERO checkpoints on random crops of 90% area, whose
+    test-time counterpart is the centre crop resized back."""
+    from vla_ros.core.image import center_crop, resize_stretch
+
+    frame = np.zeros((480, 640, 3), np.uint8)
+    frame[:, :320] = (255, 0, 0)
+    frame[:, 320:] = (0, 255, 0)
+    stretched, padded = resize_stretch(frame, 224, 224), resize_with_pad(frame, 224, 224)
+    assert stretched[0, 0].tolist() == [255, 0, 0] and stretched[223, 223].tolist() == [0, 255, 0]
+    assert padded[0, 0].tolist() == [0, 0, 0] and padded[28, 0].tolist() == [255, 0, 0]  # 28 rows of bars
+    img = np.zeros((100, 100, 3), np.uint8)
+    img[:] = (0, 255, 0)
+    img[:3] = img[-3:] = img[:, :3] = img[:, -3:] = (255, 0, 0)  # a 3-pixel red frame
+    out = center_crop(img, 0.9)
+    # the crop spans 2.566 .. 97.434 px (side sqrt(0.9)); output pixel 0 samples x = 2.566 + 0.5 x 0.9487 = 3.040,
+    # 0.46 of the way from red pixel 2 (centre 2.5) to green pixel 3: red 0.46 x 255 = 117.6
+    assert abs(int(out[50, 0, 0]) - 118) <= 1 and out[50, 1].tolist() == [0, 255, 0]
+    assert abs(int(out[0, 0, 0]) - round(255 * (1 - 0.54 * 0.54))) <= 1  # both axes: 180.6
+    assert fit_image(frame, (224, 224), None, "stretch")[1].endswith("resizing (stretched)")

@@ -60,6 +60,30 @@ def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return out
 
 
+def resize_stretch(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize to ``height`` x ``width`` without keeping the aspect ratio (Lanczos, antialiased): OpenVLA's
+    training images (RLDS frames squashed to 224x224, tf.image.resize lanczos3 with antialias)."""
+    if image.shape[:2] == (height, width):
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((width, height), resample=Image.LANCZOS))
+
+
+def center_crop(image: np.ndarray, area: float = 0.9) -> np.ndarray:
+    """The centre ``area`` fraction of the image (sides x sqrt(area)) resized back to the full size
+    (bilinear): OpenVLA's test-time counterpart of its random-crop augmentation (crop_scale 0.9)."""
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    side = float(np.sqrt(area))
+    box = ((1 - side) / 2 * w, (1 - side) / 2 * h, (1 + side) / 2 * w, (1 + side) / 2 * h)
+    return np.asarray(Image.fromarray(image).resize((w, h), resample=Image.BILINEAR, box=box))
+
+
+RESIZE_MODES = {"pad": resize_with_pad, "stretch": resize_stretch}
+
+
 def parse_size(text: str) -> tuple[int, int] | None:
     """``"WxH"`` (e.g. ``"640x480"``) to (height, width); ``""`` to None."""
     if not text:
@@ -73,9 +97,10 @@ def parse_size(text: str) -> tuple[int, int] | None:
     return height, width
 
 
-def fit_image(image: np.ndarray, size: tuple[int, int], declared: tuple[int, int] | None = None
-              ) -> tuple[np.ndarray, str | None]:
-    """Resize-with-pad ``image`` to ``size`` (height, width); a problem message unless its size was expected.
+def fit_image(image: np.ndarray, size: tuple[int, int], declared: tuple[int, int] | None = None,
+              mode: str = "pad") -> tuple[np.ndarray, str | None]:
+    """Resize ``image`` to ``size`` (height, width) the backend's way (``mode``: pad keeps the aspect ratio,
+    stretch does not); a problem message unless its size was expected.
 
     A frame at the backend's size or at the camera's ``declared`` size (what its driver publishes) is
     expected; any other size is still resized but reported.
@@ -86,5 +111,6 @@ def fit_image(image: np.ndarray, size: tuple[int, int], declared: tuple[int, int
     problem = None
     if shape != declared:
         also = f" (declared camera size {declared[1]}x{declared[0]})" if declared else ""
-        problem = f"is {shape[1]}x{shape[0]}, expected {size[1]}x{size[0]}{also}; resizing with padding"
-    return resize_with_pad(image, *size), problem
+        how = "with padding" if mode == "pad" else "(stretched)"
+        problem = f"is {shape[1]}x{shape[0]}, expected {size[1]}x{size[0]}{also}; resizing {how}"
+    return RESIZE_MODES[mode](image, *size), problem

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
+from ..core.image import center_crop
 from ..core.normalize import Stats
 from ..core.observation import Observation
 from ..core.tokenizers import BinTokenizer
@@ -65,11 +66,14 @@ class OpenVlaPolicy(TorchPolicy):
     name = "openvla"
     description = "OpenVLA (Vision2Seq, 7 action tokens, 256-bin de-tokenisation, q01/q99 un-normalisation)"
     uses_images = True
+    resize = "stretch"  # trained on squashed frames (RLDS 224x224), not letterboxed ones
     PARAMS = [
         *TorchPolicy.TORCH_PARAMS,
         ParamSpec("unnorm_key", "", "Dataset whose action statistics apply (e.g. bridge_orig); required when "
                   "the checkpoint has several"),
         ParamSpec("camera_key", "", "Image key fed to the model (empty: the first image key)"),
+        ParamSpec("center_crop", False, "Feed the centre 90% (area) resized back: for checkpoints fine-tuned with "
+                  "random-crop augmentation (OpenVLA's LIBERO ones)"),
         ParamSpec("action_dim", 7, "Action tokens generated per step", min=1, max=64),
         ParamSpec("action_space", "ee_delta", "How the 7-D action becomes targets (BridgeData: ee_delta)",
                   choices=("ee_delta", "joint_absolute", "joint_delta", "joint_velocity")),
@@ -113,6 +117,8 @@ class OpenVlaPolicy(TorchPolicy):
             raise PolicyError(f"observation lacks camera {self.camera!r}")
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise PolicyError(f"camera {self.camera!r}: expected HxWx3 uint8, got {image.shape} {image.dtype}")
+        if self.options["center_crop"]:
+            image = center_crop(image, 0.9)
         text = prompt_for(observation.instruction)
         token = getattr(self.processor, "image_token", None)
         if token and token not in text:  # processors that expand an explicit image token (Llava-style)

@@ -118,7 +118,7 @@ class PolicyNode(Node):
         if stamp <= 0:
             self.problems.report(f"image:{key}", f"image {key!r} has a zero stamp; frame dropped", now)
             return
-        image, problem = fit_image(image, self.image_size, self.declared_sizes[key])
+        image, problem = fit_image(image, self.image_size, self.declared_sizes[key], self.policy.resize)
         if problem:
             self.problems.report(f"image_size:{key}", f"image {key!r} {problem}", now)
         with self.lock:
