@@ -190,18 +190,29 @@ def aloha_ctx():
     return LayoutContext(ALOHA, ALOHA.state_joints, ALOHA.action_joints, 0.02, ALOHA.openpi.cameras)
 
 
-def test_aloha_layout_round_trips():
+def test_aloha_layout_uses_openpis_gripper_units():
+    """openpi ALOHA: state gripper = finger normalised over 0.01844-0.05800 m; action gripper = motor angle
+    normalised over -0.6213-1.4910 rad, the finger position following from the Interbotix linkage
+    (h = 0.022, a = 0.036 m): x = h sin(t) + sqrt(a^2 - h^2 cos(t)^2). Numbers computed by hand."""
     layout, ctx = get_layout("aloha"), aloha_ctx()
     rng = np.random.default_rng(1)
-    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.05, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 0.0579])
+    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.05, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 0.03])
     images = {c.key: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for c in ALOHA.cameras}
     obs = Observation(3.0, state, images, "fold")
     wire = layout.observation(obs, ctx)
     assert wire["state"].dtype == np.float32 and wire["images"]["cam_high"].shape == (3, 224, 224)
-    assert wire["state"][6] == pytest.approx((0.05 - 0.044) / (0.0579 - 0.044)) and wire["state"][13] == 1.0
+    assert wire["state"][6] == pytest.approx(0.797775, abs=1e-6)  # (0.05 - 0.01844) / 0.03956
+    assert wire["state"][13] == pytest.approx(0.292214, abs=1e-6)  # (0.03 - 0.01844) / 0.03956
+    np.testing.assert_array_equal(wire["state"][:6], state[:6].astype(np.float32))  # joints as they are
     back = layout.parse_observation(wire, ctx, 3.0)
     np.testing.assert_allclose(back.state, state, atol=1e-6)
     np.testing.assert_array_equal(back.images["cam_low"], images["cam_low"])
+    actions = np.tile(state, (3, 1))
+    actions[:, 6] = [0.0, 0.5, 1.0]  # motor -0.6213, 0.43485, 1.4910 rad
+    targets = layout.targets({"actions": actions}, obs, ctx)
+    # fingers 0.018435 (below the joint's 0.021 m limit: clipped), 0.039233, 0.057887 (above 0.057: clipped)
+    np.testing.assert_allclose(targets[:, 6], [0.021, 0.039233, 0.057], atol=2e-6)
+    np.testing.assert_allclose(targets[:, :6], actions[:, :6])
     targets = np.tile(state, (5, 1))
     np.testing.assert_allclose(layout.targets(layout.response(targets, obs, ctx), obs, ctx), targets, atol=1e-6)
     with pytest.raises(LayoutError, match="14 values"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core import aloha
 from ..core.action_space import ActionSpace, GripperMap
 from ..core.observation import Observation
 from ..core.transforms import rotation_log
@@ -89,22 +90,23 @@ class NativeLayout:
 
 
 class AlohaLayout:
-    """openpi ALOHA: 14-D state/actions [L 6, L gripper, R 6, R gripper], grippers 0 = closed .. 1 = open,
-    images cam_high/cam_low/cam_left_wrist/cam_right_wrist as CHW uint8."""
+    """openpi ALOHA: 14-D state/actions [L 6, L gripper, R 6, R gripper], images cam_high/cam_low/
+    cam_left_wrist/cam_right_wrist as CHW uint8. Grippers in openpi's units (:mod:`vla_ros.core.aloha`):
+    state = finger position normalised over 0.01844-0.05800 m; action = motor angle normalised over
+    -0.6213-1.4910 rad, which becomes the finger position that angle reaches (clipped to the joint's limits)."""
 
     name = "aloha"
     CAMERAS = ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")
 
-    def _space(self, ctx: LayoutContext) -> ActionSpace:
+    def _grippers(self, ctx: LayoutContext, joints: list[str]) -> list[int]:
         if len(ctx.action_joints) != 14 or len(ctx.robot.grippers) != 2:
             raise LayoutError("the aloha layout needs a 14-joint preset with two grippers")
-        return ctx.space("joint_absolute", 0.0, 1.0)
+        return [joints.index(g.joint) for g in ctx.robot.grippers]
 
     def _to_model(self, values: np.ndarray, joints: list[str], ctx: LayoutContext) -> np.ndarray:
         out = np.array(values, np.float64, copy=True)
-        for g in self._space(ctx).grippers:
-            k = joints.index(g.joint)
-            out[..., k] = g.to_model(out[..., k])
+        for k in self._grippers(ctx, joints):
+            out[..., k] = aloha.state_from_finger(out[..., k])
         return out
 
     def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
@@ -116,18 +118,26 @@ class AlohaLayout:
         state = np.array(d["state"], np.float64)  # a copy: decoded arrays are read-only
         if state.shape != (14,):
             raise LayoutError(f"aloha state must have 14 values, got {state.shape}")
-        for g in self._space(ctx).grippers:
-            k = ctx.state_joints.index(g.joint)
-            state[k] = g.to_joint(state[k])
+        for k in self._grippers(ctx, ctx.state_joints):
+            state[k] = aloha.finger_from_state(state[k])
         inverse = {c: ctx.cameras.get(c, c) for c in self.CAMERAS}
         images = {inverse[c]: _hwc(v) for c, v in (d.get("images") or {}).items() if c in inverse}
         return Observation(stamp, state, images, str(d.get("prompt", "")))
 
     def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
-        return self._space(ctx).to_targets(np.asarray(response["actions"])[:, :14], obs.state)
+        actions = np.array(response["actions"], np.float64)[:, :14]  # a copy: decoded arrays are read-only
+        if actions.ndim != 2 or actions.shape[1] != 14 or not np.all(np.isfinite(actions)):
+            raise LayoutError(f"aloha actions must be finite (H, 14), got {actions.shape}")
+        for k in self._grippers(ctx, ctx.action_joints):  # (the preset's order is openpi's: L 6, L gripper, R ...)
+            limits = ctx.robot.limits_for([ctx.action_joints[k]])
+            actions[:, k] = np.clip(aloha.finger_from_action(actions[:, k]), limits.lower[0], limits.upper[0])
+        return actions
 
     def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
-        return {"actions": self._to_model(targets, ctx.action_joints, ctx).astype(np.float32)}
+        out = np.array(targets, np.float64, copy=True)
+        for k in self._grippers(ctx, ctx.action_joints):
+            out[:, k] = np.clip(aloha.action_from_finger(out[:, k]), 0.0, 1.0)
+        return {"actions": out.astype(np.float32)}
 
 
 class DroidLayout:
