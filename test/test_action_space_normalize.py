@@ -98,3 +98,28 @@ def test_end_effector_deltas_compose_onto_the_pose_at_capture():
     yaw = np.arctan2(second[1, 0], second[0, 0]) - np.arctan2(first[1, 0], first[0, 0])
     assert yaw == pytest.approx(0.1, abs=2e-3)
     assert targets[0, 6] == pytest.approx(0.037) and targets[1, 6] == pytest.approx(0.015)
+
+
+def test_openpi_aloha_transforms_match_hand_computed_values():
+    """openpi aloha_policy (adapt_to_pi) + DeltaActions(6, -1, 6, -1), for pi0 run in process."""
+    from vla_ros.core.aloha import OpenpiAloha
+
+    t = OpenpiAloha((0.021, 0.057))
+    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.05, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 0.03])
+    model = t.state(state)
+    np.testing.assert_allclose(model[:6], [0.1, 0.9, -1.1, 0.0, -0.3, 0.2])  # shoulder and elbow flipped
+    # finger 0.05 m: sin t = (0.022^2 + 0.05^2 - 0.036^2) / (2 x 0.022 x 0.05) = 0.767273, t = 0.87458 rad,
+    # normalised over the pi gripper range 0.5476 .. 1.6296: 0.30220; finger 0.03 m: sin t = 0.066667 -> -0.44444
+    np.testing.assert_allclose(model[[6, 13]], [0.30220, -0.44444], atol=1e-5)
+    actions = np.zeros((2, 14))
+    actions[1, 1] = 0.1  # shoulder +0.1 in the model's (flipped) space
+    actions[1, 6] = 0.5  # gripper motor at 0.5 + 0.5476 = 1.0476 rad
+    targets = t.targets(actions, state)
+    np.testing.assert_allclose(targets[0, [0, 1, 2]], state[[0, 1, 2]])  # zero deltas: the state
+    assert targets[1, 1] == pytest.approx(-1.0)  # -0.9 flipped to 0.9, + 0.1, flipped back
+    # motor 0.5476 rad: 0.022 sin + sqrt(0.036^2 - (0.022 cos)^2) = 0.011456 + 0.030712 = 0.042168 m
+    # motor 1.0476 rad: 0.019060 + 0.034282 = 0.053342 m
+    np.testing.assert_allclose(targets[:, 6], [0.042168, 0.053342], atol=1e-5)
+    np.testing.assert_allclose(t.model_actions(targets, state), actions, atol=1e-12)
+    absolute = OpenpiAloha((0.021, 0.057), delta=False).targets(actions, state)
+    assert absolute[0, 1] == 0.0 and absolute[1, 1] == pytest.approx(-0.1)

@@ -145,3 +145,37 @@ def test_prompts_are_cleaned_and_cut_as_openpi_does(model_dir):
     assert len(full) > 8 and policy._text_ids(long) == full[:8]
     assert policy.diagnostics()["pi0_prompt_truncations"] == 1
     assert make(model_dir, max_token_len=0)._text_ids(long) == full
+
+
+def test_openpi_aloha_transforms_in_process(tmp_path):
+    """pi0.transforms openpi_aloha: three cameras as openpi feeds them (cam_low is not a model input), the
+    model's state in openpi's pi space, its actions through AbsoluteActions + AlohaOutputs."""
+    from vla_ros.core.aloha import OpenpiAloha
+    from vla_ros.robots import load_robot
+
+    aloha = load_robot("aloha")
+    folder = build_tiny_pi0(tmp_path, state_dim=14, action_dim=14, chunk_size=10)
+    keys = [c.key for c in aloha.cameras]
+    params = {"backend": "pi0", "image_keys": keys, "image_topics": [f"/{k}" for k in keys], "chunk_dt": 0.02,
+              "horizon": 10, "pi0.model_path": str(folder), "pi0.device": "cpu", "pi0.seed": 0,
+              "pi0.num_steps": 2, "pi0.transforms": "openpi_aloha"}
+    policy = create_policy("pi0", policy_context(aloha, params))
+    assert policy.cameras == ["cam_high", "cam_left_wrist", "cam_right_wrist"]
+    rng = np.random.default_rng(0)
+    state = np.array([0.1, -0.9, 1.1, 0.0, -0.3, 0.2, 0.05, -0.1, -0.8, 1.0, 0.1, -0.2, 0.0, 0.03])
+    obs = Observation(5.0, state, {k: rng.integers(0, 255, (224, 224, 3), dtype=np.uint8) for k in keys}, "fold")
+    inputs = policy.preprocess(obs)
+    expected = policy.stats.state.normalize(OpenpiAloha((0.021, 0.057)).state(state), policy.stats.mode)
+    np.testing.assert_allclose(inputs["state"][0, :14].float().numpy(), expected, atol=1e-5)
+    raw = np.random.default_rng(1).normal(size=(10, 32))
+    chunk = policy.postprocess(raw, obs)
+    values = policy.stats.actions.unnormalize(raw[:, :14], policy.stats.mode)
+    np.testing.assert_allclose(chunk.values, OpenpiAloha((0.021, 0.057)).targets(values, state), atol=1e-9)
+    prefix = {"values": chunk.values, "valid": np.ones(10, bool), "delay": 2, "execution_horizon": 3}
+    target, _ = policy._guidance(Observation(5.0, state, obs.images, "fold", {"prefix": prefix}))
+    model = policy.stats.actions.normalize(OpenpiAloha((0.021, 0.057)).model_actions(chunk.values, state),
+                                          policy.stats.mode)  # guided RTC's prefix: back in the model's space
+    np.testing.assert_allclose(target[0, :, :14].float().numpy(), model, atol=1e-5)
+    with pytest.raises(PolicyError, match="14 ALOHA joints"):
+        create_policy("pi0", policy_context(ROBOT, {**params, "image_keys": KEYS,
+                                                     "image_topics": [f"/{k}" for k in KEYS]}))

@@ -51,3 +51,47 @@ def finger_from_action(value: np.ndarray) -> np.ndarray:
 def action_from_finger(finger: np.ndarray) -> np.ndarray:
     lo, hi = MOTOR_RANGE
     return (finger_to_motor(finger) - lo) / (hi - lo)
+
+
+PI_GRIPPER_RANGE = (0.5476, 1.6296)  # rad: the pi runtime's gripper encoder range (counts 2405..3110 of 4096)
+FLIP = np.array([1, -1, -1, 1, 1, 1, 1] * 2, float)  # adapt_to_pi: shoulder and elbow turn the other way
+DELTA_MASK = np.array(([True] * 6 + [False]) * 2)  # openpi's ALOHA configs: joints as deltas, grippers absolute
+GRIPPERS = (6, 13)
+
+
+class OpenpiAloha:
+    """openpi's ALOHA data transforms for a pi0 run in process on an openpi-trained ALOHA checkpoint
+    (``AlohaInputs``/``AlohaOutputs`` with ``adapt_to_pi``, then ``DeltaActions``/``AbsoluteActions``).
+
+    Our state (14, openpi order, fingers in metres) -> the model's: joints x FLIP; gripper = motor angle of
+    the finger normalised over PI_GRIPPER_RANGE. The model's (un-normalised) actions -> targets: the delta
+    joints plus the model-space state, x FLIP; gripper + 0.5476 = the motor angle, whose finger position
+    (clipped to ``finger_limits``) is the target.
+    """
+
+    def __init__(self, finger_limits: tuple[float, float], delta: bool = True):
+        self.finger_limits = finger_limits
+        self.mask = DELTA_MASK if delta else np.zeros(14, bool)
+
+    def state(self, state: np.ndarray) -> np.ndarray:
+        s = FLIP * np.asarray(state, float)
+        lo, hi = PI_GRIPPER_RANGE
+        for k in GRIPPERS:
+            s[k] = (finger_to_motor(state[k]) - lo) / (hi - lo)
+        return s
+
+    def targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """(H, 14) un-normalised model actions and our state at capture -> (H, 14) targets."""
+        a = np.array(actions, float) + np.where(self.mask, self.state(state), 0.0)
+        a *= FLIP
+        for k in GRIPPERS:
+            a[:, k] = np.clip(motor_to_finger(a[:, k] + PI_GRIPPER_RANGE[0]), *self.finger_limits)
+        return a
+
+    def model_actions(self, targets: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`targets` (guided RTC's prefix in the model's space)."""
+        a = np.array(targets, float)
+        for k in GRIPPERS:
+            a[:, k] = finger_to_motor(a[:, k]) - PI_GRIPPER_RANGE[0]
+        a *= FLIP
+        return a - np.where(self.mask, self.state(state), 0.0)

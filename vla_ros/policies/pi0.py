@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.action_space import from_preset
+from ..core.aloha import GRIPPERS, OpenpiAloha
 from ..core.chunk import ActionChunk
 from ..core.image import resize_with_pad
 from ..core.instructions import clean_prompt
@@ -72,6 +73,10 @@ class Pi0Policy(TorchPolicy):
         ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
         ParamSpec("compile", "auto", "Static-shape fast path (prefix cache in fixed buffers, CUDA graphs captured "
                   "at load); auto: on with CUDA", choices=("auto", "on", "off")),
+        ParamSpec("transforms", "preset", "How state and actions meet the model: the preset's action space, or "
+                  "openpi's ALOHA data transforms (adapt_to_pi, joints as deltas or absolute; cameras cam_high and "
+                  "the wrists) for openpi-trained ALOHA checkpoints",
+                  choices=("preset", "openpi_aloha", "openpi_aloha_absolute")),
         ParamSpec("max_token_len", 48, "Prompt tokens kept (<bos>, cleaned instruction, newline), cut beyond as "
                   "openpi's tokenizer does: pi0 48, pi05 200 (0: never cut)", min=0, max=4096),
         ParamSpec("max_prompt_tokens", 48, "Fast path: prompt tokens the captured graphs hold (longer instructions "
@@ -89,7 +94,9 @@ class Pi0Policy(TorchPolicy):
         cfg = self.model.config
         self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
         self.stats = load_norm_stats(path, o["norm_mode"])
-        self.cameras = list(o["camera_keys"]) or list(context.image_keys)
+        self.aloha = self._aloha_transforms(context, o["transforms"])
+        self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
+                                                  list(context.image_keys))
         if not self.cameras:
             raise PolicyError("pi0 needs at least one camera (image_keys / pi0.camera_keys)")
         unknown = [k for k in self.cameras if k not in context.image_keys]
@@ -114,6 +121,25 @@ class Pi0Policy(TorchPolicy):
         self.prompt_truncations = 0  # distinct instructions cut to max_token_len
         self._first_chunk = True
         self.fast = self._build_fast() if self._fast_wanted() else None
+
+    @staticmethod
+    def _aloha_transforms(context: PolicyContext, name: str) -> OpenpiAloha | None:
+        if name == "preset":
+            return None
+        robot = context.robot
+        if len(context.state_joints) != 14 or context.action_joints != context.state_joints or \
+                [context.state_joints.index(g.joint) for g in robot.grippers] != list(GRIPPERS):
+            raise PolicyError(f"pi0.transforms {name} needs the 14 ALOHA joints in openpi's order "
+                              "[L 6, L gripper, R 6, R gripper] as state and action joints")
+        limits = robot.limits_for([robot.grippers[0].joint])
+        return OpenpiAloha((float(limits.lower[0]), float(limits.upper[0])), delta=name == "openpi_aloha")
+
+    @staticmethod
+    def _aloha_cameras(context: PolicyContext) -> list[str]:
+        """openpi feeds cam_high and the two wrist cameras (cam_low is not an input of its ALOHA models)."""
+        names = context.robot.openpi.cameras
+        keys = [names.get(c, c) for c in ("cam_high", "cam_left_wrist", "cam_right_wrist")]
+        return [k for k in keys if k in context.image_keys]
 
     def _fast_wanted(self) -> bool:
         mode = self.options["compile"]
@@ -179,7 +205,8 @@ class Pi0Policy(TorchPolicy):
         if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
             raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
         padded = np.zeros(self.max_state_dim)
-        padded[: state.size] = self.stats.state.normalize(state, self.stats.mode)
+        model_state = self.aloha.state(state) if self.aloha else state
+        padded[: state.size] = self.stats.state.normalize(model_state, self.stats.mode)
         ids = self._prompt_ids(observation.instruction)
         return {
             "state": torch.tensor(padded[None], dtype=self.dtype, device=self.device),
@@ -246,13 +273,15 @@ class Pi0Policy(TorchPolicy):
         if prefix is None or not self.options["rtc_guidance"]:
             return None
         kind = self.action_space.kind
-        if kind not in ("joint_absolute", "joint_delta"):
+        if kind not in ("joint_absolute", "joint_delta") and not self.aloha:
             return None  # velocity / end-effector actions: no exact inverse of the targets
         torch = self.torch
         values = np.asarray(prefix["values"], float)  # (H_node, len(action_joints)) absolute targets
         model = np.zeros((self.chunk_size, self.max_action_dim))
         space = self.action_space
-        for k, joint in enumerate(space.model_dims):
+        if self.aloha:
+            model[: len(values), :14] = self.aloha.model_actions(values, observation.state)
+        for k, joint in enumerate(space.model_dims if not self.aloha else []):
             col = values[:, self.context.action_joints.index(joint)]
             grip = space.gripper_of(joint)
             if grip is not None:
@@ -278,7 +307,8 @@ class Pi0Policy(TorchPolicy):
             raise PolicyError("the model produced NaN/inf actions")
         values = self.stats.actions.unnormalize(raw, self.stats.mode)
         try:
-            targets = self.action_space.to_targets(values, observation.state)
+            targets = (self.aloha.targets(values, observation.state) if self.aloha
+                       else self.action_space.to_targets(values, observation.state))
         except ValueError as exc:
             raise PolicyError(str(exc)) from exc
         return ActionChunk.uniform(observation.stamp, ctx.action_joints, targets, ctx.chunk_dt)
