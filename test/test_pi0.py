@@ -179,3 +179,17 @@ def test_openpi_aloha_transforms_in_process(tmp_path):
     with pytest.raises(PolicyError, match="14 ALOHA joints"):
         create_policy("pi0", policy_context(ROBOT, {**params, "image_keys": KEYS,
                                                      "image_topics": [f"/{k}" for k in KEYS]}))
+
+
+def test_guidance_weights_follow_the_node_chunk_the_controller_schedule_and_real_columns(model_dir):
+    """RTC weights over the node's 10-step chunk (not the model's 20), with the controller's default exp
+    schedule, on the 7 action columns only (the padding up to max_action_dim is never executed)."""
+    policy = make(model_dir)
+    values = np.tile([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03], (10, 1))
+    prefix = {"values": values, "valid": np.ones(10, bool), "delay": 2, "execution_horizon": 3}
+    _, weights = policy._guidance(observation(prefix=prefix))
+    w = weights.float().numpy()
+    expected = rtc_weights(10, 2, 3, "exp")  # 1, 1, then c e^c-ish decay to 0 at step 7 (10 - 3)
+    np.testing.assert_allclose(w[:10, :7], np.tile(expected[:, None], (1, 7)), atol=1e-6)
+    assert w.shape == (20, policy.max_action_dim) and not w[10:].any() and not w[:, 7:].any()
+    assert expected[6] > 0 and expected[7] == 0 and 0 < expected[4] < (7 - 4) / (7 - 2 + 1)  # exp below linear

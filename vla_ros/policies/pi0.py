@@ -71,6 +71,8 @@ class Pi0Policy(TorchPolicy):
         ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
         ParamSpec("rtc_guidance", True, "Guide sampling towards the previous chunk's remaining actions"),
         ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
+        ParamSpec("rtc_schedule", "exp", "Guidance weight decay over the overlap (as the controller's rtc_schedule)",
+                  choices=("linear", "exp")),
         ParamSpec("compile", "auto", "Static-shape fast path (prefix cache in fixed buffers, CUDA graphs captured "
                   "at load); auto: on with CUDA", choices=("auto", "on", "off")),
         ParamSpec("transforms", "preset", "How state and actions meet the model: the preset's action space, or "
@@ -290,14 +292,21 @@ class Pi0Policy(TorchPolicy):
                 col = col - observation.state[self.context.state_joints.index(joint)]
             model[: len(col), k] = col
         model[:, : self.action_width] = self.stats.actions.normalize(model[:, : self.action_width], self.stats.mode)
-        w = rtc_weights(self.chunk_size, int(prefix["delay"]), int(prefix["execution_horizon"]))
+        # the schedule over the node's chunk (the steps that run), as the controller blends it; zero beyond it
+        # and on the padding columns, which nothing executes
+        horizon = self.context.horizon
+        w = np.zeros(self.chunk_size)
+        w[:horizon] = rtc_weights(horizon, int(prefix["delay"]), int(prefix["execution_horizon"]),
+                                  self.options["rtc_schedule"])
         valid = np.zeros(self.chunk_size, dtype=bool)
         valid[: len(prefix["valid"])] = prefix["valid"]
         w = np.where(valid, w, 0.0)
         if not np.any(w > 0):
             return None
+        weights = np.zeros((self.chunk_size, self.max_action_dim))
+        weights[:, : self.action_width] = w[:, None]
         return (torch.tensor(model[None], dtype=self.dtype, device=self.device),
-                torch.tensor(w, dtype=self.dtype, device=self.device))
+                torch.tensor(weights, dtype=self.dtype, device=self.device))
 
     # -- post-processing ---------------------------------------------------------------------
     def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:

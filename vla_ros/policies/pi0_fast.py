@@ -135,7 +135,7 @@ class Pi0Fast:
         self.state = torch.zeros(1, int(cfg.max_state_dim), dtype=self.dtype, **z)
         self.noise = torch.zeros(1, self.chunk, self.action_dim, dtype=self.dtype, **z)
         self.target = torch.zeros_like(self.noise)
-        self.weights = torch.zeros(self.chunk, 1, dtype=self.dtype, **z)
+        self.weights = torch.zeros(self.chunk, self.action_dim, dtype=self.dtype, **z)  # per step and column
         self.keys = [torch.zeros(1, self.kv_heads, self.length, self.head_dim, dtype=self.dtype, **z)
                      for _ in self.lm.layers]
         self.values = [torch.zeros_like(k) for k in self.keys]
@@ -182,7 +182,7 @@ class Pi0Fast:
         self.noise.copy_(noise)
         if target is not None:
             self.target.copy_(target)
-            self.weights.copy_(weights.reshape(-1, 1))
+            self.weights.copy_(weights.reshape(self.chunk, -1).expand(self.chunk, self.action_dim))
 
     # -- the model, over static tensors --------------------------------------------------------
     def embed(self) -> torch.Tensor:

@@ -34,8 +34,8 @@ def guided_sample(velocity: Velocity, noise: torch.Tensor, steps: int, prefix: t
                   weights: torch.Tensor | None = None, beta: float = 5.0) -> torch.Tensor:
     """Euler integration of ``velocity`` from ``noise`` (t = 0) to t = 1, optionally prefix-guided.
 
-    ``noise`` and ``prefix`` are (..., H, A); ``weights`` is (H,). Without a prefix this is the plain
-    flow-matching sampler.
+    ``noise`` and ``prefix`` are (..., H, A); ``weights`` is (H,) or (H, A) (per column: zero on padding
+    columns). Without a prefix this is the plain flow-matching sampler.
     """
     if steps < 1:
         raise ValueError("steps must be >= 1")
@@ -43,7 +43,8 @@ def guided_sample(velocity: Velocity, noise: torch.Tensor, steps: int, prefix: t
     dt = 1.0 / steps
     guided = prefix is not None and weights is not None and bool(torch.any(weights > 0))
     if guided:
-        w = weights.to(noise.dtype).reshape(*([1] * (noise.dim() - 2)), -1, 1)
+        w = weights.to(noise.dtype)
+        w = w.reshape(*([1] * (noise.dim() - 2)), *(w.shape if w.dim() == 2 else (-1, 1)))
         prefix = prefix.to(noise.dtype)
     for k in range(steps):
         t = k * dt
