@@ -117,3 +117,9 @@ def test_frames_are_stretched_not_letterboxed_and_optionally_centre_cropped(mode
     got = cropped._inputs(o)["pixel_values"].float().cpu().numpy()
     np.testing.assert_allclose(got, expected["pixel_values"].float().numpy(), atol=1e-6)
     assert not np.allclose(plain._inputs(o)["pixel_values"].float().cpu().numpy(), got)
+
+
+def test_action_dim_comes_from_the_checkpoints_statistics(model_dir):
+    assert make(model_dir).action_dim == 7  # bridge_orig: 7 q01/q99 values
+    with pytest.raises(PolicyError, match="does not match the 7 dimensions"):
+        make(model_dir, action_dim=6)

@@ -74,7 +74,8 @@ class OpenVlaPolicy(TorchPolicy):
         ParamSpec("camera_key", "", "Image key fed to the model (empty: the first image key)"),
         ParamSpec("center_crop", False, "Feed the centre 90% (area) resized back: for checkpoints fine-tuned with "
                   "random-crop augmentation (OpenVLA's LIBERO ones)"),
-        ParamSpec("action_dim", 7, "Action tokens generated per step", min=1, max=64),
+        ParamSpec("action_dim", 0, "Action tokens generated per step (0: the length of the dataset's action "
+                  "statistics, 7 for BridgeData)", min=0, max=64),
         ParamSpec("action_space", "ee_delta", "How the 7-D action becomes targets (BridgeData: ee_delta)",
                   choices=("ee_delta", "joint_absolute", "joint_delta", "joint_velocity")),
         # BridgeData / OpenVLA: the gripper column is not normalised (mask false in the statistics) and is
@@ -96,6 +97,11 @@ class OpenVlaPolicy(TorchPolicy):
         self.bins = BinTokenizer(int(text_vocab) - int(getattr(cfg, "pad_to_multiple_of", 0) or 0),
                                  int(getattr(cfg, "n_action_bins", 256) or 256))
         self.stats = select_stats(getattr(cfg, "norm_stats", None), o["unnorm_key"])
+        width = len(self.stats.q01) if self.stats.q01 is not None else 0
+        self.action_dim = int(o["action_dim"]) or width
+        if not self.action_dim or (width and self.action_dim != width):
+            raise PolicyError(f"openvla.action_dim {o['action_dim']} does not match the {width} dimensions of the "
+                              "checkpoint's action statistics (0: take them from the statistics)")
         self.camera = o["camera_key"] or (context.image_keys[0] if context.image_keys else "")
         if self.camera not in context.image_keys:
             raise PolicyError(f"openvla.camera_key {self.camera!r} is not among the image_keys {context.image_keys}")
@@ -133,7 +139,7 @@ class OpenVlaPolicy(TorchPolicy):
 
     def generate_tokens(self, observation: Observation) -> np.ndarray:
         """The ``action_dim`` greedily generated action token ids."""
-        n = int(self.options["action_dim"])
+        n = self.action_dim
         with self.torch.no_grad():
             out = self.model.generate(**self._inputs(observation), max_new_tokens=n, min_new_tokens=n,
                                       do_sample=False)
