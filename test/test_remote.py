@@ -290,6 +290,29 @@ def test_libero_layout_uses_the_end_effector():
         layout.parse_observation(wire, ctx, 0.0)
 
 
+def test_libero_rotations_are_rotation_vectors_and_the_image_turn_is_optional():
+    """robosuite OSC_POSE (LIBERO): the rotation columns x 0.5 rad are a rotation vector applied in the base
+    frame, R = exp(v) R0; for v = 0.5 x (0.6, 0.8, 0) that differs from roll-pitch-yaw (0.3, 0.4, 0) by ~0.06 rad."""
+    from vla_ros.core.transforms import rotation_exp, rotation_log, rpy_to_matrix
+
+    layout = get_layout("libero")
+    cams = {"image": "exterior_image_1_left", "wrist_image": "wrist_image_left"}
+    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 0.05, cams)
+    state = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398, 0.04])
+    img = np.arange(224 * 224 * 3, dtype=np.uint8).reshape(224, 224, 3)
+    obs = Observation(1.0, state, {"exterior_image_1_left": img, "wrist_image_left": img}, "turn the knob")
+    actions = np.zeros((1, 7))
+    actions[0, 3:5] = [0.6, 0.8]
+    chain = FRANKA.chain()
+    start = chain.fk(state[:7])[:3, :3]
+    reached = chain.fk(layout.targets({"actions": actions}, obs, ctx)[0, :7])[:3, :3]
+    err = np.linalg.norm(rotation_log(reached @ (rotation_exp([0.3, 0.4, 0.0]) @ start).T))
+    assert err < 2e-3, err
+    assert np.linalg.norm(rotation_log(reached @ (rpy_to_matrix([0.3, 0.4, 0.0]) @ start).T)) > 0.05
+    upright = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 0.05, cams, rotate_180=False)
+    np.testing.assert_array_equal(layout.observation(obs, upright)["observation/image"], img)
+
+
 def test_openpi_backend_holds_on_failure_and_recovers(tiny_pi0):
     policy = pi0_policy(WIDOWX, tiny_pi0["widowx"], ["image_0"])
     service = BackendService(policy, "vla_ros")

@@ -3,8 +3,9 @@
 Kinds: ``joint_absolute`` (ALOHA, pi0 on joint positions), ``joint_delta`` (relative to the state at
 capture, openpi's delta actions), ``joint_velocity`` (integrated from the state at capture: ``velocity_step``
 rad per chunk step per unit, DROID 0.2; 0 means a true velocity in rad/s, one chunk_dt per step),
-``ee_delta`` (BridgeData / OpenVLA / LIBERO: end-effector deltas composed onto the pose at capture,
-Euler R = Rz Ry Rx about the base axes, then inverse kinematics). A gripper column is mapped linearly
+``ee_delta`` (BridgeData / OpenVLA / LIBERO: end-effector deltas composed onto the pose at capture, the
+rotation left-multiplied in the base frame: roll-pitch-yaw R = Rz Ry Rx for Bridge, a rotation vector for
+LIBERO's robosuite OSC controller; then inverse kinematics). A gripper column is mapped linearly
 from the model's [closed, open] values to the robot's joint values, optionally binarised first (DROID: > 0.5
 is closed).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kinematics import Chain
-from .transforms import make_transform, rpy_to_matrix
+from .transforms import make_transform, rotation_exp, rpy_to_matrix
 
 KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
 
@@ -53,6 +54,7 @@ class ActionSpace:
     grippers: list[GripperMap] = field(default_factory=list)
     chain: Chain | None = None  # ee_delta
     ee_scale: tuple[float, float] = (1.0, 1.0)  # ee_delta: (metres, radians) per unit of model action
+    ee_rotation: str = "rpy"  # ee_delta: rotation columns as roll-pitch-yaw (Bridge) or a rotation vector (LIBERO)
     model_dims: list[str] = field(default_factory=list)  # joint per model column (joint kinds)
     velocity_step: float = 0.0  # joint_velocity: rad per chunk step per unit of model action (0: dt, rad/s)
     clip: float = 0.0  # > 0: arm columns clipped to [-clip, clip] before use (DROID: 1)
@@ -134,7 +136,8 @@ class ActionSpace:
         out = np.zeros((actions.shape[0], len(self.action_joints)))
         lin, ang = self.ee_scale
         for i, a in enumerate(actions):
-            rot = rpy_to_matrix(a[3:6] * ang) @ pose[:3, :3]  # R = Rz Ry Rx, about the base axes
+            delta = rotation_exp(a[3:6] * ang) if self.ee_rotation == "axis_angle" else rpy_to_matrix(a[3:6] * ang)
+            rot = delta @ pose[:3, :3]  # about the base axes (rpy: R = Rz Ry Rx)
             pose = make_transform(rot, pose[:3, 3] + a[:3] * lin)  # composes onto the previous target
             q = self.chain.ik(pose, q).q
             for j, name in enumerate(self.action_joints):

@@ -37,6 +37,13 @@ def axis_angle_to_matrix(axis: np.ndarray, angle: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1.0 - np.cos(angle)) * (k @ k)
 
 
+def rotation_exp(vec: np.ndarray) -> np.ndarray:
+    """Rotation vector (axis x angle, rad) -> 3x3 matrix (the inverse of :func:`rotation_log`)."""
+    v = np.asarray(vec, float)
+    angle = float(np.linalg.norm(v))
+    return np.eye(3) if angle < 1e-12 else axis_angle_to_matrix(v / angle, angle)
+
+
 def rotation_log(rot: np.ndarray) -> np.ndarray:
     """Rotation vector (axis * angle) of a rotation matrix."""
     cos = np.clip((np.trace(rot) - 1.0) / 2.0, -1.0, 1.0)

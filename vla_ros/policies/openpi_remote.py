@@ -31,6 +31,8 @@ class OpenpiRemotePolicy(Policy):
         ParamSpec("timeout", 2.0, "Seconds to wait for each answer", min=0.01, max=120.0),
         ParamSpec("connect_timeout", 2.0, "Seconds to wait for a connection", min=0.01, max=120.0),
         ParamSpec("max_message_mb", 64.0, "Largest accepted answer (MB)", min=0.1, max=4096.0),
+        ParamSpec("rotate_180", True, "libero layout: turn frames 180 degrees as LIBERO's robosuite renders were "
+                  "stored (false for an upright camera)"),
     ]
 
     def __init__(self, context: PolicyContext):
@@ -39,7 +41,7 @@ class OpenpiRemotePolicy(Policy):
         preset = context.robot.openpi
         self.layout = get_layout(o["layout"] or preset.layout)
         self.layout_ctx = LayoutContext(context.robot, context.state_joints, context.action_joints,
-                                        context.chunk_dt, dict(preset.cameras))
+                                        context.chunk_dt, dict(preset.cameras), bool(o["rotate_180"]))
         self.client = PolicyClient(o["host"], int(o["port"]), o["api_key"] or None, float(o["timeout"]),
                                    float(o["connect_timeout"]), max_size=int(o["max_message_mb"] * 2**20))
 

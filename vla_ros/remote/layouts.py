@@ -30,6 +30,7 @@ class LayoutContext:
     action_joints: list[str]
     dt: float
     cameras: dict[str, str]  # layout camera name -> this package's image key
+    rotate_180: bool = True  # libero: frames turned as LIBERO's robosuite renders were stored (not for upright cameras)
 
     def image(self, obs: Observation, layout_name: str) -> np.ndarray:
         key = self.cameras.get(layout_name, layout_name)
@@ -204,9 +205,11 @@ class DroidLayout:
 
 
 class LiberoLayout:
-    """openpi LIBERO: state = EE position, axis-angle, two finger positions; images rotated 180 degrees;
-    actions (H, 7) in [-1, 1] = EE deltas scaled by 0.05 m / 0.5 rad, gripper -1 open .. +1 closed.
-    Client side only (joint states cannot be recovered from an end-effector pose)."""
+    """openpi LIBERO: state = EE position, axis-angle, two finger positions; images rotated 180 degrees
+    (LIBERO's robosuite renders are stored upside down: ``rotate_180`` false for an upright camera);
+    actions (H, 7) in [-1, 1] = EE deltas scaled by 0.05 m / 0.5 rad (robosuite OSC_POSE: the rotation a
+    rotation vector, applied in the base frame), gripper -1 open .. +1 closed. Client side only (joint
+    states cannot be recovered from an end-effector pose)."""
 
     name = "libero"
 
@@ -217,16 +220,18 @@ class LiberoLayout:
         grip = ctx.robot.gripper
         g = obs.state[ctx.state_joints.index(grip.joint)] if grip else 0.0
         state = np.concatenate([pose[:3, 3], rotation_log(pose[:3, :3]), [g, -g]])
+        turn = (lambda img: img[::-1, ::-1].copy()) if ctx.rotate_180 else (lambda img: img)
         return {"observation/state": state.astype(np.float32),
-                "observation/image": ctx.image(obs, "image")[::-1, ::-1].copy(),
-                "observation/wrist_image": ctx.image(obs, "wrist_image")[::-1, ::-1].copy(),
+                "observation/image": turn(ctx.image(obs, "image")),
+                "observation/wrist_image": turn(ctx.image(obs, "wrist_image")),
                 "prompt": obs.instruction}
 
     def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
         raise LayoutError("the libero layout is client-side only: serve with the vla_ros, aloha or droid layout")
 
     def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
-        space = ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5))
+        space = ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5),
+                          ee_rotation="axis_angle")
         return space.to_targets(np.asarray(response["actions"])[:, :7], obs.state)
 
     def response(self, targets, obs, ctx):
