@@ -1,4 +1,5 @@
-"""Other ways to run the graph: JTC output, simulated time, and the pip launcher command."""
+"""Other ways to run the graph: JTC output, simulated time, compressed camera frames, and the pip launcher
+command."""
 
 import os
 import signal
@@ -49,6 +50,57 @@ def test_joint_trajectory_output_drives_the_sim(ros, tmp_path):
         assert 200 < rate < 300, f"{rate:.1f} Hz"  # every second 500 Hz tick
         assert len(got) > 0.8 * (got[-1].seq - got[0].seq + 1) and got[-1].source - got[0].source > 2.0
     finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0
+
+
+def test_compressed_camera_frames_feed_the_policy(ros, tmp_path):
+    """image_transport compressed: JPEG frames on <topic>/compressed, as a RealSense driver publishes them."""
+    import io
+    import threading
+
+    from PIL import Image
+    from sensor_msgs.msg import CompressedImage, JointState
+
+    from vla_ros.robots import load_robot
+
+    robot = load_robot("widowx")
+    probe = Probe("compressed_probe")
+    record_diagnostics(probe)
+    probe.record("/vla/action_chunk", JointTrajectory)
+    js = probe.create_publisher(JointState, "/joint_states", 10)
+    cam = probe.create_publisher(CompressedImage, "/camera/image_raw/compressed", 2)
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
+    stop = threading.Event()
+
+    def publish() -> None:
+        k = 0
+        while not stop.is_set():
+            stamp = probe.get_clock().now().to_msg()
+            msg = JointState(name=list(robot.action_joints), position=[0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03])
+            msg.header.stamp = stamp
+            js.publish(msg)
+            if k % 10 == 0:
+                frame = CompressedImage(format="rgb8; jpeg compressed bgr8", data=buf.getvalue())
+                frame.header.stamp = stamp
+                cam.publish(frame)
+            k += 1
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=publish, daemon=True)
+    thread.start()
+    graph = start_graph(tmp_path, sim="none", policy="builtin",
+                        params={"policy_node": {"image_transport": "compressed", "image_sizes": ["640x480"]}})
+    try:
+        wait_for_nodes(probe, graph, ["policy_node", "controller_node"])
+        probe.wait_for(lambda: len(probe.messages("/vla/action_chunk")) >= 3, 30, "chunks from compressed frames")
+        diag = probe.diagnostics("policy_node")[-1]
+        assert "image" not in diag["_message"], diag["_message"]
+    finally:
+        stop.set()
+        thread.join()
         code = graph.stop()
         probe.close()
     assert code == 0

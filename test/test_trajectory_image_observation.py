@@ -150,3 +150,33 @@ def test_stretch_and_centre_crop_as_openvla_sees_frames():
     assert abs(int(out[50, 0, 0]) - 118) <= 1 and out[50, 1].tolist() == [0, 255, 0]
     assert abs(int(out[0, 0, 0]) - round(255 * (1 - 0.54 * 0.54))) <= 1  # both axes: 180.6
     assert fit_image(frame, (224, 224), None, "stretch")[1].endswith("resizing (stretched)")
+
+
+def test_compressed_frames_decode_to_rgb_and_bad_ones_are_refused(monkeypatch):
+    """sensor_msgs/CompressedImage as image_transport's compressed plugin writes it (format
+    '<encoding>; jpeg compressed bgr8'): PNG exactly, JPEG within its loss; anything else an ImageError."""
+    import io
+
+    from PIL import Image
+
+    import vla_ros.core.image as image_mod
+    from vla_ros.core.image import decode_compressed
+
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    rgb[:, :32] = (200, 30, 10)  # a red left half: colour order survives the round trip
+    rgb[:, 32:] = (10, 30, 200)
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    Image.fromarray(rgb).save(png, format="PNG")
+    Image.fromarray(rgb).save(jpeg, format="JPEG", quality=95)
+    np.testing.assert_array_equal(decode_compressed("rgb8; png compressed rgb8", png.getvalue()), rgb)
+    got = decode_compressed("bgr8; jpeg compressed bgr8", np.frombuffer(jpeg.getvalue(), np.uint8))
+    assert got.shape == (48, 64, 3) and np.abs(got[:, 4:28].astype(int) - rgb[:, 4:28]).max() <= 8
+    assert decode_compressed("", png.getvalue()).shape == (48, 64, 3)  # format left empty: sniffed
+    with pytest.raises(ImageError, match="cannot be decoded") as err:
+        decode_compressed("jpeg", b"\xff\xd8 not a jpeg")
+    assert err.value.kind == "encoding"
+    with pytest.raises(ImageError, match="unsupported compressed format"):
+        decode_compressed("16UC1; compressedDepth png", png.getvalue())
+    monkeypatch.setattr(image_mod, "MAX_PIXELS", 1000)  # 64x48 = 3072 pixels: refused before decoding
+    with pytest.raises(ImageError, match="pixel limit"):
+        decode_compressed("png", png.getvalue())

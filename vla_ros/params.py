@@ -49,6 +49,9 @@ POLICY_PARAMS: list[ParamSpec] = [
               dynamic=True),
     ParamSpec("image_keys", [], "Model image keys, one per camera topic", type="string_array"),
     ParamSpec("image_topics", [], "sensor_msgs/Image topics feeding image_keys (same order)", type="string_array"),
+    ParamSpec("image_transport", "raw", "raw: sensor_msgs/Image on each image topic; compressed: "
+              "sensor_msgs/CompressedImage (JPEG/PNG) on <topic>/compressed, as image_transport publishes it",
+              choices=("raw", "compressed")),
     ParamSpec("image_sizes", [], "Size each camera publishes, 'WxH' per image key ('' or empty: the backend's); "
               "frames at it are resized with padding silently, other sizes with a warning", type="string_array"),
     ParamSpec("image_width", 224, "Width the backend receives (other sizes are resized with padding)", min=8, max=4096),

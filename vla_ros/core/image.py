@@ -44,6 +44,29 @@ def decode_image(encoding: str, height: int, width: int, step: int, data: bytes 
     return np.repeat(rows, 3, axis=2)
 
 
+def decode_compressed(fmt: str, data: bytes | np.ndarray) -> np.ndarray:
+    """``sensor_msgs/CompressedImage`` (JPEG or PNG, as image_transport's compressed plugin writes them)
+    to HxWx3 uint8 RGB. The pixel count is checked from the header before the frame is decoded."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    raw = bytes(data) if not isinstance(data, np.ndarray) else data.tobytes()
+    kind = fmt.split(";")[-1].strip().split(" ")[0].lower() if fmt else ""
+    if kind and kind not in ("jpeg", "jpg", "png"):
+        raise ImageError(f"unsupported compressed format {fmt!r}; expected jpeg or png", "encoding")
+    try:
+        img = Image.open(io.BytesIO(raw))
+        if img.width * img.height > MAX_PIXELS:
+            raise ImageError(f"image of {img.width}x{img.height} pixels exceeds the {MAX_PIXELS} pixel limit")
+        return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        if isinstance(exc, ImageError):
+            raise
+        raise ImageError(f"compressed image ({fmt or 'no format'}, {len(raw)} bytes) cannot be decoded: {exc}",
+                         "encoding") from None
+
+
 def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
     """Resize keeping the aspect ratio (bilinear), zero-padding to ``height`` x ``width``."""
     if image.shape[:2] == (height, width):

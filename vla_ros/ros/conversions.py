@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..core.chunk import ActionChunk
-from ..core.image import decode_image
+from ..core.image import decode_compressed, decode_image
 
 
 def to_sec(stamp: Time | Duration) -> float:
@@ -34,6 +34,11 @@ def to_duration(seconds: float) -> Duration:
 def image_to_array(msg: Image) -> np.ndarray:
     """sensor_msgs/Image to HxWx3 uint8 RGB (raises core.image.ImageError)."""
     return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+
+
+def compressed_to_array(msg: CompressedImage) -> np.ndarray:
+    """sensor_msgs/CompressedImage (JPEG/PNG) to HxWx3 uint8 RGB (raises core.image.ImageError)."""
+    return decode_compressed(msg.format, msg.data)
 
 
 def array_to_image(image: np.ndarray, stamp: Time, frame_id: str) -> Image:

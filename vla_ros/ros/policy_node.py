@@ -10,7 +10,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import CompressedImage, Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory
@@ -28,7 +28,7 @@ from ..policies import backend_class
 from ..policies.context import camera_inputs, policy_context
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import chunk_to_msg, image_to_array, markers_to_objects, to_sec
+from .conversions import chunk_to_msg, compressed_to_array, image_to_array, markers_to_objects, to_sec
 from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
@@ -74,8 +74,11 @@ class PolicyNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         sized_subscription(self, JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data,
                            io.MAX_JOINT_STATE_BYTES, self.problems, "joint_states:size")
+        compressed = p["image_transport"] == "compressed"
+        self._to_array = compressed_to_array if compressed else image_to_array
         for key, topic in zip(keys, topics):
-            sized_subscription(self, Image, topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data,
+            sized_subscription(self, CompressedImage if compressed else Image, f"{topic}/compressed" if compressed
+                               else topic, lambda msg, k=key: self._on_image(k, msg), qos_profile_sensor_data,
                                io.MAX_IMAGE_BYTES, self.problems, f"image:{key}:size")
         sized_subscription(self, String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10),
                            io.MAX_INSTRUCTION_BYTES, self.problems, "instruction")
@@ -107,10 +110,10 @@ class PolicyNode(Node):
             with self.lock:
                 self.buffer.set_state(*checked)
 
-    def _on_image(self, key: str, msg: Image) -> None:
+    def _on_image(self, key: str, msg: Image | CompressedImage) -> None:
         now = self.now()
         try:
-            image = image_to_array(msg)
+            image = self._to_array(msg)
         except ImageError as exc:
             self.problems.report(f"image:{key}:{exc.kind}", f"image {key!r}: {exc}; frame dropped", now)
             return
