@@ -117,6 +117,33 @@ def test_openpi_websocket_client_policy_talks_to_our_server(tiny_pi0):
         server.stop()
 
 
+def test_openpi_websocket_client_policy_gets_droid_actions_from_our_server(tmp_path):
+    """The DROID example's request as openpi's examples/droid/main.py builds it (224x224 HWC uint8 frames,
+    float joint and gripper positions, a prompt); the reply is what its loop executes: (10, 8) actions."""
+    wcp = pytest.importorskip("openpi_client.websocket_client_policy")
+    from vla_ros.policies.tiny_models import build_tiny_pi0
+
+    folder = build_tiny_pi0(tmp_path, 8, 8, 10)
+    keys = [c.key for c in FRANKA.cameras]
+    ctx = PolicyContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, keys, (224, 224), 1 / 15, 10,
+                        {"model_path": str(folder), "seed": 0, "num_steps": 3})
+    service = BackendService(create_policy("pi0", ctx), "droid", FRANKA.openpi.cameras)
+    server = serve(service, service.metadata())
+    try:
+        client = wcp.WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+        rng = np.random.default_rng(0)
+        request = {"observation/exterior_image_1_left": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8),
+                   "observation/wrist_image_left": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8),
+                   "observation/joint_position": np.array([0.0, -0.785, 0.0, -2.356, 0.0, 1.571, 0.785]),
+                   "observation/gripper_position": np.array([0.25]), "prompt": "open the drawer"}
+        actions = client.infer(request)["actions"]
+        assert actions.shape == (10, 8) and np.all(np.isfinite(actions))
+        assert np.abs(actions[:, :7]).max() <= 1.0 + 1e-6  # velocities the client's clip keeps as they are
+        assert np.all((actions[:, 7] >= 0) & (actions[:, 7] <= 1))
+    finally:
+        server.stop()
+
+
 def test_healthz_and_api_key():
     server = serve(lambda obs: {"actions": np.zeros((2, 3))}, api_key="s3cret")
     try:

@@ -54,10 +54,10 @@ class ActionSpace:
     grippers: list[GripperMap] = field(default_factory=list)
     chain: Chain | None = None  # ee_delta
     ee_scale: tuple[float, float] = (1.0, 1.0)  # ee_delta: (metres, radians) per unit of model action
-    ee_rotation: str = "rpy"  # ee_delta: rotation columns as roll-pitch-yaw (Bridge) or a rotation vector (LIBERO)
     model_dims: list[str] = field(default_factory=list)  # joint per model column (joint kinds)
     velocity_step: float = 0.0  # joint_velocity: rad per chunk step per unit of model action (0: dt, rad/s)
     clip: float = 0.0  # > 0: arm columns clipped to [-clip, clip] before use (DROID: 1)
+    ee_rotation: str = "rpy"  # ee_delta: rotation columns as roll-pitch-yaw (Bridge) or a rotation vector (LIBERO)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -162,5 +162,6 @@ def from_preset(robot, dt: float, spec=None, action_joints: list[str] | None = N
                            grip.open if g.model_open is None else g.model_open, grip.closed, grip.open, g.threshold)
                 for grip in robot.grippers]
     return ActionSpace(spec.kind, list(action_joints or robot.action_joints), list(state_joints or robot.state_joints),
-                       dt, grippers, robot.chain() if spec.kind == "ee_delta" else None, tuple(spec.ee_scale),
-                       list(spec.model_dims or robot.action_joints), spec.velocity_step, spec.clip)
+                       dt, grippers, chain=robot.chain() if spec.kind == "ee_delta" else None,
+                       ee_scale=tuple(spec.ee_scale), model_dims=list(spec.model_dims or robot.action_joints),
+                       velocity_step=spec.velocity_step, clip=spec.clip)
