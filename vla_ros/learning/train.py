@@ -141,20 +141,24 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 
-    def evaluate() -> float:
+    def evaluate() -> tuple[float, list[float]]:
+        """Validation loss, and the grasp head's mean absolute error per joint (rad; the pose it must find
+        in the image from the instruction)."""
         model.eval()
-        losses = []
+        losses, errors = [], []
         with torch.no_grad():
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
                 part = [t[i:i + 256] for t in val_set]
                 losses.append(float(model.loss(*part[:4])) * len(part[0]))
+                goal = model.encode(*part[:3])[:, -len(cfg.action_joints):]
+                errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).sum(0))
         model.train()
-        return sum(losses) / len(val_set[0])
+        return sum(losses) / len(val_set[0]), (sum(errors) / len(val_set[0])).tolist()
 
     # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay.
     budget = minutes * 60.0 - (time.monotonic() - started)
-    history = {"epoch": [], "train_loss": [], "val_loss": [], "seconds": []}
+    history = {"epoch": [], "train_loss": [], "val_loss": [], "val_grasp_error": [], "seconds": []}
     total_steps = max_epochs * steps_per_epoch
     step = 0
     fixed, epochs = epochs, max_epochs
@@ -182,10 +186,12 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
         epoch += 1
         history["epoch"].append(epoch)
         history["train_loss"].append(float(np.mean(losses)))
-        history["val_loss"].append(evaluate())
+        val_loss, grasp_error = evaluate()
+        history["val_loss"].append(val_loss)
+        history["val_grasp_error"].append(grasp_error)
         history["seconds"].append(time.monotonic() - started)
-        bar.write(f"epoch {epoch}: train {history['train_loss'][-1]:.4f}, val {history['val_loss'][-1]:.4f}, "
-                  f"{history['seconds'][-1]:.0f} s")
+        bar.write(f"epoch {epoch}: train {history['train_loss'][-1]:.4f}, val {val_loss:.4f}, grasp pose error "
+                  f"{cfg.action_joints[0]} {grasp_error[0]:.4f} rad, {history['seconds'][-1]:.0f} s")
         if epoch == 1:  # fit the remaining epochs into the budget
             per_epoch = time.monotonic() - epoch_start
             epochs = fixed or int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))
