@@ -134,7 +134,8 @@ def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | No
     args.setdefault("policy", "scripted")
     if params:
         path = tmp_path / "user_params.yaml"
-        path.write_text(yaml.safe_dump({node: {"ros__parameters": p} for node, p in params.items()}))
+        # (rcl's parser takes no YAML aliases, which a dict shared by two nodes would become)
+        path.write_text(yaml.safe_dump({node: {"ros__parameters": dict(p)} for node, p in params.items()}))
         args["params_file"] = str(path)
     log = open(tmp_path / "nodes.log", "w")
     # check=False: with sim:=none a test's probe stands in for the robot (and any sim topics it needs)

@@ -274,3 +274,12 @@ def test_an_arm_outside_its_box_may_move_back_in_but_not_further_out():
     higher = low - [0, 0.1, 0, 0, 0, 0, 0]
     assert box.leaving(lower, low).startswith("workspace:")
     assert box.leaving(higher, low) == "" and box.leaving(low, low) == ""
+
+
+def test_clock_jumps_are_counted_but_the_first_sim_time_is_not_one():
+    from vla_ros.core.clock import ClockJumps
+
+    c = ClockJumps()
+    assert [c.check(t) for t in (0.0, 0.0, 1000.0, 1000.002, 1000.9, 1002.0, 950.0, 950.002)] == \
+        [0.0, 0.0, 0.0, 0.0, 0.0, pytest.approx(1.1), pytest.approx(-52.0), 0.0]
+    assert c.count == 2

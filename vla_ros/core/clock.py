@@ -16,9 +16,10 @@ class ClockJumps:
         self.count = 0
 
     def check(self, now: float) -> float:
-        """The jump since the previous read (s, signed), or 0.0 where time ran normally."""
+        """The jump since the previous read (s, signed), or 0.0 where time ran normally. A zero time is no
+        time: ROS time under use_sim_time before the first /clock (its arrival is not a jump)."""
         last, self.last = self.last, now
-        if last is None or -self.backward <= now - last <= self.forward:
+        if last is None or last <= 0.0 or now <= 0.0 or -self.backward <= now - last <= self.forward:
             return 0.0
         self.count += 1
         return now - last

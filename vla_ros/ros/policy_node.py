@@ -90,7 +90,9 @@ class PolicyNode(Node):
         self.add_on_set_parameters_callback(self._on_params)
 
         self._wake = threading.Event()  # set to make the worker re-evaluate its schedule now
-        self.clock = ClockJumps()
+        # back only: the worker reads the clock between inferences, which may take seconds (forward jumps make the
+        # inputs stale anyway)
+        self.clock = ClockJumps(forward=float("inf"))
         self._stop = False
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
