@@ -175,3 +175,73 @@ def assert_no_violation(monitor: CommandMonitor, at_least: int) -> None:
     assert sum(monitor.violations.values()) == 0, monitor.examples
     first = next(iter(monitor.counts))
     assert monitor.counts[first] > at_least, monitor.counts
+
+
+class FakeRobot:
+    """A robot's drivers, from the test's process: every ``period`` s a tick; every ``state_every`` ticks
+    /joint_states at ``home``, every ``camera_every`` ticks (0: none) a camera frame on /camera/image_raw (raw
+    RGB, or with ``jpeg`` the bytes as a CompressedImage on /camera/image_raw/compressed). With ``sim_time``
+    it also publishes /clock every tick and stamps in its own time, from 1000 s (``jump`` steps it).
+
+    ``mode`` changes the joint states: ok, nan (elbow NaN), missing (no elbow), silent (none); ``camera``
+    False stalls the frames."""
+
+    def __init__(self, probe: Probe, joints: list[str], home: list[float], period: float = 0.01,
+                 state_every: int = 1, camera_every: int = 0, jpeg: bytes | None = None, sim_time: bool = False):
+        import numpy as np
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CompressedImage, Image, JointState
+
+        self.probe, self.joints, self.home = probe, list(joints), list(home)
+        self.period, self.state_every, self.camera_every, self.jpeg = period, state_every, camera_every, jpeg
+        self.js = probe.create_publisher(JointState, "/joint_states", 10)
+        self.cam = probe.create_publisher(CompressedImage, "/camera/image_raw/compressed", 2) if jpeg else \
+            probe.create_publisher(Image, "/camera/image_raw", 2) if camera_every else None
+        self.clock = probe.create_publisher(Clock, "/clock", 10) if sim_time else None
+        self.image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
+        self.offset = 1000.0 - time.monotonic()  # sim time starts at 1000 s
+        self.mode = "ok"
+        self.camera = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def now(self) -> float:
+        return time.monotonic() + self.offset
+
+    def jump(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def _run(self) -> None:
+        from rosgraph_msgs.msg import Clock
+        from sensor_msgs.msg import CompressedImage, JointState
+
+        from vla_ros.ros.conversions import array_to_image, to_time
+
+        k = 0
+        while not self._stop.is_set():
+            stamp = to_time(self.now()) if self.clock else self.probe.get_clock().now().to_msg()
+            if self.clock:
+                self.clock.publish(Clock(clock=stamp))
+            if self.mode != "silent" and k % self.state_every == 0:
+                names, pos = list(self.joints), list(self.home)
+                if self.mode == "nan":
+                    pos[2] = float("nan")
+                elif self.mode == "missing":
+                    names, pos = names[:2] + names[3:], pos[:2] + pos[3:]
+                msg = JointState(name=names, position=pos)
+                msg.header.stamp = stamp
+                self.js.publish(msg)
+            if self.cam and self.camera and k % self.camera_every == 0:
+                if self.jpeg:
+                    frame = CompressedImage(format="rgb8; jpeg compressed bgr8", data=self.jpeg)
+                    frame.header.stamp = stamp
+                else:
+                    frame = array_to_image(self.image, stamp, "camera_optical_frame")
+                self.cam.publish(frame)
+            k += 1
+            time.sleep(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,13 +1,20 @@
 """Bad input to the real nodes: a clear message once, a diagnostic, no crash, no unsafe command."""
 
-import threading
 import time
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image, JointState
+from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
-from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+from support import (
+    FakeRobot,
+    Probe,
+    assert_no_violation,
+    limit_monitor,
+    record_diagnostics,
+    start_graph,
+    wait_for_nodes,
+)
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from vla_ros.robots import load_robot
@@ -19,35 +26,6 @@ JOINTS = ROBOT.action_joints
 HOME = [0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03]
 
 
-class FakeRobot:
-    """Publishes /joint_states at 100 Hz from the probe; ``mode`` switches what it sends."""
-
-    def __init__(self, probe: Probe):
-        self.probe = probe
-        self.pub = probe.create_publisher(JointState, "/joint_states", 10)
-        self.mode = "ok"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self.mode != "silent":
-                names, pos = list(JOINTS), list(HOME)
-                if self.mode == "nan":
-                    pos[2] = float("nan")
-                elif self.mode == "missing":
-                    names, pos = names[:2] + names[3:], pos[:2] + pos[3:]
-                msg = JointState(name=names, position=pos)
-                msg.header.stamp = self.probe.get_clock().now().to_msg()
-                self.pub.publish(msg)
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.fixture(scope="module")
 def rig(ros, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bad_input")
@@ -56,7 +34,7 @@ def rig(ros, tmp_path_factory):
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
     probe.record("/gripper_controller/commands", Float64MultiArray, 500)
     monitor = limit_monitor(probe, ROBOT)  # every command of every test: within position and velocity limits
-    robot = FakeRobot(probe)
+    robot = FakeRobot(probe, JOINTS, HOME)  # joint states at 100 Hz; ``mode`` changes what it sends
     graph = start_graph(tmp, sim="none")
     try:
         wait_for_nodes(probe, graph, ["policy_node", "controller_node"])

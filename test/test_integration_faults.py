@@ -4,19 +4,23 @@ brings the arm to rest, runs again once the input is back, and a monitor of the 
 command outside the position or velocity limits."""
 
 import re
-import threading
 import time
 
 import numpy as np
 import pytest
-from rosgraph_msgs.msg import Clock
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
-from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+from support import (
+    FakeRobot,
+    Probe,
+    assert_no_violation,
+    limit_monitor,
+    record_diagnostics,
+    start_graph,
+    wait_for_nodes,
+)
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.robots import load_robot
-from vla_ros.ros.conversions import array_to_image, to_time
 
 pytestmark = pytest.mark.integration
 ROBOT = load_robot("widowx")
@@ -102,57 +106,17 @@ def test_a_killed_policy_node_leaves_the_arm_at_rest_and_a_new_one_drives_it_aga
     assert code == 0
 
 
-class SimTimeRobot:
-    """Stands in for a simulator under use_sim_time: /clock (250 Hz), joint states (100 Hz) and camera frames
-    (10 Hz), stamped in its own time. ``jump(s)`` steps its clock; ``camera`` / ``states`` stall an input."""
-
-    def __init__(self, probe: Probe):
-        self.probe = probe
-        self.clock_pub = probe.create_publisher(Clock, "/clock", 10)
-        self.js = probe.create_publisher(JointState, "/joint_states", 10)
-        self.cam = probe.create_publisher(Image, "/camera/image_raw", 2)
-        self.image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
-        self.offset = 1000.0 - time.monotonic()  # sim time starts at 1000 s
-        self.camera = self.states = True
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def now(self) -> float:
-        return time.monotonic() + self.offset
-
-    def jump(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def _run(self) -> None:
-        k = 0
-        while not self._stop.is_set():
-            stamp = to_time(self.now())
-            self.clock_pub.publish(Clock(clock=stamp))
-            if self.states and k % 5 == 0:
-                msg = JointState(name=list(ROBOT.action_joints), position=list(HOME))
-                msg.header.stamp = stamp
-                self.js.publish(msg)
-            if self.camera and k % 25 == 0:
-                self.cam.publish(array_to_image(self.image, stamp, "camera_optical_frame"))
-            k += 1
-            time.sleep(0.002)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 @pytest.fixture(scope="module")
 def rig(ros, tmp_path_factory):
-    """The shipped built-in model and the controller under use_sim_time, fed by a SimTimeRobot."""
+    """The shipped built-in model and the controller under use_sim_time, fed by a fake robot with its own clock:
+    /clock every 2 ms tick, joint states every 5th, camera frames every 25th."""
     tmp = tmp_path_factory.mktemp("faults")
     probe = Probe("fault_probe")
     record_diagnostics(probe)
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
     probe.record("/vla/action_chunk", JointTrajectory)
     monitor = limit_monitor(probe, ROBOT)
-    robot = SimTimeRobot(probe)
+    robot = FakeRobot(probe, ROBOT.action_joints, HOME, 0.002, state_every=5, camera_every=25, sim_time=True)
     fast = {"diagnostics_period": 0.2}
     graph = start_graph(tmp, sim="none", policy="builtin", use_sim_time="true",
                         params={"controller_node": fast, "policy_node": fast})
@@ -194,12 +158,12 @@ def test_a_stalled_camera_stops_inference_the_arm_rests_and_it_runs_again(rig):
 
 def test_stalled_joint_states_hold_the_arm_and_it_runs_again(rig):
     probe, robot, graph, _ = rig
-    robot.states = False
+    robot.mode = "silent"
     stalled = probe.now()
     probe.wait_for(lambda: "joint states stale" in controller_state(probe, stalled).get("hold_reason", ""), 3.0,
                    "the controller holding on stale joint states")
     probe.wait_for(lambda: at_rest(probe), 3.0, "the arm at rest")
-    robot.states = True
+    robot.mode = "ok"
     tracking(probe, 10.0)
 
 

@@ -13,7 +13,7 @@ import pytest
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray
-from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+from support import FakeRobot, Probe, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
 from bench.ctrl_c import in_new_group, try_once
@@ -58,10 +58,8 @@ def test_joint_trajectory_output_drives_the_sim(ros, tmp_path):
 def test_compressed_camera_frames_feed_the_policy(ros, tmp_path):
     """image_transport compressed: JPEG frames on <topic>/compressed, as a RealSense driver publishes them."""
     import io
-    import threading
 
     from PIL import Image
-    from sensor_msgs.msg import CompressedImage, JointState
 
     from vla_ros.robots import load_robot
 
@@ -69,28 +67,10 @@ def test_compressed_camera_frames_feed_the_policy(ros, tmp_path):
     probe = Probe("compressed_probe")
     record_diagnostics(probe)
     probe.record("/vla/action_chunk", JointTrajectory)
-    js = probe.create_publisher(JointState, "/joint_states", 10)
-    cam = probe.create_publisher(CompressedImage, "/camera/image_raw/compressed", 2)
     buf = io.BytesIO()
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(buf, "JPEG")
-    stop = threading.Event()
-
-    def publish() -> None:
-        k = 0
-        while not stop.is_set():
-            stamp = probe.get_clock().now().to_msg()
-            msg = JointState(name=list(robot.action_joints), position=[0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03])
-            msg.header.stamp = stamp
-            js.publish(msg)
-            if k % 10 == 0:
-                frame = CompressedImage(format="rgb8; jpeg compressed bgr8", data=buf.getvalue())
-                frame.header.stamp = stamp
-                cam.publish(frame)
-            k += 1
-            time.sleep(0.01)
-
-    thread = threading.Thread(target=publish, daemon=True)
-    thread.start()
+    fake = FakeRobot(probe, robot.action_joints, [0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03], camera_every=10,
+                     jpeg=buf.getvalue())
     graph = start_graph(tmp_path, sim="none", policy="builtin",
                         params={"policy_node": {"image_transport": "compressed", "image_sizes": ["640x480"]}})
     try:
@@ -99,8 +79,7 @@ def test_compressed_camera_frames_feed_the_policy(ros, tmp_path):
         diag = probe.diagnostics("policy_node")[-1]
         assert "image" not in diag["_message"], diag["_message"]
     finally:
-        stop.set()
-        thread.join()
+        fake.stop()
         code = graph.stop()
         probe.close()
     assert code == 0

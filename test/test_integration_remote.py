@@ -1,51 +1,29 @@
 """The policy node with the openpi backend against a server: server gone -> hold; server back -> resume."""
 
-import threading
 import time
 
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
-from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+from support import (
+    FakeRobot,
+    Probe,
+    assert_no_violation,
+    limit_monitor,
+    record_diagnostics,
+    start_graph,
+    wait_for_nodes,
+)
 from trajectory_msgs.msg import JointTrajectory
 
 from vla_ros.policies import PolicyContext, create_policy
 from vla_ros.remote.server import PolicyServer
 from vla_ros.robots import load_robot
-from vla_ros.ros.conversions import array_to_image
 from vla_ros.serving import BackendService
 
 pytestmark = pytest.mark.integration
 ROBOT = load_robot("widowx")
 HOME = [0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.03]
-
-
-class FakeRobotWithCamera:
-    def __init__(self, probe: Probe):
-        self.probe = probe
-        self.js = probe.create_publisher(JointState, "/joint_states", 10)
-        self.cam = probe.create_publisher(Image, "/camera/image_raw", 2)
-        self.image = np.random.default_rng(0).integers(0, 255, (224, 224, 3), dtype=np.uint8)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        k = 0
-        while not self._stop.is_set():
-            stamp = self.probe.get_clock().now().to_msg()
-            msg = JointState(name=list(ROBOT.action_joints), position=list(HOME))
-            msg.header.stamp = stamp
-            self.js.publish(msg)
-            if k % 10 == 0:
-                self.cam.publish(array_to_image(self.image, stamp, "camera_optical_frame"))
-            k += 1
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +45,7 @@ def test_remote_policy_server_outage(ros, tmp_path, service):
     probe.record("/vla/action_chunk", JointTrajectory)
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
     monitor = limit_monitor(probe, ROBOT)
-    robot = FakeRobotWithCamera(probe)
+    robot = FakeRobot(probe, ROBOT.action_joints, HOME, camera_every=10)  # 100 Hz states, 10 Hz frames
     graph = start_graph(tmp_path, sim="none", policy="openpi",
                         params={"policy_node": {"openpi": {"port": port, "timeout": 3.0, "connect_timeout": 1.0}}})
     try:
@@ -116,7 +94,7 @@ def test_pi0_backend_in_the_policy_node_with_guided_rtc(ros, tmp_path):
     probe = Probe("pi0_probe")
     record_diagnostics(probe)
     probe.record("/vla/action_chunk", JointTrajectory)
-    robot = FakeRobotWithCamera(probe)
+    robot = FakeRobot(probe, ROBOT.action_joints, HOME, camera_every=10)  # 100 Hz states, 10 Hz frames
     graph = start_graph(tmp_path, sim="none", policy="pi0",
                         params={"policy_node": {"pi0": {"model_path": str(folder), "num_steps": 3, "seed": 0}}})
     try:
