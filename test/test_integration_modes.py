@@ -243,9 +243,12 @@ def test_nodes_bring_the_arm_to_rest_and_stop_when_the_launcher_is_killed(ros):
             os.kill(pid, signal.SIGKILL)
         probe.close()
     assert left == [], "nodes still running 5 s after the launcher was killed"
-    after = np.array([r.msg.data for r in probe.messages("/arm_controller/commands", since=killed)])
+    got = probe.messages("/arm_controller/commands", since=killed)
+    after = np.array([r.msg.data for r in got])
     assert len(after) > 20, "the controller stopped streaming without bringing the arm to rest"
-    step = np.abs(np.diff(after, axis=0)).max(axis=1)
+    # per 2 ms tick: a step across commands the probe missed is divided by the ticks between them (DDS sequence
+    # numbers: a probe that misses messages reads several ticks' motion as one step)
+    step = np.abs(np.diff(after, axis=0)).max(axis=1) / np.maximum(np.diff([r.seq for r in got]), 1)
     peak = int(np.argmax(step))  # (the nodes look for the launcher every 0.2 s; until then the plan runs)
     assert step[:3].max() > 1e-4 and peak < 250  # moving when the launcher died, braking within 0.5 s,
     assert np.all(step[peak:] <= 1.05 * step[peak])  # never speeding up again,
