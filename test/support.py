@@ -74,9 +74,11 @@ class Probe(Node):
 
         self.create_subscription(msg_type, topic, cb, qos if not isinstance(qos, int) else QoSProfile(depth=qos))
 
-    def messages(self, topic: str, since: float = 0.0) -> list[Received]:
+    def messages(self, topic: str, since: float = 0.0, sent: bool = False) -> list[Received]:
+        """Messages received at or after ``since``; with ``sent``, those the publisher sent at or after it
+        (its DDS source stamp: a loaded machine can deliver a message sent before ``since`` well after)."""
         with self._lock:
-            return [r for r in self.received.get(topic, []) if r.t >= since]
+            return [r for r in self.received.get(topic, []) if (r.source if sent else r.t) >= since]
 
     def clear(self, topic: str | None = None) -> None:
         with self._lock:
