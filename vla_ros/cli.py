@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     p_record.add_argument("--seed", type=int, default=1000)
     p_record.add_argument("--timeout", type=float, default=15.0, help="seconds per episode")
     p_record.add_argument("--out", type=Path, default=Path("data/demos"))
+    p_record.add_argument("--start-spread", type=float, default=0.0, help="move each arm joint's start pose from "
+                          "home by up to this much (rad, uniform, from the episode's seed)")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
     p_train.add_argument("--data", type=Path, default=Path("data/demos"))
     p_train.add_argument("--out", type=Path, default=Path("output/builtin"))
@@ -121,7 +123,7 @@ def _run(ns: argparse.Namespace) -> int:
         from .recording.collect import collect
 
         args = _launch_args(["policy:=scripted", *ns.args])
-        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout)
+        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread)
         return 0 if summary["episodes"] >= ns.episodes else 1
     if ns.command == "status":
         from .ros.status import collect, render

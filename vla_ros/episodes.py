@@ -60,6 +60,8 @@ class Recording:
 def _parameter(name: str, value) -> ParameterMsg:
     if isinstance(value, int) and not isinstance(value, bool):
         v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    elif isinstance(value, float):
+        v = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
     else:
         v = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=str(value))
     return ParameterMsg(name=name, value=v)

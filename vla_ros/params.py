@@ -136,6 +136,8 @@ SIM_PARAMS: list[ParamSpec] = [
     ROBOT,
     ParamSpec("seed", 0, "Seed of the object placement used by the reset service", min=0, max=2**31 - 1,
               dynamic=True),
+    ParamSpec("start_spread", 0.0, "Reset moves each arm joint from home by up to this much (rad, uniform, "
+              "drawn from the seed): varied start poses for demonstrations", min=0.0, max=1.0, dynamic=True),
     ParamSpec("joint_state_rate", 100.0, "/joint_states rate (Hz)", min=1.0, max=1000.0),
     ParamSpec("camera_rate", 10.0, "Camera frame rate (Hz, every camera)", min=0.1, max=120.0),
     ParamSpec("object_rate", 50.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),

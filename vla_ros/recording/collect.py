@@ -38,7 +38,10 @@ def finished(out: Path) -> list[Path]:
     return done
 
 
-def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True) -> dict:
+def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True,
+            start_spread: float = 0.0) -> dict:
+    """Record episodes ``start .. episodes - 1`` into ``out``; ``start_spread`` (rad) varies each episode's start
+    pose (the sim's parameter: the demonstrations then show the way to the cube from many arm poses)."""
     from tqdm import tqdm
 
     out = out.expanduser().resolve()
@@ -52,6 +55,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
         if start < episodes:
             with session(args, out, log) as run:
                 run.client.keep_frames = False
+                run.client.set_parameter("sim", "start_spread", float(start_spread))
                 for k in range(start, episodes):
                     ep = run_episode(run.client, k, seed + k, timeout, instruction_for(k, seed), record=True)
                     results.append(ep.__dict__)
@@ -66,7 +70,8 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
             log.close()
     infos = [episode_info(p) or {} for p in finished(out)]
     summary = {"folder": str(out), "episodes": len(infos), "successful": sum(bool(i.get("success")) for i in infos),
-               "this_run": len(results)}
+               "this_run": len(results),
+               "start_spread": start_spread}
     (out / "collection.json").write_text(json.dumps(summary, indent=1))
     print(f"{summary['episodes']} episodes in {out} ({summary['successful']} successful; {len(results)} recorded now)")
     return summary

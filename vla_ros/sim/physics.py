@@ -67,11 +67,18 @@ class ArmSim:
         return {n: float(self.data.ctrl[i]) for i, n in enumerate(self.actuated)}
 
     # -- episode -----------------------------------------------------------------------------
-    def reset(self, seed: int) -> dict[str, list[float]]:
-        """Home pose, open gripper, objects placed from ``seed``; returns object placements."""
+    def reset(self, seed: int, start_spread: float = 0.0) -> dict[str, list[float]]:
+        """Home pose (each arm joint moved by up to ``start_spread`` rad, uniform, drawn from ``seed``; within
+        its limits), open gripper, objects placed from ``seed`` (the same with or without the spread);
+        returns object placements."""
         mujoco.mj_resetData(self.model, self.data)
         sim = self.robot.sim
         home = dict(zip(self.robot.arm_joints, sim.home or [0.0] * len(self.robot.arm_joints)))
+        if start_spread > 0.0:
+            offsets = np.random.default_rng((seed, 1)).uniform(-start_spread, start_spread, len(home))
+            limits = {j.name: j for j in self.robot.urdf_model.joints}
+            for (name, value), offset in zip(list(home.items()), offsets):
+                home[name] = float(np.clip(value + offset, limits[name].lower, limits[name].upper))
         grip = self.robot.gripper
         if grip and sim.gripper_home is not None:
             home[grip.joint] = sim.gripper_home

@@ -145,10 +145,11 @@ class SimNode(Node):
 
     def _on_reset(self, _req, resp):
         seed = int(self.get_parameter("seed").value)
+        spread = float(self.get_parameter("start_spread").value)
         with self.lock:
             self.reset_wall_ns = time.time_ns()
             self.clock_offset += self.sim.time
-            placed = self.sim.reset(seed)
+            placed = self.sim.reset(seed, spread)
         desc = ", ".join(f"{n} at ({v[0]:.3f}, {v[1]:.3f})" for n, v in placed.items())
         resp.success, resp.message = True, f"seed={seed}; {desc}"
         self.get_logger().info(f"reset: {resp.message}")
