@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from vla_ros.learning.dataset import episode_dirs, episode_samples, load_samples  # noqa: E402
+from vla_ros.learning.dataset import episode_dirs, episode_samples, load_folders, load_samples  # noqa: E402
 from vla_ros.recording.bag import EpisodeWriter, episode_info, read_topics, typestore  # noqa: E402
 
 STORE = typestore()
@@ -85,3 +85,14 @@ def test_only_finished_successful_episodes_are_loaded_and_the_result_is_cached(t
     assert len(list(tmp_path.glob("samples_*.npz"))) == 1
     again = load_samples(tmp_path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
     np.testing.assert_array_equal(again.targets, samples.targets)
+
+
+def test_folders_load_as_one_set_with_distinct_episodes(tmp_path):
+    for folder in ("a", "b"):
+        write_episode(tmp_path / folder / "episode_000000")
+    one = load_samples(tmp_path / "a", {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
+    both = load_folders([tmp_path / "a", tmp_path / "b"], {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4,
+                        progress=False)
+    assert len(both) == 2 * len(one) and len(both.instructions) == len(both)
+    np.testing.assert_array_equal(both.episode, [0] * len(one) + [1] * len(one))
+    np.testing.assert_array_equal(both.targets[len(one):], one.targets)

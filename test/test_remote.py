@@ -313,8 +313,77 @@ def test_libero_layout_uses_the_end_effector():
     z = [chain.fk(t[:7])[2, 3] for t in targets]
     np.testing.assert_allclose(z, [0.48688 - 0.05, 0.48688 - 0.10], atol=1e-3)
     assert np.all(targets[:, 7] == 0.04)
-    with pytest.raises(LayoutError, match="client-side only"):
-        layout.parse_observation(wire, ctx, 0.0)
+    # served: the same observation back (the joints by inverse kinematics: FK reaches the sent pose)
+    back = layout.parse_observation(wire, ctx, 0.0)
+    pose = chain.fk(back.state[:7])
+    np.testing.assert_allclose(pose[:3, 3], [0.30689, 0.0, 0.48688], atol=1e-4)
+    np.testing.assert_allclose(pose[:3, :3], chain.fk(state[:7])[:3, :3], atol=1e-3)
+    assert back.state[7] == pytest.approx(0.04)
+    np.testing.assert_array_equal(back.images["exterior_image_1_left"], img)  # turned back upright
+    assert back.instruction == "put the bowl away"
+
+
+def test_libero_server_actions_are_the_deltas_a_libero_client_composes_back():
+    """Hand-computed: from the franka 'ready' pose, 0.01 m along x and 0.05 rad about z is (0.2, 0, 0, 0, 0, 0.1)
+    at 0.05 m / 0.5 rad per unit; the next step 0.12 m down is 2.4 units, scaled to 1 as a whole row (with
+    its 0.1 rad about x: 0.2 -> 0.0833); gripper 0.04 m (open) -> -1, 0.0 -> +1, 0.01 m -> +0.5."""
+    from vla_ros.core.transforms import make_transform, rotation_exp
+
+    layout = get_layout("libero")
+    ctx = LayoutContext(FRANKA, FRANKA.state_joints, FRANKA.action_joints, 0.05, {})
+    chain = FRANKA.chain()
+    state = np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398, 0.04])
+    obs = Observation(1.0, state, {}, "")
+    start = chain.fk(state[:7])
+    first = make_transform(rotation_exp([0.0, 0.0, 0.05]) @ start[:3, :3], start[:3, 3] + [0.01, 0.0, 0.0])
+    second = make_transform(rotation_exp([0.1, 0.0, 0.0]) @ first[:3, :3], first[:3, 3] + [0.0, 0.0, -0.12])
+    q1 = chain.ik(first, state[:7]).q
+    q2 = chain.ik(second, q1).q
+    targets = np.array([[*q1, 0.04], [*q2, 0.0], [*q2, 0.01]])
+    actions = layout.response(targets, obs, ctx)["actions"]
+    np.testing.assert_allclose(actions[0], [0.2, 0.0, 0.0, 0.0, 0.0, 0.1, -1.0], atol=1e-4)
+    np.testing.assert_allclose(actions[1], [0.0, 0.0, -1.0, 0.2 / 2.4, 0.0, 0.0, 1.0], atol=1e-4)
+    np.testing.assert_allclose(actions[2], [0.0] * 6 + [0.5], atol=1e-4)
+    # a LIBERO client composes them back onto the pose (the first step exactly; the second was scaled)
+    back = layout.targets({"actions": actions[:1]}, obs, ctx)
+    np.testing.assert_allclose(chain.fk(back[0, :7]), first, atol=1e-4)
+    with pytest.raises(LayoutError, match="8 finite values"):
+        layout.parse_observation({"observation/state": np.zeros(7)}, ctx, 0.0)
+    with pytest.raises(LayoutError, match="cannot reach"):
+        layout.parse_observation({"observation/state": np.r_[5.0, 0.0, 0.5, np.zeros(5)]}, ctx, 0.0)
+
+
+def test_openpi_websocket_client_policy_gets_libero_actions_from_our_server(tmp_path):
+    """The LIBERO example's request as openpi's examples/libero/main.py builds it (frames turned 180 degrees and
+    padded to 224x224 HWC uint8; state = EE position, axis-angle of the quaternion, both finger positions, as
+    float64; a prompt), for a preset whose base sits at (-0.6, 0, 0.9) in the world the poses are given in."""
+    import copy
+
+    wcp = pytest.importorskip("openpi_client.websocket_client_policy")
+    from vla_ros.core.transforms import rotation_log
+    from vla_ros.policies.tiny_models import build_tiny_pi0
+
+    robot = copy.deepcopy(FRANKA)
+    robot.openpi.base_position = [-0.6, 0.0, 0.9]
+    folder = build_tiny_pi0(tmp_path, 8, 8, 10)
+    keys = [c.key for c in robot.cameras]
+    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, keys, (224, 224), 0.05, 10,
+                        {"model_path": str(folder), "seed": 0, "num_steps": 3})
+    service = BackendService(create_policy("pi0", ctx), "libero", {"image": keys[0], "wrist_image": keys[1]})
+    server = serve(service, service.metadata())
+    try:
+        client = wcp.WebsocketClientPolicy(host="127.0.0.1", port=server.port)
+        rng = np.random.default_rng(0)
+        pose = robot.chain().fk(np.array([0.0, -0.785398, 0.0, -2.356194, 0.0, 1.570796, 0.785398]))
+        state = np.concatenate([pose[:3, 3] + [-0.6, 0.0, 0.9], rotation_log(pose[:3, :3]), [0.039, -0.039]])
+        request = {"observation/image": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8),
+                   "observation/wrist_image": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8),
+                   "observation/state": state, "prompt": "put the bowl on the plate"}
+        actions = client.infer(request)["actions"]
+        assert actions.shape == (10, 7) and np.all(np.isfinite(actions))
+        assert np.abs(actions).max() <= 1.0 + 1e-6  # what robosuite's controller accepts as it is
+    finally:
+        server.stop()
 
 
 def test_libero_rotations_are_rotation_vectors_and_the_image_turn_is_optional():

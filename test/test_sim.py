@@ -73,6 +73,21 @@ def test_reset_is_seeded_and_objects_are_apart(sim):
     assert not sim.task.success
 
 
+def test_a_start_spread_varies_the_arm_pose_from_the_seed_and_leaves_the_scene(sim, robot):
+    home = np.array(robot.sim.home)
+    placed = sim.reset(7)
+    np.testing.assert_allclose(sim.positions()[:6], home, atol=0.01)
+    starts = []
+    for seed in (7, 7, 8):
+        assert sim.reset(seed, start_spread=0.35) == (placed if seed == 7 else sim.reset(8))
+        starts.append(np.array([sim.targets()[j] for j in robot.arm_joints]))
+        np.testing.assert_allclose(sim.positions()[:6], starts[-1], atol=0.02)  # the servos hold it
+    offsets = np.array(starts) - home
+    assert np.all(np.abs(offsets) <= 0.35) and np.abs(offsets).max() > 0.1
+    np.testing.assert_array_equal(starts[0], starts[1])
+    assert np.abs(starts[0] - starts[2]).max() > 0.05
+
+
 def test_camera_renders_the_scene(sim, robot):
     sim.reset(0)
     cam = robot.cameras[0]

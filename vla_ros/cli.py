@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p_record.add_argument("--start-spread", type=float, default=0.0, help="move each arm joint's start pose from "
                           "home by up to this much (rad, uniform, from the episode's seed)")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
-    p_train.add_argument("--data", type=Path, default=Path("data/demos"))
+    p_train.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
+                         help="folder(s) of recorded episode bags")
     p_train.add_argument("--out", type=Path, default=Path("output/builtin"))
     p_train.add_argument("--robot", default="widowx")
     p_train.add_argument("--head", default="regression", choices=("regression", "flow"))

@@ -173,9 +173,14 @@ class OpenpiSpec:
 
     layout: str = "vla_ros"
     cameras: dict[str, str] = field(default_factory=dict)  # layout camera -> image key
+    # libero: where the robot's base is in the frame the end-effector poses are given in (LIBERO reports them in
+    # its world frame; the offset depends on the scene). Zeros: poses in the base frame.
+    base_position: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
 
     def __post_init__(self) -> None:
         _choice("layout", self.layout, OPENPI_LAYOUTS)
+        if len(self.base_position) != 3:
+            raise ValueError(f"openpi.base_position: 3 values (x, y, z), not {self.base_position}")
 
 
 @dataclass

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .kinematics import Chain
-from .transforms import make_transform, rotation_exp, rpy_to_matrix
+from .transforms import make_transform, matrix_to_rpy, rotation_exp, rotation_log, rpy_to_matrix
 
 KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
 
@@ -129,6 +129,31 @@ class ActionSpace:
             peak = np.abs(vel).max(axis=1, keepdims=True) / self.clip
             vel = vel / np.maximum(peak, 1.0)
         return vel
+
+    def to_ee_deltas(self, targets: np.ndarray, state: np.ndarray) -> np.ndarray:
+        """The inverse of ee_delta composition: (H, 7) model actions that lead from the pose at capture through
+        the poses of ``targets`` (H, len(action_joints)), each step relative to the one before; the gripper in
+        model units (clipped to its model range). A row whose largest arm value exceeds ``clip`` (> 0) is
+        scaled down as a whole (the direction kept, where a per-column clip would bend it)."""
+        joints = self.chain.joint_names
+        pose = self.chain.fk(self._state(state, joints))
+        lin, ang = self.ee_scale
+        targets = np.asarray(targets, float)
+        out = np.zeros((len(targets), 7))
+        for i, row in enumerate(targets):
+            reached = self.chain.fk(row[[self.action_joints.index(j) for j in joints]])
+            turn = reached[:3, :3] @ pose[:3, :3].T  # left-multiplied: about the base axes
+            rot = rotation_log(turn) if self.ee_rotation == "axis_angle" else matrix_to_rpy(turn)
+            out[i, :6] = np.r_[(reached[:3, 3] - pose[:3, 3]) / lin, rot / ang]
+            pose = reached
+        if self.clip > 0.0:
+            peak = np.abs(out[:, :6]).max(axis=1, keepdims=True) / self.clip
+            out[:, :6] /= np.maximum(peak, 1.0)
+        g = self.gripper
+        if g is not None and g.joint in self.action_joints:
+            lo, hi = sorted((g.model_closed, g.model_open))
+            out[:, 6] = np.clip(g.to_model(targets[:, self.action_joints.index(g.joint)]), lo, hi)
+        return out
 
     def _ee_targets(self, actions: np.ndarray, state: np.ndarray) -> np.ndarray:
         q = self._state(state, self.chain.joint_names)

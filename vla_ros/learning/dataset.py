@@ -32,6 +32,14 @@ class Samples:
     def __len__(self) -> int:
         return len(self.state)
 
+    @staticmethod
+    def concat(parts: list[Samples]) -> Samples:
+        """One set from several (episode indices renumbered so that they stay distinct)."""
+        offsets = np.cumsum([0] + [int(p.episode.max()) + 1 if len(p) else 0 for p in parts[:-1]])
+        return Samples(np.concatenate([p.images for p in parts]), np.concatenate([p.state for p in parts]),
+                       np.concatenate([p.targets for p in parts]), [t for p in parts for t in p.instructions],
+                       np.concatenate([p.episode + o for p, o in zip(parts, offsets)]))
+
     def subset(self, mask: np.ndarray) -> Samples:
         idx = np.nonzero(mask)[0]
         return Samples(self.images[idx], self.state[idx], self.targets[idx], [self.instructions[i] for i in idx],
@@ -97,6 +105,11 @@ def episode_dirs(folder: str | Path, successful_only: bool = True) -> list[Path]
         if info is not None and (info.get("success") or not successful_only):
             out.append(path)
     return out
+
+
+def load_folders(folders: list[str | Path], *args, **kwargs) -> Samples:
+    """``load_samples`` of each folder (each cached beside its bags), as one set."""
+    return Samples.concat([load_samples(f, *args, **kwargs) for f in folders])
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],

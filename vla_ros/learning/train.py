@@ -18,7 +18,7 @@ import numpy as np
 
 from ..core.normalize import NormStats, Stats
 from ..robots import load_robot
-from .dataset import Samples, load_samples
+from .dataset import Samples, load_folders
 from .model import ModelConfig, TinyVLA
 from .tokenizer import WordTokenizer
 
@@ -93,7 +93,7 @@ def drop_words(tokens, p: float, generator):
     return torch.where(keep, tokens, torch.zeros_like(tokens))
 
 
-def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: str = "regression",
+def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True) -> dict:
@@ -114,7 +114,8 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
                       action_joints=list(robot.action_joints),
                       delta_joints=[j for j in robot.action_joints if j not in grippers],
                       image_size=image_size, head=head)
-    samples = load_samples(data, {c.key: c.image_topic for c in robot.cameras}, cfg.state_joints,
+    folders = [data] if isinstance(data, (str, Path)) else list(data)
+    samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, cfg.state_joints,
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None
@@ -201,7 +202,8 @@ def train(data: str | Path, out: str | Path, robot_name: str = "widowx", head: s
     bar.close()
 
     out = save_checkpoint(out, model.cpu(), stats, tokenizer)
-    report = {"data": str(data), "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
+    report = {"data": [str(f) for f in folders] if len(folders) > 1 else str(folders[0]),
+              "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
               "word_dropout": word_dropout,

@@ -14,7 +14,7 @@ import numpy as np
 from ..core import aloha
 from ..core.action_space import ActionSpace, GripperMap
 from ..core.observation import Observation
-from ..core.transforms import rotation_log
+from ..core.transforms import make_transform, rotation_exp, rotation_log
 
 LAYOUTS = ("vla_ros", "aloha", "droid", "libero")
 
@@ -31,6 +31,11 @@ class LayoutContext:
     dt: float
     cameras: dict[str, str]  # layout camera name -> this package's image key
     rotate_180: bool = True  # libero: frames turned as LIBERO's robosuite renders were stored (not for upright cameras)
+
+    @property
+    def base_position(self) -> np.ndarray:
+        """libero: the robot base's position in the frame of the poses on the wire (the preset's)."""
+        return np.asarray(self.robot.openpi.base_position, float)
 
     def image(self, obs: Observation, layout_name: str) -> np.ndarray:
         key = self.cameras.get(layout_name, layout_name)
@@ -208,10 +213,23 @@ class LiberoLayout:
     """openpi LIBERO: state = EE position, axis-angle, two finger positions; images rotated 180 degrees
     (LIBERO's robosuite renders are stored upside down: ``rotate_180`` false for an upright camera);
     actions (H, 7) in [-1, 1] = EE deltas scaled by 0.05 m / 0.5 rad (robosuite OSC_POSE: the rotation a
-    rotation vector, applied in the base frame), gripper -1 open .. +1 closed. Client side only (joint
-    states cannot be recovered from an end-effector pose)."""
+    rotation vector, applied in the base frame; each step from the pose the one before reached), gripper
+    -1 open .. +1 closed. Poses on the wire are the base frame's shifted by the preset's
+    ``openpi.base_position``. Served, the joint state is the inverse kinematics of the received pose
+    (seeded at the preset's home): one of the arm's configurations with that pose, not necessarily the
+    robot's own."""
 
     name = "libero"
+    CAMERAS = ("image", "wrist_image")
+
+    @staticmethod
+    def _space(ctx: LayoutContext) -> ActionSpace:
+        return ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5),
+                         ee_rotation="axis_angle", clip=1.0)
+
+    @staticmethod
+    def _turn(img: np.ndarray, ctx: LayoutContext) -> np.ndarray:
+        return np.ascontiguousarray(img[::-1, ::-1]) if ctx.rotate_180 else img
 
     def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
         chain = ctx.robot.chain()
@@ -219,23 +237,39 @@ class LiberoLayout:
         pose = chain.fk(q)
         grip = ctx.robot.gripper
         g = obs.state[ctx.state_joints.index(grip.joint)] if grip else 0.0
-        state = np.concatenate([pose[:3, 3], rotation_log(pose[:3, :3]), [g, -g]])
-        turn = (lambda img: img[::-1, ::-1].copy()) if ctx.rotate_180 else (lambda img: img)
+        state = np.concatenate([pose[:3, 3] + ctx.base_position, rotation_log(pose[:3, :3]), [g, -g]])
         return {"observation/state": state.astype(np.float32),
-                "observation/image": turn(ctx.image(obs, "image")),
-                "observation/wrist_image": turn(ctx.image(obs, "wrist_image")),
+                "observation/image": self._turn(ctx.image(obs, "image"), ctx),
+                "observation/wrist_image": self._turn(ctx.image(obs, "wrist_image"), ctx),
                 "prompt": obs.instruction}
 
     def parse_observation(self, d: dict, ctx: LayoutContext, stamp: float) -> Observation:
-        raise LayoutError("the libero layout is client-side only: serve with the vla_ros, aloha or droid layout")
+        state = np.array(d["observation/state"], np.float64)  # a copy: decoded arrays are read-only
+        if state.shape != (8,) or not np.all(np.isfinite(state)):
+            raise LayoutError(f"observation/state must be 8 finite values (EE position, axis-angle, two fingers), "
+                              f"got shape {state.shape}")
+        chain = ctx.robot.chain()
+        pose = make_transform(rotation_exp(state[3:6]), state[:3] - ctx.base_position)
+        home = ctx.robot.sim.home if ctx.robot.sim is not None and ctx.robot.sim.home else ctx.robot.home
+        seed = np.array(home, float) if len(home) == len(chain.joint_names) else np.zeros(len(chain.joint_names))
+        result = chain.ik(pose, seed)
+        if not result.success:
+            raise LayoutError(f"the arm cannot reach the received pose ({result.position_error * 1000:.1f} mm, "
+                              f"{result.rotation_error:.3f} rad off): is openpi.base_position right?")
+        grip = ctx.robot.gripper
+        values = {**dict(zip(chain.joint_names, result.q)), **({grip.joint: abs(state[6])} if grip else {})}
+        images = {}
+        for camera in self.CAMERAS:
+            if f"observation/{camera}" in d:
+                images[ctx.cameras.get(camera, camera)] = self._turn(_hwc(d[f"observation/{camera}"]), ctx)
+        return Observation(stamp, np.array([values.get(j, 0.0) for j in ctx.state_joints]), images,
+                           str(d.get("prompt", "")))
 
     def targets(self, response: dict, obs: Observation, ctx: LayoutContext) -> np.ndarray:
-        space = ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5),
-                          ee_rotation="axis_angle")
-        return space.to_targets(np.asarray(response["actions"])[:, :7], obs.state)
+        return self._space(ctx).to_targets(np.asarray(response["actions"])[:, :7], obs.state)
 
-    def response(self, targets, obs, ctx):
-        raise LayoutError("the libero layout is client-side only")
+    def response(self, targets: np.ndarray, obs: Observation, ctx: LayoutContext) -> dict:
+        return {"actions": self._space(ctx).to_ee_deltas(targets, obs.state)}
 
 
 def get_layout(name: str):
