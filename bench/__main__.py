@@ -27,7 +27,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer seeds and episodes")
     ns = parser.parse_args()
     ns.out.mkdir(parents=True, exist_ok=True)
-    from . import backends, chunk_execution, controller_timing, image_decoding
+    from . import backends, chunk_execution, controller_timing, image_decoding, kinematics
 
     sections = []
     report = chunk_execution.run(2 if ns.quick else 5, [0.1, 0.3], 0.2, 0.01, ns.out)
@@ -43,6 +43,9 @@ def main() -> int:
     decoding = image_decoding.run(20 if ns.quick else 100)
     (ns.out / "image_decoding.json").write_text(json.dumps(decoding, indent=2))
     sections.append("## Camera frame decoding in the policy node (this CPU)\n\n" + image_decoding.table(decoding))
+    ik = kinematics.run(200 if ns.quick else 1000)
+    (ns.out / "kinematics.json").write_text(json.dumps(ik, indent=2))
+    sections.append("## Inverse kinematics per arm (random reachable poses, this CPU)\n\n" + kinematics.table(ik))
     sections.append(gpu_snapshot())
     text = "# vla_ros benchmarks\n\n" + "\n".join(sections)
     (ns.out / "RESULTS.md").write_text(text)

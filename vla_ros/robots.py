@@ -49,11 +49,14 @@ class ControllerSpec:
 
 @dataclass
 class CameraSimSpec:
-    """Where the simulator places a camera (robot base frame)."""
+    """Where the simulator places a camera: in the robot base frame, or in link ``body``'s frame (a wrist
+    camera moves with it); +Y of the image roughly along ``up`` (same frame)."""
 
     pos: list[float]
     lookat: list[float]
     fovy: float = 45.0
+    body: str = ""
+    up: list[float] = field(default_factory=lambda: [0.0, 0.0, 1.0])
 
 
 @dataclass

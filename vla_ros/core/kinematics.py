@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .transforms import axis_angle_to_matrix, make_transform, rotation_log, rpy_to_matrix
+from .transforms import make_transform, rotation_log, rpy_to_matrix
 from .urdf import UrdfModel
 
 
@@ -45,22 +45,35 @@ class Chain:
         self.lower = np.array(lower)
         self.upper = np.array(upper)
 
+        axes = np.array(self._axes, float).reshape(-1, 3)
+        self._revolute = np.array([t != "prismatic" for t in self._types])
+        skew = np.zeros((len(axes), 3, 3))
+        skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -axes[:, 2], axes[:, 1], -axes[:, 0]
+        skew -= skew.transpose(0, 2, 1)
+        self._skew, self._skew2 = skew, skew @ skew  # Rodrigues: R = I + sin q K + (1 - cos q) K^2
+
     @property
     def dof(self) -> int:
         return len(self.joint_names)
+
+    def _motions(self, q: np.ndarray) -> np.ndarray:
+        """(N, 4, 4) joint motions for positions ``q`` (all joints at once)."""
+        q = np.asarray(q, float)
+        rev = np.where(self._revolute, q, 0.0)
+        motion = np.zeros((len(q), 4, 4))
+        motion[:, :3, :3] = (np.eye(3) + np.sin(rev)[:, None, None] * self._skew
+                             + (1.0 - np.cos(rev))[:, None, None] * self._skew2)
+        motion[:, :3, 3] = np.where(self._revolute, 0.0, q)[:, None] * np.array(self._axes, float).reshape(-1, 3)
+        motion[:, 3, 3] = 1.0
+        return motion
 
     def _frames(self, q: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """World transforms of each joint frame (before its motion) and of the tip."""
         frames = []
         tf = np.eye(4)
-        for fixed, axis, kind, qi in zip(self._fixed, self._axes, self._types, q):
+        for fixed, motion in zip(self._fixed, self._motions(q)):
             tf = tf @ fixed
             frames.append(tf)
-            motion = np.eye(4)
-            if kind == "prismatic":
-                motion[:3, 3] = axis * qi
-            else:
-                motion[:3, :3] = axis_angle_to_matrix(axis, qi)
             tf = tf @ motion
         return frames, tf @ self._tip_offset
 
@@ -68,19 +81,17 @@ class Chain:
         """4x4 pose of the tip in the base frame."""
         return self._frames(np.asarray(q, float))[1]
 
+    def _jacobian(self, frames: list[np.ndarray], tip: np.ndarray) -> np.ndarray:
+        stacked = np.array(frames)
+        z = np.einsum("nij,nj->ni", stacked[:, :3, :3], np.array(self._axes, float).reshape(-1, 3))
+        lever = tip[:3, 3] - stacked[:, :3, 3]
+        linear = np.where(self._revolute[:, None], np.cross(z, lever), z)
+        angular = np.where(self._revolute[:, None], z, 0.0)
+        return np.vstack([linear.T, angular.T])
+
     def jacobian(self, q: np.ndarray) -> np.ndarray:
         """6xN geometric Jacobian (linear rows first) of the tip in the base frame."""
-        frames, tip = self._frames(np.asarray(q, float))
-        jac = np.zeros((6, self.dof))
-        p_tip = tip[:3, 3]
-        for i, (frame, axis, kind) in enumerate(zip(frames, self._axes, self._types)):
-            z = frame[:3, :3] @ axis
-            if kind == "prismatic":
-                jac[:3, i] = z
-            else:
-                jac[:3, i] = np.cross(z, p_tip - frame[:3, 3])
-                jac[3:, i] = z
-        return jac
+        return self._jacobian(*self._frames(np.asarray(q, float)))
 
     def ik(
         self,
@@ -91,26 +102,58 @@ class Chain:
         position_tolerance: float = 1e-4,
         rotation_tolerance: float = 1e-3,
         rotation_weight: float = 0.3,
-        damping: float = 1e-3,
+        damping: float = 1e-6,
+        restarts: int = 0,
     ) -> IkResult:
-        """Damped least squares towards a 4x4 target pose, clamped to joint limits."""
+        """Damped least squares towards a 4x4 target pose, clamped to joint limits. The damping grows with the
+        error (Levenberg-Marquardt style: short steps far off, Gauss-Newton near the goal). ``restarts`` > 0:
+        an attempt that stalls or fails is repeated from seeds drawn within the limits (a fixed sequence),
+        the best result returned."""
+        best = self._solve(target, q0, max_iterations, position_tolerance, rotation_tolerance, rotation_weight,
+                           damping, stall=restarts > 0)
+        rng = None
+        for _ in range(restarts):
+            if best.success:
+                break
+            rng = rng or np.random.default_rng(0)
+            seed = rng.uniform(np.maximum(self.lower, -np.pi), np.minimum(self.upper, np.pi))
+            result = self._solve(target, seed, max_iterations, position_tolerance, rotation_tolerance,
+                                 rotation_weight, damping, stall=True)
+            result.iterations += best.iterations
+            better = result.position_error + rotation_weight * result.rotation_error < (
+                best.position_error + rotation_weight * best.rotation_error)
+            best = result if result.success or better else IkResult(best.q, False, best.position_error,
+                                                                    best.rotation_error, result.iterations)
+        return best
+
+    def _solve(self, target: np.ndarray, q0: np.ndarray, max_iterations: int, position_tolerance: float,
+               rotation_tolerance: float, rotation_weight: float, damping: float, stall: bool) -> IkResult:
+        """One attempt from ``q0``; with ``stall``, it gives up once the error stops falling."""
         q = np.clip(np.asarray(q0, float).copy(), self.lower, self.upper)
         weights = np.array([1.0, 1.0, 1.0, rotation_weight, rotation_weight, rotation_weight])
+        best = (np.inf, q, np.inf, np.inf)
+        history: list[float] = []
+        it = 0
         for it in range(1, max_iterations + 1):
-            pose = self.fk(q)
+            frames, pose = self._frames(q)
             err = np.concatenate([target[:3, 3] - pose[:3, 3], rotation_log(target[:3, :3] @ pose[:3, :3].T)])
-            pos_err, rot_err = np.linalg.norm(err[:3]), np.linalg.norm(err[3:])
+            pos_err, rot_err = float(np.linalg.norm(err[:3])), float(np.linalg.norm(err[3:]))
             if pos_err < position_tolerance and rot_err < rotation_tolerance:
                 return IkResult(q, True, pos_err, rot_err, it)
-            jac = self.jacobian(q) * weights[:, None]
+            cost = pos_err + rotation_weight * rot_err
+            if cost < best[0]:
+                best = (cost, q, pos_err, rot_err)
+            history.append(cost)
+            if stall and it >= 10 and history[-1] > 0.8 * history[-6]:
+                break  # a local minimum or a joint limit: a new seed does better than more steps
+            jac = self._jacobian(frames, pose) * weights[:, None]
             werr = err * weights
-            step = jac.T @ np.linalg.solve(jac @ jac.T + damping * np.eye(6), werr)
-            norm = np.linalg.norm(step)
+            lam = damping + 0.01 * float(werr @ werr)
+            step = jac.T @ np.linalg.solve(jac @ jac.T + lam * np.eye(6), werr)
+            norm = float(np.linalg.norm(step))
             if norm > 0.5:
                 step *= 0.5 / norm
             q = np.clip(q + step, self.lower, self.upper)
-        pose = self.fk(q)
-        pos_err = float(np.linalg.norm(target[:3, 3] - pose[:3, 3]))
-        rot_err = float(np.linalg.norm(rotation_log(target[:3, :3] @ pose[:3, :3].T)))
+        _, q, pos_err, rot_err = best
         return IkResult(q, pos_err < position_tolerance * 10 and rot_err < rotation_tolerance * 10,
-                        pos_err, rot_err, max_iterations)
+                        pos_err, rot_err, it)

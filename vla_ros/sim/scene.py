@@ -37,8 +37,11 @@ def _geom_xml(geom: Geometry, rgba, name: str) -> str:
             f'quat="{_quat(geom.rpy)}" rgba="{_fmt(color)}" {ROBOT_CONTACT}/>')
 
 
-def _link_xml(model: UrdfModel, link: Link, fixed: set[str], indent: str) -> list[str]:
-    out = []
+def _link_xml(model: UrdfModel, link: Link, fixed: set[str], indent: str,
+              attached: dict[str, list[str]] | None = None) -> list[str]:
+    """The body content of ``link`` and its subtree; ``attached``: extra elements per link (wrist cameras)."""
+    attached = attached or {}
+    out = [indent + line for line in attached.get(link.name, [])]
     if link.inertial is not None:
         inr = link.inertial
         diag = np.maximum(np.diag(inr.inertia), 1e-9)
@@ -56,13 +59,18 @@ def _link_xml(model: UrdfModel, link: Link, fixed: set[str], indent: str) -> lis
             rng = f' range="{joint.lower:.6g} {joint.upper:.6g}"' if np.isfinite(joint.lower) else ""
             out.append(f'{indent}  <joint name="{joint.name}" type="{kind}" axis="{_fmt(joint.axis)}"{rng} '
                        f'damping="{joint.damping:.6g}" frictionloss="{joint.friction:.6g}"/>')
-        out.extend(_link_xml(model, child, fixed, indent + "  "))
+        out.extend(_link_xml(model, child, fixed, indent + "  ", attached))
         out.append(f"{indent}</body>")
     return out
 
 
 def camera_quat(spec: CameraSimSpec) -> np.ndarray:
-    return matrix_to_quat_wxyz(look_at(np.array(spec.pos), np.array(spec.lookat)))
+    return matrix_to_quat_wxyz(look_at(np.array(spec.pos), np.array(spec.lookat), np.array(spec.up, float)))
+
+
+def _camera_xml(cam) -> str:
+    return (f'<camera name="{cam.name}" pos="{_fmt(cam.sim.pos)}" quat="{_fmt(camera_quat(cam.sim))}" '
+            f'fovy="{cam.sim.fovy}"/>')
 
 
 def build_mjcf(robot: RobotPreset) -> str:
@@ -103,7 +111,13 @@ def build_mjcf(robot: RobotPreset) -> str:
         f'material="table" {WORLD_CONTACT}/>',
         f'    <body name={quoteattr(model.root)} pos="0 0 0">',
     ]
-    lines.extend(_link_xml(model, model.links[model.root], fixed, "      "))
+    attached: dict[str, list[str]] = {}
+    for cam in robot.cameras:
+        if cam.sim and cam.sim.body:
+            if cam.sim.body not in model.links:
+                raise ValueError(f"camera {cam.name!r}: body {cam.sim.body!r} is not a link of {robot.urdf}")
+            attached.setdefault(cam.sim.body, []).append(_camera_xml(cam))
+    lines.extend(_link_xml(model, model.links[model.root], fixed, "      ", attached))
     lines.append("    </body>")
     half = task.cube_size / 2.0
     mass = task.cube_mass
@@ -112,9 +126,8 @@ def build_mjcf(robot: RobotPreset) -> str:
                      f'<geom name="{name}" type="box" size="{half} {half} {half}" mass="{mass}" rgba="{_fmt(rgba)}" '
                      f'condim="4" {WORLD_CONTACT}/></body>')
     for cam in robot.cameras:
-        if cam.sim:
-            lines.append(f'    <camera name="{cam.name}" pos="{_fmt(cam.sim.pos)}" '
-                         f'quat="{_fmt(camera_quat(cam.sim))}" fovy="{cam.sim.fovy}"/>')
+        if cam.sim and not cam.sim.body:
+            lines.append("    " + _camera_xml(cam))
     lines.append("  </worldbody>")
     mimics = [j for j in model.joints if j.mimic and j.name not in fixed]
     if mimics:
