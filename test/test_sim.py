@@ -146,3 +146,47 @@ def test_asynchronous_execution_never_stalls_and_stays_within_limits(sim, robot)
     assert np.all(np.abs(np.diff(cmd, axis=0)) <= limits.velocity / 500.0 + 1e-9)
     acc = np.diff(cmd, 2, axis=0) * 500.0**2
     assert np.all(np.abs(acc) <= limits.acceleration + 1e-6)
+
+
+def test_tool_twist_is_the_rate_of_the_tool_pose():
+    from vla_ros.core.cartesian import joint_step_for_twist, tool_pose, tool_twist
+    from vla_ros.core.transforms import rotation_log
+
+    chain = load_robot("franka").chain()
+    q = np.array([0.1, -0.6, 0.2, -2.2, 0.1, 1.7, 0.6])
+    qdot = np.array([0.3, -0.2, 0.1, 0.4, -0.5, 0.2, 0.3])
+    h = 1e-6
+    a, b = tool_pose(chain, q), tool_pose(chain, q + qdot * h)
+    twist = tool_twist(chain, q, qdot)
+    np.testing.assert_allclose(twist[:3], (b[:3, 3] - a[:3, 3]) / h, atol=1e-5)
+    np.testing.assert_allclose(twist[3:], rotation_log(b[:3, :3] @ a[:3, :3].T) / h, atol=1e-5)
+    # and back: the joint step for that twist over 1 ms moves the tool by twist x 1 ms
+    step = joint_step_for_twist(chain, q, twist, 1e-3, damping=1e-9)
+    np.testing.assert_allclose(tool_twist(chain, q, step / 1e-3), twist, atol=1e-6)
+
+
+def test_a_pose_target_moves_the_tool_there_and_a_twist_moves_it_at_its_rate_until_stale(sim, robot):
+    chain = robot.chain()
+    sim.reset(0)
+    arm = [sim.joint_names.index(j) for j in chain.joint_names]
+    goal_q = np.array(robot.sim.home) + np.array([0.3, 0.15, -0.1, 0.0, 0.2, -0.3])
+    goal = chain.fk(goal_q)
+    sim.set_ee_pose(goal)
+    sim.step(int(1.5 / sim.dt))
+    reached = chain.fk(sim.positions()[arm])
+    assert np.linalg.norm(reached[:3, 3] - goal[:3, 3]) < 0.003
+    # 0.05 m/s up, refreshed every 20 ms for 0.4 s, the last one valid for 0.1 s (0.08 s past the loop): 0.024 m
+    # higher, then it holds
+    start = chain.fk(sim.positions()[arm])[2, 3]
+    for _ in range(20):
+        sim.set_ee_twist(np.array([0.0, 0.0, 0.05, 0.0, 0.0, 0.0]), sim.time)
+        sim.step(int(0.02 / sim.dt))
+    sim.step(int(0.6 / sim.dt))  # the servos settle on the last target
+    held = chain.fk(sim.positions()[arm])[2, 3]
+    assert held - start == pytest.approx(0.024, abs=0.002)
+    sim.step(int(0.5 / sim.dt))
+    assert chain.fk(sim.positions()[arm])[2, 3] == pytest.approx(held, abs=5e-4)
+    with pytest.raises(ValueError, match="6 finite"):
+        sim.set_ee_twist(np.full(6, np.nan), sim.time)
+    with pytest.raises(ValueError, match="finite 4x4"):
+        sim.set_ee_pose(np.eye(3))

@@ -11,7 +11,7 @@ import yaml
 
 from .params import POLICY_PARAMS
 from .paths import resolve, share_dir
-from .robots import load_robot
+from .robots import OUTPUT_INTERFACES, load_robot
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,8 @@ LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("record", "false", "Start the recorder (episodes as rosbag2/MCAP via /vla/recorder/start, stop)",
                    BOOL),
     LaunchArgument("record_dir", "recordings", "Folder of the recorded episode bags"),
+    LaunchArgument("output_interface", "", "Controller output (empty: the preset's): forward_position, "
+                   "joint_trajectory, ee_pose or ee_twist", ("", *OUTPUT_INTERFACES)),
 ]
 
 
@@ -70,6 +72,7 @@ class GraphArgs:
     params_file: str = ""
     record: bool = False
     record_dir: str = "recordings"
+    output_interface: str = ""
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> GraphArgs:
@@ -157,6 +160,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         _check(args, robot, backend)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time}
     js_topic = robot.joint_states_topic
+    output = args.output_interface or robot.output_interface
     cams = robot.cameras
     nodes = []
     sim = SIM_PROVIDERS[args.sim]
@@ -171,12 +175,12 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         "image_sizes": [f"{c.width}x{c.height}" for c in cams],
     }, [str(policy_file), *extra]))
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
-        **common, "joint_states_topic": js_topic, "output_interface": robot.output_interface,
+        **common, "joint_states_topic": js_topic, "output_interface": output,
     }, list(extra)))
     if args.record:
         nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {
             **common, "output_dir": str(Path(args.record_dir).expanduser().resolve()),
-            "output_interface": robot.output_interface,
+            "output_interface": output,
         }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))

@@ -24,6 +24,8 @@ RECORDER_START = "/vla/recorder/start"
 RECORDER_STOP = "/vla/recorder/stop"
 EPISODE = "/vla/episode"
 CLOCK = "/clock"
+SERVO_POSE = "/servo_node/pose_target_cmds"  # ee_pose output (PoseStamped; MoveIt Servo, Cartesian controllers)
+SERVO_TWIST = "/servo_node/delta_twist_cmds"  # ee_twist output (TwistStamped; MoveIt Servo)
 
 MAX_INSTRUCTION_CHARS = 1000  # a longer instruction is rejected (policy node: topic and parameter)
 # Serialized sizes above which an input is dropped before it is deserialized (a cheap rejection that keeps a

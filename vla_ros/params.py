@@ -117,8 +117,12 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
               "empty: no box", type="double_array"),
     ParamSpec("workspace_max", [], "End-effector box, upper corner (x, y, z in m); empty: no box",
               type="double_array"),
-    ParamSpec("output_interface", "forward_position", "Command interface of every controller group",
-              choices=("forward_position", "joint_trajectory")),
+    ParamSpec("output_interface", "forward_position", "Command interface: forward_position or joint_trajectory "
+              "for every controller group; ee_pose (PoseStamped) or ee_twist (TwistStamped, zero on hold) for the "
+              "arm's group, in the base frame at the control rate, the gripper as forward_position",
+              choices=("forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
+    ParamSpec("ee_topic", "", "ee_pose / ee_twist output topic (empty: MoveIt Servo's /servo_node/pose_target_cmds "
+              "or /servo_node/delta_twist_cmds)"),
     ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),
     ParamSpec("trajectory_publish_divider", 2, "joint_trajectory output: publish every Nth control tick", min=1,
               max=100),
@@ -178,7 +182,7 @@ RECORDER_PARAMS: list[ParamSpec] = [
     ROBOT,
     ParamSpec("output_dir", "recordings", "Folder of the episode bags (episode_NNNNNN, rosbag2 with MCAP storage)"),
     ParamSpec("output_interface", "", "The controller's output interface, whose command topics are recorded "
-              "(empty: the preset's)", choices=("", "forward_position", "joint_trajectory")),
+              "(empty: the preset's)", choices=("", "forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
     ParamSpec("record_commands", False, "Also record every command message to the robot's controllers (500 Hz "
               "each; /vla/controller/state always holds the commanded positions at 100 Hz)"),
     ParamSpec("instruction", "", "Instruction stored with an episode when none was published on /vla/instruction",

@@ -19,7 +19,7 @@ from .core.limits import JointLimits
 from .core.urdf import UrdfModel, parse_urdf
 from .paths import resolve, share_dir
 
-OUTPUT_INTERFACES = ("forward_position", "joint_trajectory")
+OUTPUT_INTERFACES = ("forward_position", "joint_trajectory", "ee_pose", "ee_twist")
 ACTION_KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
 TASK_KINDS = ("pick_cube",)  # implemented in vla_ros.sim.tasks
 OPENPI_LAYOUTS = ("vla_ros", "aloha", "droid", "libero")  # implemented in vla_ros.remote.layouts

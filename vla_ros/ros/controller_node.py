@@ -51,7 +51,7 @@ class ControllerNode(Node):
         if uncovered:
             raise ValueError(f"joints {uncovered} belong to no controller of robot {self.robot.name!r}")
         self.adapters = make_adapters(self, p["output_interface"], groups, self.joints, p["trajectory_points"],
-                                      p["trajectory_publish_divider"])
+                                      p["trajectory_publish_divider"], self.robot, p["ee_topic"])
 
         self.log = QuietLogger(self)  # for lines from the node's own threads
         self.problems = ProblemTracker(self.log.error, self.log.info)

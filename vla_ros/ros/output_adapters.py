@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from .. import interfaces as io
+from ..core.cartesian import tool_pose, tool_twist
 from ..core.control import ControlCore, TickResult
-from .conversions import to_duration
+from ..core.kinematics import Chain
+from ..core.transforms import matrix_to_quat_wxyz
+from .conversions import to_duration, to_time
 
 
 class ForwardPositionAdapter:
@@ -57,14 +61,67 @@ class JointTrajectoryAdapter:
         self.pub.publish(msg)
 
 
+class EePoseAdapter:
+    """The tool pose of the commanded arm joints (PoseStamped, base frame) every control tick."""
+
+    def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
+        self.chain, self.frame = chain, frame
+        self.index = [all_joints.index(j) for j in chain.joint_names]
+        self.pub = node.create_publisher(PoseStamped, topic, QoSProfile(depth=10))
+
+    def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
+        pose = tool_pose(self.chain, result.command[self.index])
+        msg = PoseStamped()
+        msg.header.stamp, msg.header.frame_id = to_time(now), self.frame
+        msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose[:3, 3])
+        w, x, y, z = (float(v) for v in matrix_to_quat_wxyz(pose[:3, :3]))
+        msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = w, x, y, z
+        self.pub.publish(msg)
+
+
+class EeTwistAdapter:
+    """The tool twist of the commanded arm motion (TwistStamped, base frame, stamped now: MoveIt Servo drops
+    commands older than 0.1 s) every control tick; zero while holding."""
+
+    def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
+        self.chain, self.frame = chain, frame
+        self.index = [all_joints.index(j) for j in chain.joint_names]
+        self.pub = node.create_publisher(TwistStamped, topic, QoSProfile(depth=10))
+
+    def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
+        twist = np.zeros(6) if result.holding else tool_twist(self.chain, result.command[self.index],
+                                                             result.velocity[self.index])
+        msg = TwistStamped()
+        msg.header.stamp, msg.header.frame_id = to_time(now), self.frame
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in twist[:3])
+        msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in twist[3:])
+        self.pub.publish(msg)
+
+
 def make_adapters(node: Node, interface: str, groups: dict[str, list[str]], joints: list[str], points: int,
-                  divider: int) -> list:
+                  divider: int, robot=None, ee_topic: str = "") -> list:
+    """One adapter per controller group; with ee_pose / ee_twist, the arm's group (the one holding the tool
+    chain's joints) gets the Cartesian adapter and the others forward position commands."""
     adapters = []
+    chain = None
+    if interface in ("ee_pose", "ee_twist"):
+        if robot is None or len(robot.grippers) > 1:
+            raise ValueError(f"output_interface {interface}: needs a single-arm preset (one tool chain)")
+        chain = robot.chain()
+        missing = [j for j in chain.joint_names if j not in joints]
+        if missing:
+            raise ValueError(f"output_interface {interface}: the controller's joints lack the arm's {missing}")
     for controller, group in groups.items():
-        if interface == "forward_position":
+        if chain is not None and set(chain.joint_names) <= set(group):
+            kind = EePoseAdapter if interface == "ee_pose" else EeTwistAdapter
+            default = io.SERVO_POSE if interface == "ee_pose" else io.SERVO_TWIST
+            adapters.append(kind(node, ee_topic or default, chain, robot.base_link, joints))
+        elif interface in ("forward_position", "ee_pose", "ee_twist"):
             adapters.append(ForwardPositionAdapter(node, controller, group, joints))
         elif interface == "joint_trajectory":
             adapters.append(JointTrajectoryAdapter(node, controller, group, joints, points, divider))
         else:
             raise ValueError(f"unknown output_interface {interface!r}")
+    if chain is not None and not any(isinstance(a, (EePoseAdapter, EeTwistAdapter)) for a in adapters):
+        raise ValueError(f"output_interface {interface}: no controller group holds all of {chain.joint_names}")
     return adapters

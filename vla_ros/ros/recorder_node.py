@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
@@ -40,8 +41,14 @@ def graph_topics(robot, output_interface: str, commands: bool) -> dict[str, type
     topics: dict[str, type] = {c.image_topic: Image for c in robot.cameras}
     topics.update({robot.joint_states_topic: JointState, io.INSTRUCTION: String, io.ACTION_CHUNK: JointTrajectory,
                    io.CONTROLLER_STATE: JointState, io.SIM_TASK_SUCCESS: Bool})
+    arm = set(robot.chain().joint_names) if output_interface in ("ee_pose", "ee_twist") else set()
     for c in robot.controllers if commands else ():
-        if output_interface == "joint_trajectory":
+        if arm and arm <= set(c.joints):
+            if output_interface == "ee_pose":
+                topics[io.SERVO_POSE] = PoseStamped
+            else:
+                topics[io.SERVO_TWIST] = TwistStamped
+        elif output_interface == "joint_trajectory":
             topics[io.trajectory_topic(c.name)] = JointTrajectory
         else:
             topics[io.commands_topic(c.name)] = Float64MultiArray

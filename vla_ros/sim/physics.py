@@ -5,6 +5,7 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from ..core.cartesian import TWIST_TIMEOUT, joint_step_for_twist
 from ..core.trajectory import JtcTrajectory, accept_trajectory
 from ..robots import RobotPreset
 from .scene import build_mjcf
@@ -36,6 +37,14 @@ class ArmSim:
             if missing:
                 raise ValueError(f"controller joints {missing} have no actuator in the sim config")
         self._trajectories: dict[str, JtcTrajectory | None] = {c: None for c in self.controllers}
+        # Cartesian inputs (single-arm presets): a pose target solved by IK at most every IK_PERIOD, or a twist
+        self._chain = robot.chain() if len(robot.grippers) <= 1 else None
+        self._arm_actuators = ([self.actuated.index(j) for j in self._chain.joint_names]
+                               if self._chain is not None and all(j in self.actuated for j in self._chain.joint_names)
+                               else None)
+        self._ee_pose: np.ndarray | None = None
+        self._ee_twist: tuple[np.ndarray, float] | None = None
+        self._last_ik = -np.inf
         self.task = make_task(self.model, robot.task)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self.reset(0)
@@ -90,6 +99,7 @@ class ArmSim:
         for i, name in enumerate(self.actuated):
             self.data.ctrl[i] = home.get(name, 0.0)
         self._trajectories = {c: None for c in self.controllers}
+        self._ee_pose, self._ee_twist, self._last_ik = None, None, -np.inf
         placed = self.task.reset(self.data, np.random.default_rng(seed))
         mujoco.mj_forward(self.model, self.data)
         for _ in range(int(0.2 / self.dt)):  # let the objects settle
@@ -121,6 +131,52 @@ class ArmSim:
             joints, joint_names, stamp, now, times, positions, velocities, accelerations,
             self.positions()[idx], self.velocities()[idx])
 
+    IK_PERIOD = 0.01  # s of sim time between pose-target solves (a Cartesian controller's update rate)
+
+    def _arm_controllers(self) -> list[str]:
+        arm = set(self._chain.joint_names)
+        return [c for c, joints in self.controllers.items() if arm & set(joints)]
+
+    def set_ee_pose(self, pose: np.ndarray) -> None:
+        """A tool pose target (4x4, base frame) for the arm's servos (through IK); cancels arm trajectories
+        and any twist."""
+        if self._arm_actuators is None:
+            raise ValueError("end-effector commands need a single-arm preset whose arm joints are actuated")
+        pose = np.asarray(pose, float)
+        if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
+            raise ValueError("pose target must be a finite 4x4 transform")
+        for c in self._arm_controllers():
+            self._trajectories[c] = None
+        self._ee_pose, self._ee_twist = pose, None
+
+    def set_ee_twist(self, twist: np.ndarray, now: float) -> None:
+        """A tool twist (linear m/s then angular rad/s, base frame) received at ``now``: integrated into the
+        arm's servo targets until it is TWIST_TIMEOUT old; cancels arm trajectories and any pose target."""
+        if self._arm_actuators is None:
+            raise ValueError("end-effector commands need a single-arm preset whose arm joints are actuated")
+        twist = np.asarray(twist, float)
+        if twist.shape != (6,) or not np.all(np.isfinite(twist)):
+            raise ValueError("twist must be 6 finite values")
+        for c in self._arm_controllers():
+            self._trajectories[c] = None
+        self._ee_pose, self._ee_twist = None, (twist, now)
+
+    def _apply_ee(self, now: float, dt: float) -> None:
+        idx = self._arm_actuators
+        lo, hi = self.model.actuator_ctrlrange[idx].T
+        if self._ee_pose is not None and self.time - self._last_ik >= self.IK_PERIOD:
+            result = self._chain.ik(self._ee_pose, self.data.ctrl[idx])
+            self.data.ctrl[idx] = np.clip(result.q, lo, hi)  # (the nearest it gets where out of reach)
+            self._ee_pose, self._last_ik = None, self.time
+        if self._ee_twist is not None:
+            twist, stamp = self._ee_twist
+            valid = min(dt, stamp + TWIST_TIMEOUT - now)  # the part of this step before the twist is stale
+            if valid > 0.0:
+                step = joint_step_for_twist(self._chain, self.data.ctrl[idx], twist, valid)
+                self.data.ctrl[idx] = np.clip(self.data.ctrl[idx] + step, lo, hi)
+            if valid < dt:
+                self._ee_twist = None  # stale: the servos hold the last target
+
     def _apply_trajectories(self, now: float) -> None:
         for controller, traj in self._trajectories.items():
             if traj is None:
@@ -133,6 +189,8 @@ class ArmSim:
     def step(self, count: int = 1, now: float | None = None) -> None:
         """Advance ``count`` physics steps; ``now`` is the command clock at the first step."""
         t = self.time if now is None else now
+        if self._ee_pose is not None or self._ee_twist is not None:
+            self._apply_ee(t, count * self.dt)
         for k in range(count):
             self._apply_trajectories(t + k * self.dt)
             mujoco.mj_step(self.model, self.data)

@@ -11,6 +11,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -24,6 +25,7 @@ from .. import interfaces as io  # noqa: E402
 from ..core.instructions import target_object  # noqa: E402
 from ..core.problems import ProblemTracker  # noqa: E402
 from ..core.trajectory import TrajectoryRejected  # noqa: E402
+from ..core.transforms import make_transform, quat_wxyz_to_matrix  # noqa: E402
 from ..params import SIM_PARAMS  # noqa: E402
 from ..robots import CameraSpec, load_robot  # noqa: E402
 from ..ros import diagnostics as diag  # noqa: E402
@@ -75,6 +77,9 @@ class SimNode(Node):
                                      lambda msg, info, c=name: self._on_commands(c, msg, info), qos)
             self.create_subscription(JointTrajectory, io.trajectory_topic(name),
                                      lambda msg, info, c=name: self._on_trajectory(c, msg, info), qos)
+        if len(self.robot.grippers) <= 1:  # Cartesian inputs, as MoveIt Servo takes them (single arm)
+            self.create_subscription(PoseStamped, io.SERVO_POSE, self._on_ee_pose, qos)
+            self.create_subscription(TwistStamped, io.SERVO_TWIST, self._on_ee_twist, qos)
         self.create_service(Trigger, io.SIM_RESET, self._on_reset)
         self.create_subscription(String, io.INSTRUCTION, self._on_instruction, qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
@@ -131,6 +136,38 @@ class SimNode(Node):
                                         vel, acc)
         except (TrajectoryRejected, ValueError) as exc:
             self.problems.report(f"trajectory:{controller}", f"{io.trajectory_topic(controller)} rejected: {exc}", now)
+
+    def _ee_frame_ok(self, frame: str, topic: str) -> bool:
+        if frame in ("", self.robot.base_link):
+            return True
+        self.problems.report(f"frame:{topic}", f"{topic} rejected: frame {frame!r}, expected "
+                             f"{self.robot.base_link!r}", self.now())
+        return False
+
+    def _on_ee_pose(self, msg: PoseStamped, info: dict) -> None:
+        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_POSE):
+            return
+        p, o = msg.pose.position, msg.pose.orientation
+        try:
+            quat = np.array([o.w, o.x, o.y, o.z])
+            norm = float(np.linalg.norm(quat))
+            if not np.isfinite(norm) or abs(norm - 1.0) > 1e-3:
+                raise ValueError(f"orientation is not a unit quaternion (norm {norm:.4g})")
+            pose = make_transform(quat_wxyz_to_matrix(quat), [p.x, p.y, p.z])
+            with self.lock:
+                self.sim.set_ee_pose(pose)
+        except ValueError as exc:
+            self.problems.report("ee_pose", f"{io.SERVO_POSE} rejected: {exc}", self.now())
+
+    def _on_ee_twist(self, msg: TwistStamped, info: dict) -> None:
+        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_TWIST):
+            return
+        v, w = msg.twist.linear, msg.twist.angular
+        try:
+            with self.lock:
+                self.sim.set_ee_twist(np.array([v.x, v.y, v.z, w.x, w.y, w.z]), self.now())
+        except ValueError as exc:
+            self.problems.report("ee_twist", f"{io.SERVO_TWIST} rejected: {exc}", self.now())
 
     def _on_instruction(self, msg: String) -> None:
         """The task's target follows the instruction the policy gets ('pick up the blue cube')."""
