@@ -8,14 +8,22 @@ The generated parameter file is removed at shutdown.
 
 import shutil
 import tempfile
+from pathlib import Path
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.actions import (
+    DeclareLaunchArgument,
+    IncludeLaunchDescription,
+    OpaqueFunction,
+    RegisterEventHandler,
+    Shutdown,
+)
 from launch.event_handlers import OnShutdown
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
-from vla_ros.graph import LAUNCH_ARGUMENTS, GraphArgs, build_graph, write_params_file
+from vla_ros.graph import EXTERNAL_SIMS, LAUNCH_ARGUMENTS, GraphArgs, build_graph, write_params_file
 
 
 def _on_exit(name):
@@ -47,7 +55,12 @@ def _nodes(context):
         for spec in specs
     ]
     cleanup = RegisterEventHandler(OnShutdown(on_shutdown=lambda event, ctx: shutil.rmtree(folder, True)))
-    return [cleanup, *nodes]
+    sims = []
+    if args.sim in EXTERNAL_SIMS:  # gazebo: its own launch file (gz sim, bridge, controllers)
+        sim_launch = Path(__file__).with_name(f"{args.sim}.launch.py")
+        sims.append(IncludeLaunchDescription(PythonLaunchDescriptionSource(str(sim_launch)), launch_arguments={
+            "robot": args.robot, "output_interface": args.output_interface}.items()))
+    return [cleanup, *sims, *nodes]
 
 
 def generate_launch_description() -> LaunchDescription:

@@ -37,8 +37,10 @@ class Provider:
 # the same topics). Another provider is one more entry here.
 SIM_PROVIDERS: dict[str, Provider | None] = {
     "mujoco": Provider("vla_ros", "sim_node", "vla_ros.sim.sim_node"),
+    "gazebo": None,  # not a node: policy.launch.py includes launch/gazebo.launch.py (a ROS install with gz sim)
     "none": None,
 }
+EXTERNAL_SIMS = ("gazebo",)  # started by an included launch file, publishing /clock
 POLICY = Provider("vla_ros", "policy_node", "vla_ros.ros.policy_node")
 CONTROLLER = Provider("vla_ros", "controller_node", "vla_ros.ros.controller_node")
 RECORDER = Provider("vla_ros", "recorder_node", "vla_ros.ros.recorder_node")
@@ -48,7 +50,8 @@ DEFAULT_BACKEND = next(p.default for p in POLICY_PARAMS if p.name == "backend")
 LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("robot", "widowx", "Robot preset: config/robots/<robot>.yaml (or a YAML path)"),
     LaunchArgument("policy", "builtin", "Policy config: config/policies/<policy>.yaml (or a YAML path)"),
-    LaunchArgument("sim", "mujoco", "Simulator to start with the graph (none = real robot)", tuple(SIM_PROVIDERS)),
+    LaunchArgument("sim", "mujoco", "Simulator to start with the graph: mujoco, gazebo (ros2 launch with gz sim "
+                   "Harmonic installed; sim time) or none (a real robot)", tuple(SIM_PROVIDERS)),
     LaunchArgument("use_sim_time", "false", "Use /clock (the sim publishes it when true)", BOOL),
     LaunchArgument("params_file", "", "Extra ROS parameter YAML applied last to every node"),
     LaunchArgument("record", "false", "Start the recorder (episodes as rosbag2/MCAP via /vla/recorder/start, stop)",
@@ -158,7 +161,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         "backend", DEFAULT_BACKEND)
     if check:
         _check(args, robot, backend)
-    common = {"robot": args.robot, "use_sim_time": args.use_sim_time}
+    common = {"robot": args.robot, "use_sim_time": args.use_sim_time or args.sim in EXTERNAL_SIMS}
     js_topic = robot.joint_states_topic
     output = args.output_interface or robot.output_interface
     cams = robot.cameras

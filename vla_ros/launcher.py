@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from .graph import GraphArgs, NodeSpec, Provider, build_graph, write_params_file
+from .graph import EXTERNAL_SIMS, GraphArgs, GraphError, NodeSpec, Provider, build_graph, write_params_file
 from .paths import ensure_ament_prefix
 from .ros.stop_signals import LAUNCHER_PID_ENV
 
@@ -48,6 +48,9 @@ class Graph:
 
     def __init__(self, args: GraphArgs, log: TextIO | None = None, env: dict[str, str] | None = None,
                  workdir: str | Path | None = None, overrides: dict[str, dict] | None = None, check: bool = True):
+        if args.sim in EXTERNAL_SIMS:
+            raise GraphError(f"sim:={args.sim} is started by launch files (launch/gazebo.launch.py) from a ROS "
+                             f"install with Gazebo: use 'ros2 launch vla_ros policy.launch.py sim:={args.sim}'")
         self.specs = build_graph(args, overrides, check)
         self._tmpdir = None if workdir else tempfile.mkdtemp(prefix="vla_ros_")  # removed by stop()
         self.params_file = write_params_file(self.specs, workdir or self._tmpdir)
