@@ -190,3 +190,18 @@ def test_a_pose_target_moves_the_tool_there_and_a_twist_moves_it_at_its_rate_unt
         sim.set_ee_twist(np.full(6, np.nan), sim.time)
     with pytest.raises(ValueError, match="finite 4x4"):
         sim.set_ee_pose(np.eye(3))
+
+
+@pytest.mark.parametrize("seed, colour", [(0, "red"), (4, "green")])
+def test_the_scripted_expert_picks_with_the_franka_in_closed_loop(seed, colour):
+    """FR3 + hand: the 7th joint's freedom held near home (else the arm folds into its limits), the hand's z
+    pointing down between the fingers."""
+    robot = load_robot("franka")
+    sim = ArmSim(robot)
+    try:
+        ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
+        executor = controller_executor(robot, create_policy("scripted", ctx), latency=0.05)
+        result = run_closed_loop(sim, executor, seed, f"pick up the {colour} cube", timeout=15.0)
+    finally:
+        sim.close()
+    assert result.success and result.duration < 10.0, result.duration

@@ -200,6 +200,7 @@ class RobotPreset:
     gripper: GripperSpec | None = None  # one gripper, or
     grippers: list[GripperSpec] = field(default_factory=list)  # several (ALOHA)
     output_interface: str = "forward_position"
+    approach_axis: str = "x"  # the tool frame's axis that points from the hand between the fingers (x: Interbotix)
     joint_states_topic: str = "/joint_states"
     velocity_scale: float = 0.5  # commands use this fraction of the URDF velocity limits
     limits: LimitsSpec = field(default_factory=LimitsSpec)
@@ -218,6 +219,7 @@ class RobotPreset:
             self.grippers = [self.gripper]
         self.gripper = self.grippers[0] if self.grippers else None
         _choice("output_interface", self.output_interface, OUTPUT_INTERFACES)
+        _choice("approach_axis", self.approach_axis, ("x", "z"))
         if not 0.0 < self.velocity_scale <= 1.0:
             raise ValueError(f"velocity_scale: {self.velocity_scale} must be in (0, 1]")
         keys = [c.key for c in self.cameras]

@@ -104,21 +104,24 @@ class Chain:
         rotation_weight: float = 0.3,
         damping: float = 1e-6,
         restarts: int = 0,
+        rest: np.ndarray | None = None,
     ) -> IkResult:
         """Damped least squares towards a 4x4 target pose, clamped to joint limits. The damping grows with the
         error (Levenberg-Marquardt style: short steps far off, Gauss-Newton near the goal). ``restarts`` > 0:
         an attempt that stalls or fails is repeated from seeds drawn within the limits (a fixed sequence),
-        the best result returned."""
-        best = self._solve(target, q0, max_iterations, position_tolerance, rotation_tolerance, rotation_weight,
-                           damping, stall=restarts > 0)
+        the best result returned. ``rest``: a posture the joints drift towards where the pose leaves freedom
+        (the null space of a redundant arm such as the 7-joint Franka, which otherwise wanders to its limits);
+        joints at a limit that a step would push further are left out of that step."""
+        solve = lambda seed, stall: self._solve(target, seed, max_iterations, position_tolerance,  # noqa: E731
+                                                rotation_tolerance, rotation_weight, damping, stall, rest)
+        best = solve(q0, restarts > 0)
         rng = None
         for _ in range(restarts):
             if best.success:
                 break
             rng = rng or np.random.default_rng(0)
             seed = rng.uniform(np.maximum(self.lower, -np.pi), np.minimum(self.upper, np.pi))
-            result = self._solve(target, seed, max_iterations, position_tolerance, rotation_tolerance,
-                                 rotation_weight, damping, stall=True)
+            result = solve(seed, True)
             result.iterations += best.iterations
             better = result.position_error + rotation_weight * result.rotation_error < (
                 best.position_error + rotation_weight * best.rotation_error)
@@ -127,7 +130,8 @@ class Chain:
         return best
 
     def _solve(self, target: np.ndarray, q0: np.ndarray, max_iterations: int, position_tolerance: float,
-               rotation_tolerance: float, rotation_weight: float, damping: float, stall: bool) -> IkResult:
+               rotation_tolerance: float, rotation_weight: float, damping: float, stall: bool,
+               rest: np.ndarray | None = None) -> IkResult:
         """One attempt from ``q0``; with ``stall``, it gives up once the error stops falling."""
         q = np.clip(np.asarray(q0, float).copy(), self.lower, self.upper)
         weights = np.array([1.0, 1.0, 1.0, rotation_weight, rotation_weight, rotation_weight])
@@ -149,7 +153,17 @@ class Chain:
             jac = self._jacobian(frames, pose) * weights[:, None]
             werr = err * weights
             lam = damping + 0.01 * float(werr @ werr)
-            step = jac.T @ np.linalg.solve(jac @ jac.T + lam * np.eye(6), werr)
+            free = np.ones(self.dof, bool)
+            for _ in range(2):  # once more without the joints a step would push past their limits
+                j = jac * free
+                inverse = j.T @ np.linalg.inv(j @ j.T + lam * np.eye(6))
+                step = inverse @ werr
+                if rest is not None and self.dof > 6:  # drift towards the rest posture without moving the tool
+                    step += (np.eye(self.dof) - inverse @ j) @ (0.2 * (np.asarray(rest, float) - q) * free)
+                blocked = ((q <= self.lower) & (step < 0)) | ((q >= self.upper) & (step > 0))
+                if not (blocked & free).any():
+                    break
+                free &= ~blocked
             norm = float(np.linalg.norm(step))
             if norm > 0.5:
                 step *= 0.5 / norm

@@ -75,6 +75,10 @@ class ScriptedPickPolicy(Policy):
             if missing:
                 raise PolicyError(f"{label} lack {missing} needed by the scripted expert")
         self._state_index = [context.state_joints.index(j) for j in needed]
+        home = robot.sim.home if robot.sim is not None and robot.sim.home else robot.home
+        # a redundant arm's spare freedom drifts back to home (else it wanders to its joint limits and sticks)
+        self.rest = np.array(home, float) if len(home) == self.chain.dof else None
+        self.approach_axis = robot.approach_axis
         self.reset()
 
     def reset(self) -> None:
@@ -94,9 +98,11 @@ class ScriptedPickPolicy(Policy):
         cur_angle = np.arctan2(cur_y[1], cur_y[0])
         candidates = yaw + np.pi / 2 * np.arange(-4, 5)
         angle = candidates[np.argmin(np.abs(np.angle(np.exp(1j * (candidates - cur_angle)))))]
-        x = np.array([0.0, 0.0, -1.0])
+        down = np.array([0.0, 0.0, -1.0])  # the approach axis; y (the fingers' closing axis) across the faces
         y = np.array([np.cos(angle), np.sin(angle), 0.0])
-        return np.column_stack([x, y, np.cross(x, y)])
+        if self.approach_axis == "z":
+            return np.column_stack([np.cross(y, down), y, down])
+        return np.column_stack([down, y, np.cross(down, y)])
 
     def _update_phase(self, t: float, ee: np.ndarray, goals: dict, gripper: float, cube_z: float,
                       half: float) -> None:
@@ -169,7 +175,7 @@ class ScriptedPickPolicy(Policy):
         for i, ti in enumerate(times):
             s = 1.0 if duration <= 1e-9 else min(1.0, ti / duration)
             r = axis_angle_to_matrix(rotvec / ang, s * ang) @ start[:3, :3] if ang > 1e-9 else start[:3, :3]
-            result = self.chain.ik(make_transform(r, start[:3, 3] + s * delta_p), seed)
+            result = self.chain.ik(make_transform(r, start[:3, 3] + s * delta_p), seed, rest=self.rest)
             joints[i] = seed = result.q
         self._plan = _Plan(t + times, joints)
         values = np.zeros((ctx.horizon, len(ctx.action_joints)))
