@@ -58,6 +58,7 @@ class ActionSpace:
     velocity_step: float = 0.0  # joint_velocity: rad per chunk step per unit of model action (0: dt, rad/s)
     clip: float = 0.0  # > 0: arm columns clipped to [-clip, clip] before use (DROID: 1)
     ee_rotation: str = "rpy"  # ee_delta: rotation columns as roll-pitch-yaw (Bridge) or a rotation vector (LIBERO)
+    rest: np.ndarray | None = None  # ee_delta: a redundant arm's posture for the IK's spare freedom (its home)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -164,7 +165,7 @@ class ActionSpace:
             delta = rotation_exp(a[3:6] * ang) if self.ee_rotation == "axis_angle" else rpy_to_matrix(a[3:6] * ang)
             rot = delta @ pose[:3, :3]  # about the base axes (rpy: R = Rz Ry Rx)
             pose = make_transform(rot, pose[:3, 3] + a[:3] * lin)  # composes onto the previous target
-            q = self.chain.ik(pose, q).q
+            q = self.chain.ik(pose, q, rest=self.rest).q
             for j, name in enumerate(self.action_joints):
                 if name in self.chain.joint_names:
                     out[i, j] = q[self.chain.joint_names.index(name)]
@@ -189,4 +190,10 @@ def from_preset(robot, dt: float, spec=None, action_joints: list[str] | None = N
     return ActionSpace(spec.kind, list(action_joints or robot.action_joints), list(state_joints or robot.state_joints),
                        dt, grippers, chain=robot.chain() if spec.kind == "ee_delta" else None,
                        ee_scale=tuple(spec.ee_scale), model_dims=list(spec.model_dims or robot.action_joints),
-                       velocity_step=spec.velocity_step, clip=spec.clip)
+                       velocity_step=spec.velocity_step, clip=spec.clip, rest=home_posture(robot))
+
+
+def home_posture(robot) -> np.ndarray | None:
+    """The arm's home (sim home, else the preset's), for the IK's rest posture; None if it has none."""
+    home = robot.sim.home if robot.sim is not None and robot.sim.home else robot.home
+    return np.array(home, float) if home and len(home) == len(robot.arm_joints) else None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.action_space import home_posture
 from ..core.chunk import ActionChunk
 from ..core.instructions import target_object as named_object
 from ..core.interpolation import interp_rows
@@ -75,9 +76,8 @@ class ScriptedPickPolicy(Policy):
             if missing:
                 raise PolicyError(f"{label} lack {missing} needed by the scripted expert")
         self._state_index = [context.state_joints.index(j) for j in needed]
-        home = robot.sim.home if robot.sim is not None and robot.sim.home else robot.home
         # a redundant arm's spare freedom drifts back to home (else it wanders to its joint limits and sticks)
-        self.rest = np.array(home, float) if len(home) == self.chain.dof else None
+        self.rest = home_posture(robot)
         self.approach_axis = robot.approach_axis
         self.reset()
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core import aloha
-from ..core.action_space import ActionSpace, GripperMap
+from ..core.action_space import ActionSpace, GripperMap, home_posture
 from ..core.observation import Observation
 from ..core.transforms import make_transform, rotation_exp, rotation_log
 
@@ -225,7 +225,7 @@ class LiberoLayout:
     @staticmethod
     def _space(ctx: LayoutContext) -> ActionSpace:
         return ctx.space("ee_delta", 1.0, -1.0, chain=ctx.robot.chain(), ee_scale=(0.05, 0.5),
-                         ee_rotation="axis_angle", clip=1.0)
+                         ee_rotation="axis_angle", clip=1.0, rest=home_posture(ctx.robot))
 
     @staticmethod
     def _turn(img: np.ndarray, ctx: LayoutContext) -> np.ndarray:
