@@ -1,5 +1,6 @@
-"""Camera frame decoding in the policy node: raw sensor_msgs/Image encodings and CompressedImage JPEG/PNG,
-640x480 (a RealSense colour stream) and 224x224, then the resize to the model's 224x224."""
+"""Camera frame decoding in the policy node: raw sensor_msgs/Image encodings and CompressedImage JPEG/PNG
+(OpenCV, as the node decodes them, and the Pillow fallback), 640x480 (a RealSense colour stream) and 224x224,
+then the resize to the model's 224x224."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def frames(height: int, width: int) -> dict[str, tuple]:
         buf = io.BytesIO()
         Image.fromarray(rgb).save(buf, format=fmt.upper(), quality=90) if fmt == "jpeg" else \
             Image.fromarray(rgb).save(buf, format="PNG")
-        out[fmt] = ("compressed", f"rgb8; {fmt} compressed bgr8", buf.getvalue(), 0)
+        out[fmt] = ("compressed", f"rgb8; {fmt} compressed bgr8", buf.getvalue(), "cv2")
+        out[f"{fmt} (Pillow)"] = ("compressed", f"rgb8; {fmt} compressed bgr8", buf.getvalue(), "pillow")
     return out
 
 
@@ -35,8 +37,8 @@ def run(n: int) -> list[dict]:
                 def decode(e=encoding, d=data, c=channels, h=height, w=width):
                     return decode_image(e, h, w, w * c, d)
             else:
-                def decode(e=encoding, d=data):
-                    return decode_compressed(e, d)
+                def decode(e=encoding, d=data, c=channels):
+                    return decode_compressed(e, d, decoder=c)
             stats = timed(decode, n)
             fitted = timed(lambda: fit_image(decode(), (224, 224))[0], n)
             rows.append({"size": f"{width}x{height}", "format": name, "bytes": len(data),

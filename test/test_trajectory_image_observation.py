@@ -180,3 +180,27 @@ def test_compressed_frames_decode_to_rgb_and_bad_ones_are_refused(monkeypatch):
     monkeypatch.setattr(image_mod, "MAX_PIXELS", 1000)  # 64x48 = 3072 pixels: refused before decoding
     with pytest.raises(ImageError, match="pixel limit"):
         decode_compressed("png", png.getvalue())
+
+
+def test_opencv_and_pillow_decode_the_same_pixels():
+    """OpenCV (as image_transport decodes) and the Pillow fallback: PNG (RGB, grey, RGBA) identical, JPEG within
+    one grey level (two IDCT implementations)."""
+    import io
+
+    from PIL import Image
+
+    from vla_ros.core.image import decode_compressed
+
+    pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:120, 0:160]
+    rgb = np.stack([xx * 255 // 159, yy * 255 // 119, (xx + yy) % 256], axis=2).astype(np.uint8)
+    rgb = np.clip(rgb.astype(int) + rng.integers(-20, 20, rgb.shape), 0, 255).astype(np.uint8)
+    for image, fmt in ((Image.fromarray(rgb), "PNG"), (Image.fromarray(rgb).convert("L"), "PNG"),
+                       (Image.fromarray(rgb).convert("RGBA"), "PNG"), (Image.fromarray(rgb), "JPEG")):
+        buf = io.BytesIO()
+        image.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        a = decode_compressed(fmt.lower(), buf.getvalue(), decoder="cv2")
+        b = decode_compressed(fmt.lower(), buf.getvalue(), decoder="pillow")
+        assert a.shape == b.shape == (120, 160, 3) and a.dtype == np.uint8
+        assert np.abs(a.astype(int) - b).max() <= (1 if fmt == "JPEG" else 0), (image.mode, fmt)

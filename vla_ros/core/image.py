@@ -44,9 +44,11 @@ def decode_image(encoding: str, height: int, width: int, step: int, data: bytes 
     return np.repeat(rows, 3, axis=2)
 
 
-def decode_compressed(fmt: str, data: bytes | np.ndarray) -> np.ndarray:
+def decode_compressed(fmt: str, data: bytes | np.ndarray, decoder: str = "") -> np.ndarray:
     """``sensor_msgs/CompressedImage`` (JPEG or PNG, as image_transport's compressed plugin writes them)
-    to HxWx3 uint8 RGB. The pixel count is checked from the header before the frame is decoded."""
+    to HxWx3 uint8 RGB. The pixel count is checked from the header before the frame is decoded; decoded
+    with OpenCV (``cv2.imdecode``, as image_transport does) where it is installed, else Pillow
+    (``decoder``: "cv2" or "pillow" to choose)."""
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -56,15 +58,32 @@ def decode_compressed(fmt: str, data: bytes | np.ndarray) -> np.ndarray:
     if kind and kind not in ("jpeg", "jpg", "png"):
         raise ImageError(f"unsupported compressed format {fmt!r}; expected jpeg or png", "encoding")
     try:
-        img = Image.open(io.BytesIO(raw))
+        img = Image.open(io.BytesIO(raw))  # (reads the header only)
         if img.width * img.height > MAX_PIXELS:
             raise ImageError(f"image of {img.width}x{img.height} pixels exceeds the {MAX_PIXELS} pixel limit")
-        return np.asarray(img.convert("RGB"))
+        cv2 = _cv2() if decoder != "pillow" else None
+        if cv2 is None:
+            if decoder == "cv2":
+                raise ImageError("decoder 'cv2' requested but opencv is not installed", "encoding")
+            return np.asarray(img.convert("RGB"))
+        out = cv2.imdecode(np.frombuffer(raw, np.uint8), cv2.IMREAD_COLOR_RGB)  # (8-bit, alpha dropped)
+        if out is None:
+            raise ValueError("cv2.imdecode returned nothing")
+        return out
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, ImageError):
             raise
         raise ImageError(f"compressed image ({fmt or 'no format'}, {len(raw)} bytes) cannot be decoded: {exc}",
                          "encoding") from None
+
+
+def _cv2():
+    """OpenCV where installed (opencv-python-headless), else None."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
 
 
 def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
