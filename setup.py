@@ -12,7 +12,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 PACKAGE = "vla_ros"
-NODES = ["sim_node", "policy_node", "controller_node", "recorder_node"]
+NODES = ["sim_node", "policy_node", "controller_node", "recorder_node", "joint_state_relay"]
 WHEEL = any(cmd in sys.argv for cmd in ("bdist_wheel", "editable_wheel"))  # a pip install, not colcon
 
 

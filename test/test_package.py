@@ -180,7 +180,7 @@ def test_graph_parameters_come_from_the_robot_preset():
 
     nodes = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "openpi",
                                                                     "sim": "none"}))}
-    assert set(nodes) == {"policy_node", "controller_node"}
+    assert set(nodes) == {"joint_state_relay", "policy_node", "controller_node"}  # (per-arm drivers merged)
     policy = nodes["policy_node"].parameters
     assert policy["image_keys"] == ["cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"]
     assert policy["image_topics"][0] == "/cam_high/camera/color/image_rect_raw"

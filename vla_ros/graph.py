@@ -44,6 +44,7 @@ EXTERNAL_SIMS = ("gazebo",)  # started by an included launch file, publishing /c
 POLICY = Provider("vla_ros", "policy_node", "vla_ros.ros.policy_node")
 CONTROLLER = Provider("vla_ros", "controller_node", "vla_ros.ros.controller_node")
 RECORDER = Provider("vla_ros", "recorder_node", "vla_ros.ros.recorder_node")
+RELAY = Provider("vla_ros", "joint_state_relay", "vla_ros.ros.joint_state_relay")
 BOOL = ("true", "false")
 DEFAULT_BACKEND = next(p.default for p in POLICY_PARAMS if p.name == "backend")
 
@@ -99,7 +100,7 @@ class GraphArgs:
 
 @dataclass
 class NodeSpec:
-    role: str  # sim | policy | controller | recorder
+    role: str  # sim | relay | policy | controller | recorder
     name: str
     provider: Provider
     parameters: dict  # generated from the robot preset and the launch arguments
@@ -172,6 +173,8 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
             "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time,
             **({"camera_rate": cams[0].rate} if cams else {}),
         }, list(extra)))
+    if robot.joint_state_sources:  # per-arm drivers: one merged joint state for the policy and controller
+        nodes.append(NodeSpec("relay", "joint_state_relay", RELAY, {**common}, list(extra)))
     nodes.append(NodeSpec("policy", "policy_node", POLICY, {
         **common, "joint_states_topic": js_topic,
         "image_keys": [c.key for c in cams], "image_topics": [c.image_topic for c in cams],

@@ -191,9 +191,17 @@ RECORDER_PARAMS: list[ParamSpec] = [
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
 ]
 
+RELAY_PARAMS: list[ParamSpec] = [
+    ROBOT,
+    ParamSpec("max_age", 0.1, "Merged joint states are published only while every source's newest message is "
+              "at most this old (s)", min=0.001, max=10.0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
+]
+
 NODE_PARAMS: dict[str, list[ParamSpec]] = {
     "policy_node": POLICY_PARAMS,
     "controller_node": CONTROLLER_PARAMS,
     "sim_node": SIM_PARAMS,
     "recorder_node": RECORDER_PARAMS,
+    "joint_state_relay": RELAY_PARAMS,
 }

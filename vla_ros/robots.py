@@ -187,6 +187,14 @@ class OpenpiSpec:
 
 
 @dataclass
+class JointStateSource:
+    """A driver's joint-state topic whose joint names get ``prefix`` (a per-arm Interbotix driver)."""
+
+    topic: str
+    prefix: str = ""
+
+
+@dataclass
 class RobotPreset:
     name: str
     urdf: str
@@ -202,6 +210,8 @@ class RobotPreset:
     output_interface: str = "forward_position"
     approach_axis: str = "x"  # the tool frame's axis that points from the hand between the fingers (x: Interbotix)
     joint_states_topic: str = "/joint_states"
+    # drivers publishing per arm: a relay node merges them into joint_states_topic (empty: no relay)
+    joint_state_sources: list[JointStateSource] = field(default_factory=list)
     velocity_scale: float = 0.5  # commands use this fraction of the URDF velocity limits
     limits: LimitsSpec = field(default_factory=LimitsSpec)
     home: list[float] = field(default_factory=list)

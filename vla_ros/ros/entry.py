@@ -18,6 +18,7 @@ NODES = {
     "policy_node": "vla_ros.ros.policy_node",
     "controller_node": "vla_ros.ros.controller_node",
     "recorder_node": "vla_ros.ros.recorder_node",
+    "joint_state_relay": "vla_ros.ros.joint_state_relay",
 }
 
 
@@ -45,6 +46,10 @@ def controller_node() -> None:
 
 def recorder_node() -> None:
     sys.exit(run("recorder_node"))
+
+
+def joint_state_relay() -> None:
+    sys.exit(run("joint_state_relay"))
 
 
 if __name__ == "__main__":
