@@ -21,6 +21,9 @@ NODE_ROLES = {
     "sim_node": "MuJoCo arm, table, cubes and cameras; ros2_control-style command topics; reset and task success",
     "policy_node": "Newest inputs -> backend on a worker thread -> `/vla/action_chunk`",
     "controller_node": "Fixed-rate loop: merge chunks, interpolate, limit, watchdog, stream commands",
+    "recorder_node": "Episodes as rosbag2/MCAP folders (record:=true): cameras, joint states, chunks, commands",
+    "joint_state_relay": "Per-arm driver joint states -> one prefixed joint_states topic (presets with "
+                         "joint_state_sources)",
 }
 
 

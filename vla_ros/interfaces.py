@@ -65,8 +65,10 @@ class Endpoint:
 
 
 ENDPOINTS: list[Endpoint] = [
-    Endpoint(JOINT_STATES, "sensor_msgs/JointState", "topic", "sim_node (or the robot)", "policy_node, controller_node",
-             "Measured joint positions"),
+    Endpoint(JOINT_STATES, "sensor_msgs/JointState", "topic", "sim_node (or the robot, or joint_state_relay)",
+             "policy_node, controller_node", "Measured joint positions"),
+    Endpoint("<source>/joint_states", "sensor_msgs/JointState", "topic", "per-arm drivers (preset's "
+             "joint_state_sources)", "joint_state_relay", "Unprefixed joint states of one arm (ALOHA followers)"),
     Endpoint(image_topic("<camera>"), "sensor_msgs/Image", "topic", "sim_node (or camera driver)", "policy_node",
              "Camera frames (rgb8/bgr8/rgba8/bgra8/mono8)"),
     Endpoint(camera_info_topic("<camera>"), "sensor_msgs/CameraInfo", "topic", "sim_node", "-",
@@ -78,6 +80,11 @@ ENDPOINTS: list[Endpoint] = [
              "sim_node (or ros2_control)", "Forward position commands at the control rate"),
     Endpoint(trajectory_topic("<controller>"), "trajectory_msgs/JointTrajectory", "topic", "controller_node",
              "sim_node (or ros2_control)", "Short look-ahead trajectories (stamp 0 = now, with velocities)"),
+    Endpoint(SERVO_POSE, "geometry_msgs/PoseStamped", "topic", "controller_node (output_interface ee_pose)",
+             "sim_node (or MoveIt Servo, a Cartesian controller)", "Tool pose of the commanded joints, base frame, "
+             "every control tick (ee_topic renames it)"),
+    Endpoint(SERVO_TWIST, "geometry_msgs/TwistStamped", "topic", "controller_node (output_interface ee_twist)",
+             "sim_node (or MoveIt Servo)", "Tool twist of the commanded motion, base frame, zero while holding"),
     Endpoint(CONTROLLER_STATE, "sensor_msgs/JointState", "topic", "controller_node", "demo, rosbag, plots",
              "Commanded positions and velocities, decimated to state_publish_rate"),
     Endpoint(DIAGNOSTICS, "diagnostic_msgs/DiagnosticArray", "topic", "all nodes", "rqt_robot_monitor, demo",
