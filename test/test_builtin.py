@@ -165,3 +165,22 @@ def test_word_dropout_hides_words_at_its_rate_and_keeps_one_per_instruction():
     hidden = ((out[2000:, :5] == 0).sum() / (2000 * 5)).item()
     assert 0.27 < hidden < 0.33, hidden
     assert torch.equal(drop_words(tokens, 0.0, torch.Generator()), tokens)
+
+
+def test_a_model_without_the_gripper_state_drives_the_gripper_from_the_image(tmp_path):
+    """Training's default leaves the gripper's position out of the inputs (the demonstrations' gripper target
+    copies it except where a grasp starts): the backend feeds the arm joints only and the chunk still holds
+    every action joint, the gripper absolute."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(["image_0"], ARM, ROBOT.action_joints, delta_joints=ARM, image_size=32, vocab_size=8)
+    model = TinyVLA(cfg)
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+    mean = np.array([0.01, -0.02, 0.03, 0.0, 0.05, -0.01, 0.02])
+    stats = NormStats("zscore", Stats(mean=np.zeros(6), std=np.ones(6)), Stats(mean=mean, std=np.full(7, 0.1)))
+    folder = save_checkpoint(tmp_path / "ckpt", model, stats, WordTokenizer.build(["pick up the red cube"]))
+    chunk = make(folder).infer(observation())
+    np.testing.assert_allclose(chunk.values[:, :6], np.tile(STATE[:6] + mean[:6], (10, 1)), atol=1e-6)
+    np.testing.assert_allclose(chunk.values[:, 6], 0.02)  # (within the finger's 0.015 .. 0.037 m)
+    assert model.state[0].in_features == 6

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                          "--minutes)")
     p_train.add_argument("--word-dropout", type=float, default=0.0, help="chance that a word of the instruction "
                          "is hidden from a training sample (0.15 on 800 demos: the grasp head ignored the colour)")
+    p_train.add_argument("--gripper-state", action="store_true", help="feed the gripper's position to the model "
+                         "too (off: the demonstrations' gripper target copies it except where a grasp starts)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -140,7 +142,7 @@ def _run(ns: argparse.Namespace) -> int:
         from .learning.train import train
 
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
-                       word_dropout=ns.word_dropout, epochs=ns.epochs)
+                       word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

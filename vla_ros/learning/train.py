@@ -96,10 +96,13 @@ def drop_words(tokens, p: float, generator):
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
-          threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True) -> dict:
+          threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
+          gripper_state: bool = False) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
-    repeatable)."""
+    repeatable). ``gripper_state``: the gripper's position is a model input too. Off by default: in every
+    demonstration the gripper target equals its state except on the one or two frames where it starts to
+    close, so a model given the state copies it and never starts a grasp (it must see when to close)."""
     import torch
     from tqdm import tqdm
 
@@ -110,13 +113,15 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
     grippers = {g.joint for g in robot.grippers}
-    cfg = ModelConfig(image_keys=[c.key for c in robot.cameras], state_joints=list(robot.state_joints),
+    cfg = ModelConfig(image_keys=[c.key for c in robot.cameras],
+                      state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
                       action_joints=list(robot.action_joints),
                       delta_joints=[j for j in robot.action_joints if j not in grippers],
                       image_size=image_size, head=head)
     folders = [data] if isinstance(data, (str, Path)) else list(data)
-    samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, cfg.state_joints,
+    samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
+    samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None
     goals = grasp_goals(samples, gripper)  # absolute: predicted without the joint state
@@ -206,7 +211,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
-              "word_dropout": word_dropout,
+              "word_dropout": word_dropout, "gripper_state": gripper_state,
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))
