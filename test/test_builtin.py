@@ -168,9 +168,8 @@ def test_word_dropout_hides_words_at_its_rate_and_keeps_one_per_instruction():
 
 
 def test_a_model_without_the_gripper_state_drives_the_gripper_from_the_image(tmp_path):
-    """Training's default leaves the gripper's position out of the inputs (the demonstrations' gripper target
-    copies it except where a grasp starts): the backend feeds the arm joints only and the chunk still holds
-    every action joint, the gripper absolute."""
+    """A model trained without the gripper's position (--no-gripper-state): the backend feeds the arm joints
+    only and the chunk still holds every action joint, the gripper absolute."""
     torch.manual_seed(0)
     cfg = ModelConfig(["image_0"], ARM, ROBOT.action_joints, delta_joints=ARM, image_size=32, vocab_size=8)
     model = TinyVLA(cfg)

@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
                          "--minutes)")
     p_train.add_argument("--word-dropout", type=float, default=0.0, help="chance that a word of the instruction "
                          "is hidden from a training sample (0.15 on 800 demos: the grasp head ignored the colour)")
-    p_train.add_argument("--gripper-state", action="store_true", help="feed the gripper's position to the model "
-                         "too (off: the demonstrations' gripper target copies it except where a grasp starts)")
+    p_train.add_argument("--no-gripper-state", dest="gripper_state", action="store_false",
+                         help="leave the gripper's position out of the model's inputs (it must read the gripper from "
+                         "the image)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")

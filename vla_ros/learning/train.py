@@ -97,12 +97,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
-          gripper_state: bool = False) -> dict:
+          gripper_state: bool = True) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
-    repeatable). ``gripper_state``: the gripper's position is a model input too. Off by default: in every
-    demonstration the gripper target equals its state except on the one or two frames where it starts to
-    close, so a model given the state copies it and never starts a grasp (it must see when to close)."""
+    repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
+    the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop)."""
     import torch
     from tqdm import tqdm
 
