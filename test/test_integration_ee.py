@@ -1,4 +1,5 @@
-"""End-effector commands through the graph: the controller streams poses or twists, the sim follows them."""
+"""End-effector commands through the graph (the controller streams poses or twists, the sim follows them), and
+the Franka picking through the graph."""
 
 import numpy as np
 import pytest
@@ -56,6 +57,23 @@ def test_the_scripted_expert_picks_through_end_effector_commands(ros, tmp_path, 
                                             t.angular.z], expected, atol=1e-6)
             matched += 1
         assert matched > 50
+    finally:
+        code = graph.stop()
+        probe.close()
+        assert code == 0, graph.log_path.read_text()[-3000:]
+
+
+def test_the_franka_graph_picks_with_the_scripted_expert(ros, tmp_path):
+    """FR3 + hand in the MuJoCo sim through the graph (joint trajectories, 7 joints + finger)."""
+    robot = load_robot("franka")
+    probe = Probe("franka_probe")
+    record_diagnostics(probe)
+    graph = start_graph(tmp_path, robot="franka")
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+        with probe.guest(DemoClient(robot.action_joints, None, max_frames=0)) as client:
+            episode = run_episode(client, 0, seed=3, timeout=25.0, instruction="pick up the green cube")
+        assert episode.success, graph.log_path.read_text()[-3000:]
     finally:
         code = graph.stop()
         probe.close()
