@@ -161,10 +161,13 @@ def test_a_killed_node_makes_the_launch_command_report_it_and_fail(ros):
 
 
 def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
-    proc = _cli("launch", "robot:=widowx", "sim:=gazebo")
+    proc = _cli("launch", "robot:=widowx", "sim:=bogus")
     out, _ = proc.communicate(timeout=30)
-    assert proc.returncode != 0 and "sim must be one of ['mujoco', 'none']" in out
-    proc = _cli("launch", "robot:=franka", "sim:=mujoco")
+    assert proc.returncode != 0 and "sim must be one of ['mujoco', 'gazebo', 'none']" in out
+    proc = _cli("launch", "robot:=widowx", "sim:=gazebo", "policy:=pi0")  # launch files, not vla-ros launch
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "use 'ros2 launch vla_ros policy.launch.py sim:=gazebo'" in out, out
+    proc = _cli("launch", "robot:=aloha", "sim:=mujoco")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "has no MuJoCo sim yet" in out and "use sim:=none" in out
     proc = _cli("launch", "robot:=widowx", "sim:=none", "policy:=scripted")  # it needs the sim's object poses
