@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from vla_ros.core.action_space import home_posture
 from vla_ros.robots import load_robot
 
 ROBOTS = ("widowx", "franka", "aloha")
@@ -25,7 +26,7 @@ def run(poses: int = 1000, seed: int = 0) -> dict:
     for name in ROBOTS:
         robot = load_robot(name)
         chain = robot.chain()
-        home = np.array(robot.sim.home if robot.sim and robot.sim.home else robot.home, float)[:chain.dof]
+        home = home_posture(robot)[:chain.dof]  # (the first arm of a pair)
         rng = np.random.default_rng(seed)
         lo, hi = np.maximum(chain.lower, -np.pi), np.minimum(chain.upper, np.pi)
         configs = rng.uniform(lo, hi, (poses, chain.dof))

@@ -53,9 +53,8 @@ def test_the_scripted_expert_picks_through_end_effector_commands(ros, tmp_path, 
             else:
                 t = m.msg.twist
                 expected = chain.jacobian(q) @ qdot
-                # (zero while holding, where the braked command's velocity is down to ~1e-4 rad/s)
                 np.testing.assert_allclose([t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y,
-                                            t.angular.z], expected, atol=2e-4)
+                                            t.angular.z], expected, atol=1e-6)
             matched += 1
         assert matched > 50
     finally:

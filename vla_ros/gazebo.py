@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 import numpy as np
 import yaml
 
+from .core.action_space import home_posture
 from .core.transforms import look_at, matrix_to_rpy
 from .robots import RobotPreset
 
@@ -45,7 +46,8 @@ def urdf_with_ros2_control(robot: RobotPreset, controllers_yaml: str | Path) -> 
     root = ET.fromstring(robot.urdf_path.read_text())
     control = ET.SubElement(root, "ros2_control", name="GazeboSimSystem", type="system")
     ET.SubElement(ET.SubElement(control, "hardware"), "plugin").text = "gz_ros2_control/GazeboSimSystem"
-    home = dict(zip(robot.arm_joints, robot.sim.home if robot.sim and robot.sim.home else robot.home))
+    posture = home_posture(robot)
+    home = dict(zip(robot.arm_joints, [] if posture is None else posture))
     for name in commanded_joints(robot):
         joint = ET.SubElement(control, "joint", name=name)
         ET.SubElement(joint, "command_interface", name="position")

@@ -84,7 +84,7 @@ ENDPOINTS: list[Endpoint] = [
              "sim_node (or MoveIt Servo, a Cartesian controller)", "Tool pose of the commanded joints, base frame, "
              "every control tick (ee_topic renames it)"),
     Endpoint(SERVO_TWIST, "geometry_msgs/TwistStamped", "topic", "controller_node (output_interface ee_twist)",
-             "sim_node (or MoveIt Servo)", "Tool twist of the commanded motion, base frame, zero while holding"),
+             "sim_node (or MoveIt Servo)", "Tool twist of the commanded motion, base frame (a hold brakes it to zero)"),
     Endpoint(CONTROLLER_STATE, "sensor_msgs/JointState", "topic", "controller_node", "demo, rosbag, plots",
              "Commanded positions and velocities, decimated to state_publish_rate"),
     Endpoint(DIAGNOSTICS, "diagnostic_msgs/DiagnosticArray", "topic", "all nodes", "rqt_robot_monitor, demo",

@@ -118,8 +118,8 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("workspace_max", [], "End-effector box, upper corner (x, y, z in m); empty: no box",
               type="double_array"),
     ParamSpec("output_interface", "forward_position", "Command interface: forward_position or joint_trajectory "
-              "for every controller group; ee_pose (PoseStamped) or ee_twist (TwistStamped, zero on hold) for the "
-              "arm's group, in the base frame at the control rate, the gripper as forward_position",
+              "for every controller group; ee_pose (PoseStamped) or ee_twist (TwistStamped, zero once held at rest) "
+              "for the arm's group, in the base frame at the control rate, the gripper as forward_position",
               choices=("forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
     ParamSpec("ee_topic", "", "ee_pose / ee_twist output topic (empty: MoveIt Servo's /servo_node/pose_target_cmds "
               "or /servo_node/delta_twist_cmds)"),

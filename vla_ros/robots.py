@@ -261,6 +261,11 @@ class RobotPreset:
     def urdf_model(self) -> UrdfModel:
         return parse_urdf(self.urdf_path)
 
+    @property
+    def single_arm(self) -> bool:
+        """One tool chain (base_link -> ee_link) covers the arm: what Cartesian commands need (not ALOHA's pair)."""
+        return len(self.grippers) <= 1
+
     def chain(self) -> Chain:
         return Chain(self.urdf_model, self.base_link, self.ee_link)
 

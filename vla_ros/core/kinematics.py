@@ -45,7 +45,7 @@ class Chain:
         self.lower = np.array(lower)
         self.upper = np.array(upper)
 
-        axes = np.array(self._axes, float).reshape(-1, 3)
+        axes = self._axis_rows = np.array(self._axes, float).reshape(-1, 3)
         self._revolute = np.array([t != "prismatic" for t in self._types])
         skew = np.zeros((len(axes), 3, 3))
         skew[:, 0, 1], skew[:, 0, 2], skew[:, 1, 2] = -axes[:, 2], axes[:, 1], -axes[:, 0]
@@ -63,7 +63,7 @@ class Chain:
         motion = np.zeros((len(q), 4, 4))
         motion[:, :3, :3] = (np.eye(3) + np.sin(rev)[:, None, None] * self._skew
                              + (1.0 - np.cos(rev))[:, None, None] * self._skew2)
-        motion[:, :3, 3] = np.where(self._revolute, 0.0, q)[:, None] * np.array(self._axes, float).reshape(-1, 3)
+        motion[:, :3, 3] = np.where(self._revolute, 0.0, q)[:, None] * self._axis_rows
         motion[:, 3, 3] = 1.0
         return motion
 
@@ -83,7 +83,7 @@ class Chain:
 
     def _jacobian(self, frames: list[np.ndarray], tip: np.ndarray) -> np.ndarray:
         stacked = np.array(frames)
-        z = np.einsum("nij,nj->ni", stacked[:, :3, :3], np.array(self._axes, float).reshape(-1, 3))
+        z = np.einsum("nij,nj->ni", stacked[:, :3, :3], self._axis_rows)
         lever = tip[:3, 3] - stacked[:, :3, 3]
         linear = np.where(self._revolute[:, None], np.cross(z, lever), z)
         angular = np.where(self._revolute[:, None], z, 0.0)
@@ -134,6 +134,7 @@ class Chain:
                rest: np.ndarray | None = None) -> IkResult:
         """One attempt from ``q0``; with ``stall``, it gives up once the error stops falling."""
         q = np.clip(np.asarray(q0, float).copy(), self.lower, self.upper)
+        rest = np.asarray(rest, float) if rest is not None and self.dof > 6 else None  # (only where freedom is spare)
         weights = np.array([1.0, 1.0, 1.0, rotation_weight, rotation_weight, rotation_weight])
         best = (np.inf, q, np.inf, np.inf)
         history: list[float] = []
@@ -158,8 +159,8 @@ class Chain:
                 j = jac * free
                 inverse = j.T @ np.linalg.inv(j @ j.T + lam * np.eye(6))
                 step = inverse @ werr
-                if rest is not None and self.dof > 6:  # drift towards the rest posture without moving the tool
-                    step += (np.eye(self.dof) - inverse @ j) @ (0.2 * (np.asarray(rest, float) - q) * free)
+                if rest is not None:  # drift towards the rest posture without moving the tool
+                    step += (np.eye(self.dof) - inverse @ j) @ (0.2 * (rest - q) * free)
                 blocked = ((q <= self.lower) & (step < 0)) | ((q >= self.upper) & (step > 0))
                 if not (blocked & free).any():
                     break

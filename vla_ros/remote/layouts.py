@@ -250,9 +250,8 @@ class LiberoLayout:
                               f"got shape {state.shape}")
         chain = ctx.robot.chain()
         pose = make_transform(rotation_exp(state[3:6]), state[:3] - ctx.base_position)
-        home = ctx.robot.sim.home if ctx.robot.sim is not None and ctx.robot.sim.home else ctx.robot.home
-        seed = np.array(home, float) if len(home) == len(chain.joint_names) else np.zeros(len(chain.joint_names))
-        result = chain.ik(pose, seed)
+        home = home_posture(ctx.robot)
+        result = chain.ik(pose, home if home is not None and len(home) == chain.dof else np.zeros(chain.dof))
         if not result.success:
             raise LayoutError(f"the arm cannot reach the received pose ({result.position_error * 1000:.1f} mm, "
                               f"{result.rotation_error:.3f} rad off): is openpi.base_position right?")

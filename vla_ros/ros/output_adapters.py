@@ -61,38 +61,46 @@ class JointTrajectoryAdapter:
         self.pub.publish(msg)
 
 
-class EePoseAdapter:
-    """The tool pose of the commanded arm joints (PoseStamped, base frame) every control tick."""
+class _CartesianAdapter:
+    """A stamped geometry message about the arm's tool chain on ``topic``, every control tick."""
+
+    MSG: type
 
     def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
         self.chain, self.frame = chain, frame
         self.index = [all_joints.index(j) for j in chain.joint_names]
-        self.pub = node.create_publisher(PoseStamped, topic, QoSProfile(depth=10))
+        self.pub = node.create_publisher(self.MSG, topic, QoSProfile(depth=10))
+
+    def _message(self, now: float):
+        msg = self.MSG()
+        msg.header.stamp, msg.header.frame_id = to_time(now), self.frame
+        return msg
+
+
+class EePoseAdapter(_CartesianAdapter):
+    """The tool pose of the commanded arm joints (PoseStamped, base frame) every control tick."""
+
+    MSG = PoseStamped
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
         pose = tool_pose(self.chain, result.command[self.index])
-        msg = PoseStamped()
-        msg.header.stamp, msg.header.frame_id = to_time(now), self.frame
+        msg = self._message(now)
         msg.pose.position.x, msg.pose.position.y, msg.pose.position.z = (float(v) for v in pose[:3, 3])
         w, x, y, z = (float(v) for v in matrix_to_quat_wxyz(pose[:3, :3]))
         msg.pose.orientation.w, msg.pose.orientation.x, msg.pose.orientation.y, msg.pose.orientation.z = w, x, y, z
         self.pub.publish(msg)
 
 
-class EeTwistAdapter:
+class EeTwistAdapter(_CartesianAdapter):
     """The tool twist of the commanded arm motion (TwistStamped, base frame, stamped now: MoveIt Servo drops
-    commands older than 0.1 s) every control tick; zero while holding."""
+    commands older than 0.1 s) every control tick: zero once a hold has braked to rest, the braking ramp
+    before (as the joint outputs send it)."""
 
-    def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
-        self.chain, self.frame = chain, frame
-        self.index = [all_joints.index(j) for j in chain.joint_names]
-        self.pub = node.create_publisher(TwistStamped, topic, QoSProfile(depth=10))
+    MSG = TwistStamped
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
-        twist = np.zeros(6) if result.holding else tool_twist(self.chain, result.command[self.index],
-                                                             result.velocity[self.index])
-        msg = TwistStamped()
-        msg.header.stamp, msg.header.frame_id = to_time(now), self.frame
+        twist = tool_twist(self.chain, result.command[self.index], result.velocity[self.index])
+        msg = self._message(now)
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in twist[:3])
         msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in twist[3:])
         self.pub.publish(msg)
@@ -105,7 +113,7 @@ def make_adapters(node: Node, interface: str, groups: dict[str, list[str]], join
     adapters = []
     chain = None
     if interface in ("ee_pose", "ee_twist"):
-        if robot is None or len(robot.grippers) > 1:
+        if robot is None or not robot.single_arm:
             raise ValueError(f"output_interface {interface}: needs a single-arm preset (one tool chain)")
         chain = robot.chain()
         missing = [j for j in chain.joint_names if j not in joints]
@@ -122,6 +130,6 @@ def make_adapters(node: Node, interface: str, groups: dict[str, list[str]], join
             adapters.append(JointTrajectoryAdapter(node, controller, group, joints, points, divider))
         else:
             raise ValueError(f"unknown output_interface {interface!r}")
-    if chain is not None and not any(isinstance(a, (EePoseAdapter, EeTwistAdapter)) for a in adapters):
+    if chain is not None and not any(isinstance(a, _CartesianAdapter) for a in adapters):
         raise ValueError(f"output_interface {interface}: no controller group holds all of {chain.joint_names}")
     return adapters

@@ -38,10 +38,12 @@ class ArmSim:
                 raise ValueError(f"controller joints {missing} have no actuator in the sim config")
         self._trajectories: dict[str, JtcTrajectory | None] = {c: None for c in self.controllers}
         # Cartesian inputs (single-arm presets): a pose target solved by IK at most every IK_PERIOD, or a twist
-        self._chain = robot.chain() if len(robot.grippers) <= 1 else None
+        self._chain = robot.chain() if robot.single_arm else None
         self._arm_actuators = ([self.actuated.index(j) for j in self._chain.joint_names]
                                if self._chain is not None and all(j in self.actuated for j in self._chain.joint_names)
                                else None)
+        arm = set(self._chain.joint_names) if self._chain is not None else set()
+        self._arm_groups = [c for c, joints in self.controllers.items() if arm & set(joints)]
         self._ee_pose: np.ndarray | None = None
         self._ee_twist: tuple[np.ndarray, float] | None = None
         self._last_ik = -np.inf
@@ -133,32 +135,29 @@ class ArmSim:
 
     IK_PERIOD = 0.01  # s of sim time between pose-target solves (a Cartesian controller's update rate)
 
-    def _arm_controllers(self) -> list[str]:
-        arm = set(self._chain.joint_names)
-        return [c for c, joints in self.controllers.items() if arm & set(joints)]
+    def _take_arm(self) -> None:
+        """A Cartesian command takes the arm over: its joint trajectories are cancelled."""
+        if self._arm_actuators is None:
+            raise ValueError("end-effector commands need a single-arm preset whose arm joints are actuated")
+        for c in self._arm_groups:
+            self._trajectories[c] = None
 
     def set_ee_pose(self, pose: np.ndarray) -> None:
         """A tool pose target (4x4, base frame) for the arm's servos (through IK); cancels arm trajectories
         and any twist."""
-        if self._arm_actuators is None:
-            raise ValueError("end-effector commands need a single-arm preset whose arm joints are actuated")
         pose = np.asarray(pose, float)
         if pose.shape != (4, 4) or not np.all(np.isfinite(pose)):
             raise ValueError("pose target must be a finite 4x4 transform")
-        for c in self._arm_controllers():
-            self._trajectories[c] = None
+        self._take_arm()
         self._ee_pose, self._ee_twist = pose, None
 
     def set_ee_twist(self, twist: np.ndarray, now: float) -> None:
         """A tool twist (linear m/s then angular rad/s, base frame) received at ``now``: integrated into the
         arm's servo targets until it is TWIST_TIMEOUT old; cancels arm trajectories and any pose target."""
-        if self._arm_actuators is None:
-            raise ValueError("end-effector commands need a single-arm preset whose arm joints are actuated")
         twist = np.asarray(twist, float)
         if twist.shape != (6,) or not np.all(np.isfinite(twist)):
             raise ValueError("twist must be 6 finite values")
-        for c in self._arm_controllers():
-            self._trajectories[c] = None
+        self._take_arm()
         self._ee_pose, self._ee_twist = None, (twist, now)
 
     def _apply_ee(self, now: float, dt: float) -> None:

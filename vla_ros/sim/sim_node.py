@@ -77,7 +77,7 @@ class SimNode(Node):
                                      lambda msg, info, c=name: self._on_commands(c, msg, info), qos)
             self.create_subscription(JointTrajectory, io.trajectory_topic(name),
                                      lambda msg, info, c=name: self._on_trajectory(c, msg, info), qos)
-        if len(self.robot.grippers) <= 1:  # Cartesian inputs, as MoveIt Servo takes them (single arm)
+        if self.robot.single_arm:  # Cartesian inputs, as MoveIt Servo takes them (single arm)
             self.create_subscription(PoseStamped, io.SERVO_POSE, self._on_ee_pose, qos)
             self.create_subscription(TwistStamped, io.SERVO_TWIST, self._on_ee_twist, qos)
         self.create_service(Trigger, io.SIM_RESET, self._on_reset)
