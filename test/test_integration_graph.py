@@ -98,7 +98,10 @@ def test_controller_publishes_at_its_rate(graph):
     # a chunk that beat the controller's first joint state is counted, not reported as an error (how many
     # depends on DDS discovery: 12 when the controller found the sim ~2.4 s after the policy did)
     assert diag["chunks_rejected"] == "0" and int(diag["chunks_before_state"]) >= 0
-    assert "[ERROR]" not in g.log_path.read_text()
+    # no errors, except a stale observation: a 2-core machine under load can stall the sim's publishing for
+    # ~0.6 s (seen in CI), which the policy must report and skip (tested in test_integration_faults)
+    errors = [line for line in g.log_path.read_text().splitlines() if "[ERROR]" in line and "stale (" not in line]
+    assert not errors, errors
 
 
 def test_simulated_arm_tracks_the_commands(graph):
@@ -220,9 +223,10 @@ def test_estop_and_pause_brake_to_rest_hold_and_resume_from_the_measured_state(g
         assert len(_arm_steps(probe, engaged)) > 300  # commands keep streaming (500 Hz): held, not abandoned
         assert _arm_steps(probe, engaged)[-100:].max() < 1e-9  # and, at the end, still
         # the commanded velocity (100 Hz on /vla/controller/state): moving, then braking, never speeding up
-        states = probe.messages("/vla/controller/state", before)
+        # (by the controller's send times: a loaded machine can deliver a burst late, all after the window)
+        states = probe.messages("/vla/controller/state", before, sent=True)
         speed = np.array([np.abs(r.msg.velocity[:len(ARM)]) for r in states])  # (N, joints)
-        t = np.array([r.t for r in states])
+        t = np.array([r.source for r in states])
         # each joint brakes on its own; its acceleration first ramps down within the jerk limit (8/400 s)
         braking = t > engaged + 0.15
         assert speed[~braking].max() > 0.02 and np.all(np.diff(speed[braking], axis=0) <= 1e-3)
