@@ -35,7 +35,9 @@ def rig(ros, tmp_path_factory):
     probe.record("/gripper_controller/commands", Float64MultiArray, 500)
     monitor = limit_monitor(probe, ROBOT)  # every command of every test: within position and velocity limits
     robot = FakeRobot(probe, JOINTS, HOME)  # joint states at 100 Hz; ``mode`` changes what it sends
-    graph = start_graph(tmp, sim="none")
+    # (the scripted expert reads no images: named explicitly, the camera is still subscribed and checked)
+    cameras = {"image_keys": ["image_0"], "image_topics": ["/camera/image_raw"], "image_sizes": ["224x224"]}
+    graph = start_graph(tmp, sim="none", params={"policy_node": cameras})
     try:
         wait_for_nodes(probe, graph, ["policy_node", "controller_node"])
         probe.wait_for(lambda: len(probe.messages("/arm_controller/commands")) > 20, 20, "controller commands")

@@ -185,6 +185,8 @@ def test_graph_parameters_come_from_the_robot_preset():
     assert policy["image_keys"] == ["cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"]
     assert policy["image_topics"][0] == "/cam_high/camera/color/image_rect_raw"
     assert policy["image_sizes"] == ["640x480"] * 4  # RealSense frames: resized for the model without a warning
+    scripted = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "scripted"}))}
+    assert scripted["policy_node"].parameters["image_keys"] == []  # it reads no images: none rendered or sent
     # the controller takes its defaults from the same preset: both grippers always follow the newest chunk
     from vla_ros.params import control_config
 

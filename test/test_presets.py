@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vla_ros.config_schema import ConfigError
+from vla_ros.config_schema import ConfigError, load
 from vla_ros.params import CONTROLLER_PARAMS, control_config
 from vla_ros.policies.context import policy_context
 from vla_ros.robots import ActionSpaceSpec, RobotPreset, available_robots, load_robot
@@ -38,7 +38,8 @@ def write(tmp_path, mutate) -> Path:
     (lambda d: d["sim"]["actuators"]["waist"].update(kp="stiff"), r"sim.actuators.waist.kp: expected a number"),
     (lambda d: d.update(velocity_scale=2.0), r"velocity_scale: 2.0 must be in \(0, 1\]"),
     (lambda d: d.pop("base_link"), r"base_link: required key is missing"),
-    (lambda d: d["task"].update(kind="stack_cubes"), r"task.kind: 'stack_cubes' is not one of \['pick_cube'\]"),
+    (lambda d: d["task"].update(kind="stack_cubes"),
+     r"task.kind: 'stack_cubes' is not one of \['pick_cube', 'transfer_cube'\]"),
     (lambda d: d["task"].update(target="purple_cube"), r"task.target: 'purple_cube' is not one of the objects"),
     (lambda d: d.update(state_joints=["waist", "elbw"]), r"state_joints: joints \['elbw'\] are not in"),
     (lambda d: d["cameras"][0].update(width="224"), r"cameras\[0\].width: expected an integer"),
@@ -78,6 +79,30 @@ def test_policy_context_from_parameters():
         policy_context(robot, {"backend": "openpi", "horizn": 3})
     with pytest.raises(ValueError, match=r"action_joints \['waist'\] are not joints of robot 'aloha'"):
         policy_context(robot, {"backend": "openpi", "action_joints": ["waist"]})
+    # a backend that reads no images gets no cameras by default (no frames rendered or sent for it) ...
+    assert policy_context(robot, {"backend": "scripted"}).image_keys == []
+    # ... unless they are named
+    named = {"backend": "scripted", "image_keys": ["cam_high"],
+             "image_topics": ["/cam_high/camera/color/image_rect_raw"]}
+    assert policy_context(robot, named).image_keys == ["cam_high"]
+
+
+def test_the_aloha_preset_names_its_arms_and_the_transfer_hands():
+    robot = load_robot("aloha")
+    chains = robot.arm_chains()
+    assert list(chains) == ["left", "right"]
+    assert chains["right"].joint_names == robot.arm_joints[6:]
+    np.testing.assert_allclose(chains["left"].origin, [0.5, 0.25, 0.079])  # mounts (aloha_bringup) + waist height
+    np.testing.assert_allclose(chains["right"].origin, [0.5, -0.25, 0.079])
+    assert robot.task.kind == "transfer_cube" and robot.task.receiver[0].startswith("left_")
+    data = yaml.safe_load(robot.path.read_text())
+    data["task"]["giver"] = []
+    with pytest.raises(ConfigError, match="transfer_cube: name the giver"):
+        load(RobotPreset, data, "aloha.yaml")
+    data["task"]["giver"] = ["right_thumb_link"]
+    bad = load(RobotPreset, data, "aloha.yaml")
+    with pytest.raises(ValueError, match=r"task.giver/receiver: links \['right_thumb_link'\]"):
+        bad.check_joints()
 
 
 def _imports(folder: Path) -> dict[str, set[str]]:

@@ -205,3 +205,75 @@ def test_the_scripted_expert_picks_with_the_franka_in_closed_loop(seed, colour):
     finally:
         sim.close()
     assert result.success and result.duration < 10.0, result.duration
+
+
+@pytest.fixture(scope="module")
+def aloha_sim():
+    sim = ArmSim(load_robot("aloha"))
+    yield sim
+    sim.close()
+
+
+@pytest.mark.parametrize("seed", [1, 6])
+def test_the_scripted_experts_hand_the_cube_over_with_aloha_in_closed_loop(aloha_sim, seed):
+    """Two ViperX 300s: the right one (nearer the cube) picks it up and holds it out, the left one takes it;
+    success needs the cube lifted, touching the left fingers and not the right ones."""
+    robot = aloha_sim.robot
+    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
+    policy = create_policy("scripted", ctx)
+    assert type(policy).__name__ == "ScriptedTransferPolicy"  # the task's kind picks the expert
+    result = run_closed_loop(aloha_sim, controller_executor(robot, policy, latency=0.05), seed,
+                             "transfer the red cube", timeout=15.0)
+    assert result.success and result.duration < 12.0, result.duration
+    assert aloha_sim.task.touching(aloha_sim.data) == (False, True)
+    assert policy.giver == "right"
+
+
+def test_a_cube_held_by_the_giver_alone_is_not_a_transfer(aloha_sim):
+    """Lifted in the right hand (not the left): no success however long it is held."""
+    sim = aloha_sim
+    robot = sim.robot
+    ctx = PolicyContext(robot, robot.state_joints, robot.action_joints, [], (224, 224), 0.1, 10, {})
+    policy = create_policy("scripted", ctx)
+    executor = controller_executor(robot, policy, latency=0.05)
+    result = run_closed_loop(sim, executor, 2, "transfer the red cube", timeout=5.0)  # grasped, lifted, carried
+    assert not result.success and policy.phase in ("lift", "carry")
+    assert sim.task.touching(sim.data) == (True, False)
+    assert sim.object_poses()["red_cube"].position[2] > 0.1
+
+
+def test_the_aloha_scene_has_both_arms_four_cameras_and_open_grippers(aloha_sim):
+    sim = aloha_sim
+    sim.reset(0)
+    names = [c.name for c in sim.robot.cameras]
+    assert names == ["cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist"]
+    frames = {n: sim.render(n, 64, 48) for n in names}
+    assert all(f.shape == (48, 64, 3) and f.std() > 5 for f in frames.values())  # each sees a scene, not a void
+    for arm in ("left", "right"):
+        assert abs(sim.joint(f"{arm}_left_finger") - 0.057) < 1e-3  # open (the description's upper limit)
+        assert abs(sim.joint(f"{arm}_right_finger") + 0.057) < 2e-3  # the mimic finger follows
+    cube = sim.object_poses()["red_cube"].position
+    region = sim.robot.task.region
+    assert region.x[0] <= cube[0] <= region.x[1] and region.y[0] <= cube[1] <= region.y[1]
+
+
+def test_command_noise_moves_the_arm_off_its_commands_reproducibly():
+    """The sim's command noise: an offset of about the given size on every arm servo target, the same for the
+    same seed, none on the gripper; zero noise leaves the arm where it is commanded."""
+    robot = load_robot("widowx")
+    sim = ArmSim(robot)
+    try:
+        arm = [sim.joint_names.index(j) for j in robot.arm_joints]
+        finals = []
+        for noise, seed in ((0.05, 3), (0.05, 3), (0.05, 4), (0.0, 3)):
+            sim.reset(seed, command_noise=noise)
+            target = sim.positions()[arm]
+            sim.step(1000)  # 2 s: four correlation times
+            finals.append(sim.positions()[arm] - target)
+            assert abs(sim.joint(robot.gripper.joint) - sim.targets()[robot.gripper.joint]) < 2e-3
+    finally:
+        sim.close()
+    np.testing.assert_allclose(finals[0], finals[1], atol=1e-9)
+    assert np.abs(finals[0] - finals[2]).max() > 0.01
+    assert 0.01 < np.abs(finals[0]).max() < 0.25
+    assert np.abs(finals[3]).max() < 5e-3

@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p_record.add_argument("--out", type=Path, default=Path("data/demos"))
     p_record.add_argument("--start-spread", type=float, default=0.0, help="move each arm joint's start pose from "
                           "home by up to this much (rad, uniform, from the episode's seed)")
+    p_record.add_argument("--command-noise", type=float, default=0.0, help="std (rad) of a slowly varying offset "
+                          "on the arm's servo targets: the expert corrects the strays it causes")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
     p_train.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
                          help="folder(s) of recorded episode bags")
@@ -127,7 +129,8 @@ def _run(ns: argparse.Namespace) -> int:
         from .recording.collect import collect
 
         args = _launch_args(["policy:=scripted", *ns.args])
-        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread)
+        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
+                          command_noise=ns.command_noise)
         return 0 if summary["episodes"] >= ns.episodes else 1
     if ns.command == "status":
         from .ros.status import collect, render

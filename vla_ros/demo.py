@@ -100,6 +100,15 @@ def print_summary(summary: dict, files: list[Path | None]) -> None:
             print(f"wrote {f}")
 
 
+def demo_instruction(robot, index: int) -> str:
+    """Episode ``index``'s instruction: the task's verb and its cubes' colours in turn ('pick up the red cube';
+    'transfer the red cube' for a hand-over)."""
+    task = robot.task
+    colours = [c for c in DEMO_COLOURS if task is None or f"{c}_cube" in task.objects] or list(DEMO_COLOURS)
+    verb = "transfer" if task is not None and task.kind == "transfer_cube" else "pick up"
+    return phrase(colours[index % len(colours)], verb, "cube")
+
+
 def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True) -> dict:
     """Start the graph, run ``episodes`` seeded episodes (instructions cycling through the cube colours),
     write outputs into ``out``; returns the summary."""
@@ -113,7 +122,7 @@ def run_demo(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: floa
         with session(args, out, log, max_frames) as run:
             client, robot = run.client, run.robot
             for i in tqdm(range(episodes), desc="episodes", unit="ep"):
-                instruction = phrase(DEMO_COLOURS[i % len(DEMO_COLOURS)], "pick up", "cube")
+                instruction = demo_instruction(robot, i)
                 ep = run_episode(client, i, seed + i, timeout, instruction)
                 results.append(ep)
                 tqdm.write(f"episode {i} (seed {ep.seed}, {instruction!r}): {'success' if ep.success else 'FAILED'} "

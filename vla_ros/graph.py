@@ -175,10 +175,12 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         }, list(extra)))
     if robot.joint_state_sources:  # per-arm drivers: one merged joint state for the policy and controller
         nodes.append(NodeSpec("relay", "joint_state_relay", RELAY, {**common}, list(extra)))
+    # the preset's cameras, for a backend that reads images (frames nobody reads are neither rendered nor sent)
+    seen = cams if _uses_images(args.policy) else []
     nodes.append(NodeSpec("policy", "policy_node", POLICY, {
         **common, "joint_states_topic": js_topic,
-        "image_keys": [c.key for c in cams], "image_topics": [c.image_topic for c in cams],
-        "image_sizes": [f"{c.width}x{c.height}" for c in cams],
+        "image_keys": [c.key for c in seen], "image_topics": [c.image_topic for c in seen],
+        "image_sizes": [f"{c.width}x{c.height}" for c in seen],
     }, [str(policy_file), *extra]))
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
         **common, "joint_states_topic": js_topic, "output_interface": output,
@@ -191,6 +193,15 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))
     return nodes
+
+
+def _uses_images(policy: str) -> bool:
+    from .policies import backend_class
+
+    try:
+        return bool(backend_class(policy).uses_images)
+    except (KeyError, ImportError):  # (an unknown backend fails in the policy node, with its own message)
+        return True
 
 
 def write_params_file(nodes: list[NodeSpec], directory: str | Path | None = None) -> Path:

@@ -142,6 +142,9 @@ SIM_PARAMS: list[ParamSpec] = [
               dynamic=True),
     ParamSpec("start_spread", 0.0, "Reset moves each arm joint from home by up to this much (rad, uniform, "
               "drawn from the seed): varied start poses for demonstrations", min=0.0, max=1.0, dynamic=True),
+    ParamSpec("command_noise", 0.0, "Std of a slowly varying offset (0.5 s correlation) added to every arm servo "
+              "target from the next reset (rad, drawn from the seed): demonstrations that show recoveries",
+              min=0.0, max=0.5, dynamic=True),
     ParamSpec("joint_state_rate", 100.0, "/joint_states rate (Hz)", min=1.0, max=1000.0),
     ParamSpec("camera_rate", 10.0, "Camera frame rate (Hz, every camera)", min=0.1, max=120.0),
     ParamSpec("object_rate", 50.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),

@@ -21,7 +21,7 @@ from .paths import resolve, share_dir
 
 OUTPUT_INTERFACES = ("forward_position", "joint_trajectory", "ee_pose", "ee_twist")
 ACTION_KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
-TASK_KINDS = ("pick_cube",)  # implemented in vla_ros.sim.tasks
+TASK_KINDS = ("pick_cube", "transfer_cube")  # implemented in vla_ros.sim.tasks
 OPENPI_LAYOUTS = ("vla_ros", "aloha", "droid", "libero")  # implemented in vla_ros.remote.layouts
 
 
@@ -37,6 +37,15 @@ class GripperSpec:
     joint: str
     open: float
     closed: float
+
+
+@dataclass
+class ArmSpec:
+    """One arm of a multi-arm robot: its tool link and gripper joint (its joints: the chain to the tool)."""
+
+    name: str
+    ee_link: str
+    gripper: str
 
 
 @dataclass
@@ -137,9 +146,14 @@ class TaskSpec:
     min_spacing: float = 0.075
     lift_height: float = 0.05
     hold_time: float = 0.5
+    # transfer_cube: the links of the hand that gives the cube and of the one that must end up holding it
+    giver: list[str] = field(default_factory=list)
+    receiver: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         _choice("kind", self.kind, TASK_KINDS)
+        if self.kind == "transfer_cube" and not (self.giver and self.receiver):
+            raise ValueError("transfer_cube: name the giver's and the receiver's finger links (giver, receiver)")
         if self.objects and self.target not in self.objects:
             raise ValueError(f"target: {self.target!r} is not one of the objects {sorted(self.objects)}")
 
@@ -207,6 +221,7 @@ class RobotPreset:
     description: str = ""
     gripper: GripperSpec | None = None  # one gripper, or
     grippers: list[GripperSpec] = field(default_factory=list)  # several (ALOHA)
+    arms: list[ArmSpec] = field(default_factory=list)  # several arms: each one's tool and gripper (ALOHA)
     output_interface: str = "forward_position"
     approach_axis: str = "x"  # the tool frame's axis that points from the hand between the fingers (x: Interbotix)
     joint_states_topic: str = "/joint_states"
@@ -242,6 +257,7 @@ class RobotPreset:
         """Every joint named in the preset exists in its URDF (called by load_robot)."""
         known = {j.name for j in self.urdf_model.joints}
         named = {"arm_joints": self.arm_joints, "state_joints": self.state_joints,
+                 "arms.gripper": [a.gripper for a in self.arms],
                  "action_joints": self.action_joints, "grippers": [g.joint for g in self.grippers],
                  "action_space.model_dims": self.action_space.model_dims,
                  **{f"controllers.{c.name}": c.joints for c in self.controllers}}
@@ -252,6 +268,12 @@ class RobotPreset:
         uncommanded = [j for j in self.action_joints if not any(j in c.joints for c in self.controllers)]
         if uncommanded:
             raise ValueError(f"action_joints: {uncommanded} belong to no controller")
+        links = self.urdf_model.links
+        for key, names in (("arms.ee_link", [a.ee_link for a in self.arms]),
+                           ("task.giver/receiver", self.task.giver + self.task.receiver if self.task else [])):
+            unknown = [n for n in names if n not in links]
+            if unknown:
+                raise ValueError(f"{key}: links {unknown} are not in {self.urdf}")
 
     @property
     def urdf_path(self) -> Path:
@@ -268,6 +290,11 @@ class RobotPreset:
 
     def chain(self) -> Chain:
         return Chain(self.urdf_model, self.base_link, self.ee_link)
+
+    def arm_chains(self) -> dict[str, Chain]:
+        """Each arm's chain from the description's root (the world of a multi-arm robot) to its tool."""
+        model = self.urdf_model
+        return {a.name: Chain(model, model.root, a.ee_link) for a in self.arms}
 
     def limits_for(self, joints: list[str] | None = None, velocity_scale: float | None = None) -> JointLimits:
         """URDF position and velocity limits (velocity x velocity_scale, default the preset's), the preset's

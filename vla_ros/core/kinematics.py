@@ -77,6 +77,11 @@ class Chain:
             tf = tf @ motion
         return frames, tf @ self._tip_offset
 
+    @property
+    def origin(self) -> np.ndarray:
+        """Position of the first movable joint in the base frame (where a mounted arm stands)."""
+        return self._fixed[0][:3, 3].copy() if self._fixed else self._tip_offset[:3, 3].copy()
+
     def fk(self, q: np.ndarray) -> np.ndarray:
         """4x4 pose of the tip in the base frame."""
         return self._frames(np.asarray(q, float))[1]

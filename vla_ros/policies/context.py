@@ -20,11 +20,14 @@ DEFAULTS = {p.name: p.default for p in POLICY_PARAMS}
 GRAPH_PARAMS = {"use_sim_time"}  # set by the launch on every node
 
 
-def camera_inputs(robot: RobotPreset, params: Mapping[str, Any]) -> tuple[list[str], list[str], list[str]]:
-    """(image keys, topics, declared sizes 'WxH'): the parameters', else the preset's cameras."""
+def camera_inputs(robot: RobotPreset, params: Mapping[str, Any],
+                  uses_images: bool = True) -> tuple[list[str], list[str], list[str]]:
+    """(image keys, topics, declared sizes 'WxH'): the parameters', else the preset's cameras (none for a
+    backend that reads no images: an ALOHA's four 640x480 views cost the sim ~40 ms and DDS ~37 MB/s at
+    10 Hz for nothing)."""
     keys, topics = list(params.get("image_keys") or []), list(params.get("image_topics") or [])
     sizes = list(params.get("image_sizes") or [])
-    if not keys and not topics:
+    if not keys and not topics and uses_images:
         keys = [c.key for c in robot.cameras]
         topics = [c.image_topic for c in robot.cameras]
         sizes = sizes or [f"{c.width}x{c.height}" for c in robot.cameras]
@@ -51,7 +54,7 @@ def policy_context(robot: RobotPreset, params: Mapping[str, Any]) -> PolicyConte
     unknown = sorted(k for k in params if "." not in k and k not in DEFAULTS and k not in GRAPH_PARAMS)
     if unknown:
         raise ValueError(f"unknown policy parameters {unknown}")
-    keys, _, _ = camera_inputs(robot, values)
+    keys, _, _ = camera_inputs(robot, values, cls.uses_images)
     state = list(values["state_joints"] or robot.state_joints)
     action = list(values["action_joints"] or robot.action_joints)
     for label, joints, known in (("state_joints", state, robot.state_joints + robot.action_joints),

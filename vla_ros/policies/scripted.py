@@ -34,6 +34,25 @@ class _Plan:
         return interp_rows(t, self.times, self.joints)
 
 
+def cartesian_path(chain, start_q: np.ndarray, goal: np.ndarray, times: np.ndarray, linear_speed: float,
+                   angular_speed: float, rest: np.ndarray | None = None) -> np.ndarray:
+    """Joint positions (len(times), n) at ``times`` along the straight line (and constant-axis rotation)
+    from the tool pose at ``start_q`` to ``goal``, within both speeds, then holding the goal (IK seeded
+    step to step)."""
+    start = chain.fk(start_q)
+    delta_p = goal[:3, 3] - start[:3, 3]
+    rotvec = rotation_log(goal[:3, :3] @ start[:3, :3].T)
+    ang = float(np.linalg.norm(rotvec))
+    duration = max(np.linalg.norm(delta_p) / linear_speed, ang / angular_speed)
+    joints = np.zeros((len(times), len(start_q)))
+    seed = start_q
+    for i, ti in enumerate(times):
+        s = 1.0 if duration <= 1e-9 else min(1.0, ti / duration)
+        r = axis_angle_to_matrix(rotvec / ang, s * ang) @ start[:3, :3] if ang > 1e-9 else start[:3, :3]
+        joints[i] = seed = chain.ik(make_transform(r, start[:3, 3] + s * delta_p), seed, rest=rest).q
+    return joints
+
+
 def target_object(instruction: str, objects: dict) -> str:
     """The object an instruction names, e.g. 'pick up the red cube' -> 'red_cube' (PolicyError if none)."""
     name = named_object(instruction, objects)
@@ -60,6 +79,14 @@ class ScriptedPickPolicy(Policy):
         ParamSpec("position_tolerance", 0.008, "Reach tolerance that ends approach/descend (m)", min=0.001,
                   max=0.05),
     ]
+
+    def __new__(cls, context: PolicyContext):
+        """A robot whose task is a hand-over gets the two-arm transfer expert (one backend name: scripted)."""
+        task = context.robot.task
+        if cls is ScriptedPickPolicy and task is not None and task.kind == "transfer_cube":
+            from .scripted_transfer import ScriptedTransferPolicy
+            return super().__new__(ScriptedTransferPolicy)
+        return super().__new__(cls)
 
     def __init__(self, context: PolicyContext):
         super().__init__(context)
@@ -163,20 +190,10 @@ class ScriptedPickPolicy(Policy):
             planned = self._plan.at(t)
             if planned is not None and np.linalg.norm(self.chain.fk(planned)[:3, 3] - ee[:3, 3]) < 0.02:
                 start_q = planned
-        start = self.chain.fk(start_q)
         ctx = self.context
         times = ctx.chunk_dt * np.arange(1, ctx.horizon + 1)
-        delta_p = goal[:3, 3] - start[:3, 3]
-        rotvec = rotation_log(goal[:3, :3] @ start[:3, :3].T)
-        ang = float(np.linalg.norm(rotvec))
-        duration = max(np.linalg.norm(delta_p) / self.options["linear_speed"], ang / self.options["angular_speed"])
-        joints = np.zeros((ctx.horizon, len(q)))
-        seed = start_q
-        for i, ti in enumerate(times):
-            s = 1.0 if duration <= 1e-9 else min(1.0, ti / duration)
-            r = axis_angle_to_matrix(rotvec / ang, s * ang) @ start[:3, :3] if ang > 1e-9 else start[:3, :3]
-            result = self.chain.ik(make_transform(r, start[:3, 3] + s * delta_p), seed, rest=self.rest)
-            joints[i] = seed = result.q
+        joints = cartesian_path(self.chain, start_q, goal, times, self.options["linear_speed"],
+                                self.options["angular_speed"], self.rest)
         self._plan = _Plan(t + times, joints)
         values = np.zeros((ctx.horizon, len(ctx.action_joints)))
         for j, joint in enumerate(ctx.action_joints):

@@ -41,8 +41,8 @@ class PolicyNode(Node):
         super().__init__("policy_node")
         p = self.p = declare(self, POLICY_PARAMS)
         self.robot = load_robot(p["robot"])
-        keys, topics, sizes = camera_inputs(self.robot, p)
         backend_cls = backend_class(p["backend"])
+        keys, topics, sizes = camera_inputs(self.robot, p, backend_cls.uses_images)
         options = declare(self, backend_cls.PARAMS, prefix=f"{p['backend']}.")
         self._param_guards = [choice_guard(POLICY_PARAMS), choice_guard(backend_cls.PARAMS, prefix=f"{p['backend']}.")]
         context = policy_context(self.robot, {**p, **{f"{p['backend']}.{k}": v for k, v in options.items()}})

@@ -78,11 +78,18 @@ class ArmSim:
         return {n: float(self.data.ctrl[i]) for i, n in enumerate(self.actuated)}
 
     # -- episode -----------------------------------------------------------------------------
-    def reset(self, seed: int, start_spread: float = 0.0) -> dict[str, list[float]]:
+    NOISE_TIME_CONSTANT = 0.5  # s: the correlation time of the command noise's offsets
+
+    def reset(self, seed: int, start_spread: float = 0.0, command_noise: float = 0.0) -> dict[str, list[float]]:
         """Home pose (each arm joint moved by up to ``start_spread`` rad, uniform, drawn from ``seed``; within
         its limits), open gripper, objects placed from ``seed`` (the same with or without the spread);
-        returns object placements."""
+        returns object placements. ``command_noise`` (rad): every arm servo target is offset by a slowly
+        varying random amount of this standard deviation (an Ornstein-Uhlenbeck process drawn from ``seed``)
+        for the episode: the arm strays from what it is commanded, as demonstrations that show recoveries need."""
         mujoco.mj_resetData(self.model, self.data)
+        arm = [self.actuated.index(j) for j in self.robot.arm_joints if j in self.actuated]
+        self._noise = (np.random.default_rng((seed, 2)), float(command_noise), np.array(arm, int),
+                       np.zeros(len(arm)))
         sim = self.robot.sim
         home = dict(zip(self.robot.arm_joints, sim.home or [0.0] * len(self.robot.arm_joints)))
         if start_spread > 0.0:
@@ -90,9 +97,9 @@ class ArmSim:
             limits = {j.name: j for j in self.robot.urdf_model.joints}
             for (name, value), offset in zip(list(home.items()), offsets):
                 home[name] = float(np.clip(value + offset, limits[name].lower, limits[name].upper))
-        grip = self.robot.gripper
-        if grip and sim.gripper_home is not None:
-            home[grip.joint] = sim.gripper_home
+        if sim.gripper_home is not None:
+            for grip in self.robot.grippers:
+                home[grip.joint] = sim.gripper_home
         for name, value in home.items():
             self.data.qpos[self._qadr[self.joint_names.index(name)]] = value
         for mimic in (j for j in self.robot.urdf_model.joints if j.mimic and j.name in self.joint_names):
@@ -190,9 +197,20 @@ class ArmSim:
         t = self.time if now is None else now
         if self._ee_pose is not None or self._ee_twist is not None:
             self._apply_ee(t, count * self.dt)
+        rng, sigma, arm, offset = self._noise
+        if sigma > 0.0:  # (exact OU update over this call's span; held within it)
+            decay = np.exp(-count * self.dt / self.NOISE_TIME_CONSTANT)
+            offset[:] = decay * offset + sigma * np.sqrt(1.0 - decay**2) * rng.standard_normal(len(arm))
         for k in range(count):
             self._apply_trajectories(t + k * self.dt)
-            mujoco.mj_step(self.model, self.data)
+            if sigma > 0.0:
+                commanded = self.data.ctrl[arm].copy()
+                lo, hi = self.model.actuator_ctrlrange[arm].T
+                self.data.ctrl[arm] = np.clip(commanded + offset, lo, hi)
+                mujoco.mj_step(self.model, self.data)
+                self.data.ctrl[arm] = commanded
+            else:
+                mujoco.mj_step(self.model, self.data)
         self.task.update(self.data, self.time)
 
     # -- cameras -----------------------------------------------------------------------------

@@ -109,16 +109,19 @@ def build_mjcf(robot: RobotPreset) -> str:
         f'    <geom name="floor" type="plane" size="3 3 0.1" pos="0 0 -0.75" material="floor" {WORLD_CONTACT}/>',
         f'    <geom name="table" type="box" size="{sx:.6g} {sy:.6g} {th:.6g}" pos="{tx:.6g} {ty:.6g} {-th:.6g}" '
         f'material="table" {WORLD_CONTACT}/>',
-        f'    <body name={quoteattr(model.root)} pos="0 0 0">',
     ]
+    in_world = model.root == "world"  # (a multi-arm description's root is MuJoCo's own world body)
+    if not in_world:
+        lines.append(f'    <body name={quoteattr(model.root)} pos="0 0 0">')
     attached: dict[str, list[str]] = {}
     for cam in robot.cameras:
         if cam.sim and cam.sim.body:
             if cam.sim.body not in model.links:
                 raise ValueError(f"camera {cam.name!r}: body {cam.sim.body!r} is not a link of {robot.urdf}")
             attached.setdefault(cam.sim.body, []).append(_camera_xml(cam))
-    lines.extend(_link_xml(model, model.links[model.root], fixed, "      ", attached))
-    lines.append("    </body>")
+    lines.extend(_link_xml(model, model.links[model.root], fixed, "    " if in_world else "      ", attached))
+    if not in_world:
+        lines.append("    </body>")
     half = task.cube_size / 2.0
     mass = task.cube_mass
     for i, (name, rgba) in enumerate(task.objects.items()):

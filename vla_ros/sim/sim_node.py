@@ -27,7 +27,7 @@ from ..core.problems import ProblemTracker  # noqa: E402
 from ..core.trajectory import TrajectoryRejected  # noqa: E402
 from ..core.transforms import make_transform, quat_wxyz_to_matrix  # noqa: E402
 from ..params import SIM_PARAMS  # noqa: E402
-from ..robots import CameraSpec, load_robot  # noqa: E402
+from ..robots import CameraSpec, JointStateSource, load_robot  # noqa: E402
 from ..ros import diagnostics as diag  # noqa: E402
 from ..ros.conversions import array_to_image, to_sec, to_time, trajectory_arrays  # noqa: E402
 from ..ros.node_main import QuietLogger, fail, run  # noqa: E402
@@ -57,6 +57,7 @@ class SimNode(Node):
         self.robot = load_robot(p["robot"])
         self.sim = ArmSim(self.robot)
         self.cameras = [c for c in self.robot.cameras if c.sim]
+        self.frame = self.robot.urdf_model.root
         self.lock = threading.Lock()
         self.log = QuietLogger(self)  # for lines from the node's own threads
         self.problems = ProblemTracker(self.log.error, self.log.info)
@@ -66,7 +67,12 @@ class SimNode(Node):
         self.reset_wall_ns = 0  # time.time_ns() of the last sim_reset
 
         qos = QoSProfile(depth=10)
-        self.js_pub = self.create_publisher(JointState, self.robot.joint_states_topic, qos)
+        # the robot's drivers publish per arm (ALOHA's followers, unprefixed names): the sim does the same, and
+        # the graph's relay merges them, as on the real robot; else one joint state with every joint
+        sources = self.robot.joint_state_sources or [JointStateSource(self.robot.joint_states_topic, "")]
+        names = self.sim.joint_names
+        self.js_pubs = [(self.create_publisher(JointState, src.topic, qos),
+                         [i for i, n in enumerate(names) if n.startswith(src.prefix)], src.prefix) for src in sources]
         self.img_pubs = {c.name: self.create_publisher(Image, c.image_topic, QoSProfile(depth=2)) for c in self.cameras}
         self.info_pubs = {c.name: self.create_publisher(CameraInfo, c.info_topic, qos) for c in self.cameras}
         self.obj_pub = self.create_publisher(MarkerArray, io.SIM_OBJECTS, qos)
@@ -186,7 +192,7 @@ class SimNode(Node):
         with self.lock:
             self.reset_wall_ns = time.time_ns()
             self.clock_offset += self.sim.time
-            placed = self.sim.reset(seed, spread)
+            placed = self.sim.reset(seed, spread, float(self.get_parameter("command_noise").value))
         desc = ", ".join(f"{n} at ({v[0]:.3f}, {v[1]:.3f})" for n, v in placed.items())
         resp.success, resp.message = True, f"seed={seed}; {desc}"
         self.get_logger().info(f"reset: {resp.message}")
@@ -241,13 +247,19 @@ class SimNode(Node):
 
     def _publish_joint_states(self) -> None:
         with self.lock:
-            msg = JointState(name=list(self.sim.joint_names), position=self.sim.positions().tolist(),
-                             velocity=self.sim.velocities().tolist(), effort=self.sim.efforts().tolist())
-            msg.header.stamp = to_time(self.now())
-        self.js_pub.publish(msg)
+            q, v, e = self.sim.positions(), self.sim.velocities(), self.sim.efforts()
+            stamp = to_time(self.now())
+        names = self.sim.joint_names
+        for pub, idx, prefix in self.js_pubs:
+            msg = JointState(name=[names[i][len(prefix):] for i in idx], position=q[idx].tolist(),
+                             velocity=v[idx].tolist(), effort=e[idx].tolist())
+            msg.header.stamp = stamp
+            pub.publish(msg)
 
     def _publish_cameras(self) -> None:
         for cam in self.cameras:
+            if self.img_pubs[cam.name].get_subscription_count() == 0:
+                continue  # nobody watches it: no frame rendered (four 640x480 views cost ~40 ms)
             with self.lock:
                 stamp = to_time(self.now())
                 image = self.sim.render(cam.name, cam.width, cam.height)
@@ -263,7 +275,7 @@ class SimNode(Node):
         msg = MarkerArray()
         for i, (name, pose) in enumerate(poses.items()):
             m = Marker(ns=name, id=i, type=Marker.CUBE, action=Marker.ADD)
-            m.header.stamp, m.header.frame_id = stamp, self.robot.base_link
+            m.header.stamp, m.header.frame_id = stamp, self.frame  # the sim's world: the description's root
             m.pose.position.x, m.pose.position.y, m.pose.position.z = (float(v) for v in pose.position)
             w, x, y, z = (float(v) for v in pose.quat_wxyz)
             m.pose.orientation.w, m.pose.orientation.x, m.pose.orientation.y, m.pose.orientation.z = w, x, y, z

@@ -80,7 +80,44 @@ class PickCubeTask:
         return self.success
 
 
-TASKS = {"pick_cube": PickCubeTask}
+class TransferCubeTask(PickCubeTask):
+    """ACT's transfer: one hand (``giver``) picks the cube up and passes it to the other (``receiver``).
+    Success = the cube lifted, touching a receiver finger and no giver finger, for hold_time seconds."""
+
+    def __init__(self, model: mujoco.MjModel, spec: TaskSpec):
+        super().__init__(model, spec)
+        def geoms(links: list[str]) -> set[int]:
+            bodies = {model.body(link).id for link in links}
+            return {g for g in range(model.ngeom) if int(model.geom_bodyid[g]) in bodies}
+        self._giver, self._receiver = geoms(spec.giver), geoms(spec.receiver)
+
+    def touching(self, data: mujoco.MjData) -> tuple[bool, bool]:
+        """Whether the target cube touches (the giver, the receiver)."""
+        cube = self._geom[self.target]
+        giver = receiver = False
+        for c in data.contact[: data.ncon]:
+            other = c.geom2 if c.geom1 == cube else c.geom1 if c.geom2 == cube else None
+            if other is not None:
+                giver |= other in self._giver
+                receiver |= other in self._receiver
+        return giver, receiver
+
+    def update(self, data: mujoco.MjData, now: float) -> bool:
+        if self.success:
+            return True
+        giver, receiver = self.touching(data)
+        z = data.qpos[self._qpos[self.target] + 2]
+        if z > self.half + self.lift_height and receiver and not giver:
+            if self._lifted_since is None:
+                self._lifted_since = now
+            elif now - self._lifted_since >= self.hold_time:
+                self.success = True
+        else:
+            self._lifted_since = None
+        return self.success
+
+
+TASKS = {"pick_cube": PickCubeTask, "transfer_cube": TransferCubeTask}
 assert set(TASKS) == set(TASK_KINDS), "vla_ros.robots.TASK_KINDS lists the task kinds implemented here"
 
 
