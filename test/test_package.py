@@ -194,3 +194,12 @@ def test_graph_parameters_come_from_the_robot_preset():
     config = control_config(nodes["controller_node"].parameters, [g.joint for g in robot.grippers])
     assert config.unblended == ("left_left_finger", "right_left_finger")
     assert nodes["controller_node"].parameters["output_interface"] == robot.output_interface
+
+
+def test_the_demo_runs_the_shipped_model_or_else_the_robots_scripted_expert(capsys):
+    from vla_ros.cli import demo_args
+
+    assert demo_args([]).policy == "builtin"  # (widowx: a model is shipped)
+    assert demo_args(["robot:=aloha"]).policy == "scripted"
+    assert "no built-in model is shipped for robot 'aloha'" in capsys.readouterr().out
+    assert demo_args(["robot:=franka", "policy:=builtin"]).policy == "builtin"  # named: kept (and fails loudly)

@@ -23,6 +23,19 @@ def _launch_args(items: list[str]) -> GraphArgs:
         raise SystemExit(str(exc)) from exc
 
 
+def demo_args(items: list[str]) -> GraphArgs:
+    """The demo's launch arguments: without a policy, the model shipped for the robot, else its scripted expert."""
+    args = _launch_args(items)
+    if not any(a.startswith("policy:=") for a in items):
+        from .policies.builtin import SHIPPED
+
+        if not (SHIPPED / f"builtin_{args.robot}" / "config.json").exists():
+            print(f"no built-in model is shipped for robot {args.robot!r}: the demo runs its scripted expert "
+                  "(policy:=scripted)")
+            args = _launch_args([*items, "policy:=scripted"])
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     arg_help = "\n".join(f"  {a.name}:={a.default!r}  {a.description}" for a in LAUNCH_ARGUMENTS)
     parser = argparse.ArgumentParser(prog="vla-ros", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -123,7 +136,7 @@ def _run(ns: argparse.Namespace) -> int:
     if ns.command == "demo":
         from .demo import run_demo
 
-        summary = run_demo(_launch_args(ns.args), ns.episodes, ns.seed, ns.out, ns.timeout, quiet=not ns.verbose)
+        summary = run_demo(demo_args(ns.args), ns.episodes, ns.seed, ns.out, ns.timeout, quiet=not ns.verbose)
         return 0 if summary["graph_exit_code"] == 0 else 1
     if ns.command == "record":
         from .recording.collect import collect

@@ -161,10 +161,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         model.train()
         return sum(losses) / len(val_set[0]), (sum(errors) / len(val_set[0])).tolist()
 
-    # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay.
+    # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay (a fixed
+    # number of epochs plans it from the first step).
     budget = minutes * 60.0 - (time.monotonic() - started)
     history = {"epoch": [], "train_loss": [], "val_loss": [], "val_grasp_error": [], "seconds": []}
-    total_steps = max_epochs * steps_per_epoch
+    total_steps = (epochs or max_epochs) * steps_per_epoch
     step = 0
     fixed, epochs = epochs, max_epochs
     bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress)
