@@ -30,9 +30,12 @@ def test_the_aloha_graph_hands_the_cube_over_from_per_arm_joint_states(ros, tmp_
     probe.record("/sim/task_success", Bool, 10)
     for topic in ("/follower_left/joint_states", "/follower_right/joint_states", "/joint_states"):
         probe.record(topic, JointState, 20)
-    monitor = limit_monitor(probe, robot)  # four controllers: two arms, two grippers
+    # four controllers: two arms, two grippers, commanded at 100 Hz (the Interbotix followers take 50 Hz; four
+    # 500 Hz streams into this test's Python monitor starved a 2-core machine's graph of CPU)
+    monitor = limit_monitor(probe, robot, rate=100.0)
     graph = start_graph(tmp_path, robot="aloha", params={"sim_node": {"seed": 5},
-                                                         "policy_node": {"instruction": "transfer the red cube"}})
+                                                         "policy_node": {"instruction": "transfer the red cube"},
+                                                         "controller_node": {"control_rate": 100.0}})
     try:
         wait_for_nodes(probe, graph, ["sim_node", "joint_state_relay", "policy_node", "controller_node"])
         assert _succeeds(probe, 40.0), graph.log_path.read_text()[-3000:]
@@ -45,7 +48,7 @@ def test_the_aloha_graph_hands_the_cube_over_from_per_arm_joint_states(ros, tmp_
     finally:
         code = graph.stop()
         probe.close()
-    assert_no_violation(monitor, 2000)
+    assert_no_violation(monitor, 600)
     assert code == 0, graph.log_path.read_text()[-3000:]
 
 

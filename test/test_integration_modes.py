@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray
@@ -17,6 +18,7 @@ from support import FakeRobot, Probe, record_diagnostics, start_graph, wait_for_
 from trajectory_msgs.msg import JointTrajectory
 
 from bench.ctrl_c import in_new_group, try_once
+from vla_ros.paths import share_dir
 from vla_ros.ros.conversions import to_sec
 
 pytestmark = pytest.mark.integration
@@ -167,7 +169,10 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     proc = _cli("launch", "robot:=widowx", "sim:=gazebo", "policy:=pi0")  # launch files, not vla-ros launch
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "use 'ros2 launch vla_ros policy.launch.py sim:=gazebo'" in out, out
-    proc = _cli("launch", "robot:=aloha", "sim:=mujoco")
+    preset = yaml.safe_load((share_dir() / "config" / "robots" / "widowx.yaml").read_text())
+    del preset["sim"], preset["task"]  # a robot nobody has simulated yet
+    (tmp_path / "nosim.yaml").write_text(yaml.safe_dump({**preset, "name": "nosim"}))
+    proc = _cli("launch", f"robot:={tmp_path / 'nosim.yaml'}", "sim:=mujoco")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "has no MuJoCo sim yet" in out and "use sim:=none" in out
     proc = _cli("launch", "robot:=widowx", "sim:=none", "policy:=scripted")  # it needs the sim's object poses
