@@ -69,8 +69,9 @@ def test_chunks_have_the_right_shape_and_capture_stamps(graph):
         assert 0.0 < age < 0.5, f"stamp is the observation capture time: {age:.3f} s before arrival"
     stamps = [to_sec(r.msg.header.stamp) for r in chunks]
     # latency-aware: about one inference per execution horizon (0.3 s) less the latency estimate, which a loaded
-    # machine raises (back to back, the scripted policy's would be ~0.01 s apart)
-    assert np.median(np.diff(stamps)) > 0.12 and np.all(np.diff(stamps) > 0.05), np.diff(stamps)
+    # machine raises (0.2 s seen in a full run: 0.08-0.1 s apart; back to back, the scripted policy's would be
+    # ~0.01-0.02 s apart)
+    assert np.median(np.diff(stamps)) > 0.06 and np.all(np.diff(stamps) > 0.04), np.diff(stamps)
 
 
 def test_controller_publishes_at_its_rate(graph):
