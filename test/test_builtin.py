@@ -11,7 +11,7 @@ from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
-from vla_ros.learning.train import drop_words, grasp_goals, save_checkpoint  # noqa: E402
+from vla_ros.learning.train import drop_words, first_frames, grasp_goals, save_checkpoint  # noqa: E402
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -183,3 +183,9 @@ def test_a_model_without_the_gripper_state_drives_the_gripper_from_the_image(tmp
     np.testing.assert_allclose(chunk.values[:, :6], np.tile(STATE[:6] + mean[:6], (10, 1)), atol=1e-6)
     np.testing.assert_allclose(chunk.values[:, 6], 0.02)  # (within the finger's 0.015 .. 0.037 m)
     assert model.state[0].in_features == 6
+
+
+def test_first_frames_marks_each_episodes_first_sample():
+    """The grasp head is also scored on these alone: only the instruction tells the target there."""
+    np.testing.assert_array_equal(first_frames(np.array([0, 0, 0, 3, 3, 7])), [1, 0, 0, 1, 0, 1])
+    assert first_frames(np.array([], int)).shape == (0,)
