@@ -32,7 +32,8 @@ def test_a_short_fuzz_leaves_every_node_up_and_every_command_within_the_limits(t
     assert all(n < 150 for n in s["log_lines_flood"].values()), s["log_lines_flood"]
     # the command stream kept going (the >= 95% goal is measured by `make fuzz` at 100,000 messages)
     # (a rate seen over 1 s of flood is too noisy to test; the longest gap between publications was 152 ms once
-    # on an idle 2-core machine, so this bounds a stall, not the rate: issue 11 tracks the stalls)
-    assert s["max_publish_gap_ms_flood"] < 250, proc.stdout
+    # on an idle 2-core machine and 335 ms in a clean-clone CI run, where the flood, its publisher, the monitor
+    # and three nodes share two cores: this bounds a stall, not the rate; issue 11 tracks the stalls)
+    assert s["max_publish_gap_ms_flood"] < 500, proc.stdout
     assert (out / "fuzz.png").stat().st_size > 10_000
     assert "fuzz: " in proc.stdout
