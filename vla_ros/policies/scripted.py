@@ -34,6 +34,25 @@ class _Plan:
         return interp_rows(t, self.times, self.joints)
 
 
+def tool_rotation(direction: np.ndarray, closing: np.ndarray, approach_axis: str) -> np.ndarray:
+    """Tool rotation whose ``approach_axis`` (x or z) points along ``direction`` and whose fingers close along
+    ``closing`` (made orthogonal to ``direction``)."""
+    y = closing - direction * (closing @ direction)
+    y = y / np.linalg.norm(y)
+    if approach_axis == "z":
+        return np.column_stack([np.cross(y, direction), y, direction])
+    return np.column_stack([direction, y, np.cross(direction, y)])
+
+
+def plan_start(plan: _Plan | None, chain, t: float, q: np.ndarray) -> np.ndarray:
+    """Where a new plan starts: the previous plan's target at ``t`` while the tool is within 2 cm of it (targets
+    compose, not the lagging state), else the measured ``q``."""
+    planned = plan.at(t) if plan is not None else None
+    if planned is not None and np.linalg.norm(chain.fk(planned)[:3, 3] - chain.fk(q)[:3, 3]) < 0.02:
+        return planned
+    return q
+
+
 def cartesian_path(chain, start_q: np.ndarray, goal: np.ndarray, times: np.ndarray, linear_speed: float,
                    angular_speed: float, rest: np.ndarray | None = None) -> np.ndarray:
     """Joint positions (len(times), n) at ``times`` along the straight line (and constant-axis rotation)
@@ -125,11 +144,9 @@ class ScriptedPickPolicy(Policy):
         cur_angle = np.arctan2(cur_y[1], cur_y[0])
         candidates = yaw + np.pi / 2 * np.arange(-4, 5)
         angle = candidates[np.argmin(np.abs(np.angle(np.exp(1j * (candidates - cur_angle)))))]
-        down = np.array([0.0, 0.0, -1.0])  # the approach axis; y (the fingers' closing axis) across the faces
-        y = np.array([np.cos(angle), np.sin(angle), 0.0])
-        if self.approach_axis == "z":
-            return np.column_stack([np.cross(y, down), y, down])
-        return np.column_stack([down, y, np.cross(down, y)])
+        # approaching straight down, the fingers closing across the faces
+        return tool_rotation(np.array([0.0, 0.0, -1.0]), np.array([np.cos(angle), np.sin(angle), 0.0]),
+                             self.approach_axis)
 
     def _update_phase(self, t: float, ee: np.ndarray, goals: dict, gripper: float, cube_z: float,
                       half: float) -> None:
@@ -184,12 +201,7 @@ class ScriptedPickPolicy(Policy):
             goal = make_transform(rot, np.r_[goal[:2, 3], self._grasp_z + self.options["lift_height"]])
         grip_target = self.gripper_open if self.phase in (APPROACH, DESCEND) else self.gripper_closed
 
-        # Continue from the previous plan's target at this time (targets compose, not the lagging state).
-        start_q = q
-        if self._plan is not None:
-            planned = self._plan.at(t)
-            if planned is not None and np.linalg.norm(self.chain.fk(planned)[:3, 3] - ee[:3, 3]) < 0.02:
-                start_q = planned
+        start_q = plan_start(self._plan, self.chain, t, q)
         ctx = self.context
         times = ctx.chunk_dt * np.arange(1, ctx.horizon + 1)
         joints = cartesian_path(self.chain, start_q, goal, times, self.options["linear_speed"],

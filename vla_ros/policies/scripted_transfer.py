@@ -17,11 +17,11 @@ from ..core.chunk import ActionChunk
 from ..core.observation import Observation
 from ..core.transforms import make_transform, quat_wxyz_to_matrix, rotation_log
 from .base import PolicyError
-from .scripted import ScriptedPickPolicy, _Plan, cartesian_path, target_object
+from .scripted import ScriptedPickPolicy, _Plan, cartesian_path, plan_start, target_object, tool_rotation
 
 REACH, DESCEND, GRASP, LIFT, CARRY, HANDOVER, REGRASP, RELEASE, RETREAT = (
     "reach", "descend", "grasp", "lift", "carry", "handover", "regrasp", "release", "retreat")
-MEET = np.array([0.0, 0.0, 0.25])  # the hand-over point's height (its x: the cube's; its y: between the arms)
+MEET_HEIGHT = 0.25  # m: the hand-over point's height (its x: the cube's; its y: between the arms)
 WAIT = 0.12  # m: a hand's distance back from the hand-over point (along its heading) before and after it
 RECEIVE = 0.006  # m: how far short of the cube's centre the receiver's tool frame stops
 FREE = ("above", "wait", "hold")  # goals reached through free space: a joint-space move, not a tool line
@@ -91,15 +91,6 @@ class ScriptedTransferPolicy(ScriptedPickPolicy):
         h = np.array([v[0], v[1], 0.0])
         return h / np.linalg.norm(h)
 
-    @staticmethod
-    def _facing(direction: np.ndarray, closing: np.ndarray, approach: str) -> np.ndarray:
-        """Tool rotation with its approach axis along ``direction`` and fingers closing along ``closing``."""
-        y = closing - direction * (closing @ direction)
-        y /= np.linalg.norm(y)
-        if approach == "z":
-            return np.column_stack([np.cross(y, direction), y, direction])
-        return np.column_stack([direction, y, np.cross(direction, y)])
-
     def _nearest(self, rotations: list[np.ndarray], current: np.ndarray) -> np.ndarray:
         """Of ``rotations``, each also turned half a turn about the approach axis, the nearest ``current``."""
         col = 0 if self.approach_axis == "x" else 2
@@ -130,9 +121,9 @@ class ScriptedTransferPolicy(ScriptedPickPolicy):
         cube = np.asarray(obj["position"], dtype=float)
         half = float(obj["size"][2]) / 2.0
         giver, receiver = self._roles(q, cube)
-        if self.meet is None:  # halfway between the arms' bases at the cube's depth, MEET[2] high
+        if self.meet is None:  # halfway between the arms' bases at the cube's depth, MEET_HEIGHT high
             bases = [a.chain.origin for a in (giver, receiver)]
-            self.meet = np.array([cube[0], (bases[0][1] + bases[1][1]) / 2.0, MEET[2]])
+            self.meet = np.array([cube[0], (bases[0][1] + bases[1][1]) / 2.0, MEET_HEIGHT])
             self.heading = [self._horizontal(self.meet - b) for b in bases]  # each arm's base toward it
         along_g, along_r = self.heading
         up = np.array([0.0, 0.0, 1.0])
@@ -141,10 +132,10 @@ class ScriptedTransferPolicy(ScriptedPickPolicy):
         # closing sideways (their plates on the cube's sides, the top and bottom faces free)
         cube_rot = quat_wxyz_to_matrix(np.asarray(obj["orientation"], float))
         faces = [self._horizontal(cube_rot[:, 0]), self._horizontal(cube_rot[:, 1])]
-        pick = self._nearest([self._facing(-up, f, self.approach_axis) for f in faces], ee_g)
-        hold = self._nearest([self._facing(along_g, np.cross(up, along_g), self.approach_axis)], ee_g)
+        pick = self._nearest([tool_rotation(-up, f, self.approach_axis) for f in faces], ee_g)
+        hold = self._nearest([tool_rotation(along_g, np.cross(up, along_g), self.approach_axis)], ee_g)
         # the receiver: level from its base, fingers closing vertically on the top and bottom faces
-        give = self._nearest([self._facing(along_r, up, self.approach_axis)], ee_r)
+        give = self._nearest([tool_rotation(along_r, up, self.approach_axis)], ee_r)
         grasp_pos = cube + [0.0, 0.0, self.options["grasp_offset"]]
         goals = {
             "above": make_transform(pick, cube + [0.0, 0.0, self.options["approach_height"]]),
@@ -172,12 +163,7 @@ class ScriptedTransferPolicy(ScriptedPickPolicy):
         times = ctx.chunk_dt * np.arange(1, ctx.horizon + 1)
         values = np.zeros((ctx.horizon, len(ctx.action_joints)))
         for arm, (goal, opened) in zip((giver, receiver), targets):
-            start_q = q[arm.name]
-            if arm.plan is not None:  # continue from the previous plan's target (targets compose)
-                planned = arm.plan.at(t)
-                if planned is not None and np.linalg.norm(arm.chain.fk(planned)[:3, 3]
-                                                          - arm.chain.fk(start_q)[:3, 3]) < 0.02:
-                    start_q = planned
+            start_q = plan_start(arm.plan, arm.chain, t, q[arm.name])
             joints = self._path(arm, start_q, goal, goals[goal], times)
             arm.plan = _Plan(t + times, joints)
             for k, name in enumerate(arm.chain.joint_names):

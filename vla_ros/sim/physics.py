@@ -201,11 +201,11 @@ class ArmSim:
         if sigma > 0.0:  # (exact OU update over this call's span; held within it)
             decay = np.exp(-count * self.dt / self.NOISE_TIME_CONSTANT)
             offset[:] = decay * offset + sigma * np.sqrt(1.0 - decay**2) * rng.standard_normal(len(arm))
+        lo, hi = self.model.actuator_ctrlrange[arm].T
         for k in range(count):
             self._apply_trajectories(t + k * self.dt)
             if sigma > 0.0:
                 commanded = self.data.ctrl[arm].copy()
-                lo, hi = self.model.actuator_ctrlrange[arm].T
                 self.data.ctrl[arm] = np.clip(commanded + offset, lo, hi)
                 mujoco.mj_step(self.model, self.data)
                 self.data.ctrl[arm] = commanded

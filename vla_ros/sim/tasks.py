@@ -65,12 +65,16 @@ class PickCubeTask:
                                      2.0 * self._model.geom_size[gid].copy(), self._model.geom_rgba[gid].copy())
         return poses
 
+    def held(self, data: mujoco.MjData) -> bool:
+        """Whether the lifted target counts as held (any grasp does for a pick)."""
+        return True
+
     def update(self, data: mujoco.MjData, now: float) -> bool:
-        """Latch success once the target has stayed lifted for hold_time seconds."""
+        """Latch success once the target has stayed lifted (and held) for hold_time seconds."""
         if self.success or not self.names:
             return self.success
         z = data.qpos[self._qpos[self.target] + 2]
-        if z > self.half + self.lift_height:
+        if z > self.half + self.lift_height and self.held(data):
             if self._lifted_since is None:
                 self._lifted_since = now
             elif now - self._lifted_since >= self.hold_time:
@@ -102,19 +106,9 @@ class TransferCubeTask(PickCubeTask):
                 receiver |= other in self._receiver
         return giver, receiver
 
-    def update(self, data: mujoco.MjData, now: float) -> bool:
-        if self.success:
-            return True
+    def held(self, data: mujoco.MjData) -> bool:
         giver, receiver = self.touching(data)
-        z = data.qpos[self._qpos[self.target] + 2]
-        if z > self.half + self.lift_height and receiver and not giver:
-            if self._lifted_since is None:
-                self._lifted_since = now
-            elif now - self._lifted_since >= self.hold_time:
-                self.success = True
-        else:
-            self._lifted_since = None
-        return self.success
+        return receiver and not giver
 
 
 TASKS = {"pick_cube": PickCubeTask, "transfer_cube": TransferCubeTask}
