@@ -11,7 +11,7 @@ from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
-from vla_ros.learning.train import drop_words, first_frames, grasp_goals, save_checkpoint  # noqa: E402
+from vla_ros.learning.train import drop_words, first_frames, grasp_goals, save_checkpoint, still_frames  # noqa: E402
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -79,6 +79,43 @@ def test_the_grasp_pose_head_sees_image_and_instruction_but_not_the_joint_state(
     extra = model.loss(images, torch.zeros(1, 7), tokens, actions, goals) - model.loss(
         images, torch.zeros(1, 7), tokens, actions)
     torch.testing.assert_close(extra, cfg.goal_weight * (a[0, goal] - 0.5).abs().mean())
+
+
+def test_colour_attention_finds_the_pixels_of_the_colour_the_instruction_chooses():
+    """With the instruction's colour direction set by hand to red (normalised R up, G and B down), the
+    attention's expected position is the red patch's, not the blue one's, on a grey-brown floor."""
+    cfg = ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, image_size=32, attention_heads=1)
+    model = TinyVLA(cfg).eval()
+    image = torch.zeros(1, 3, 32, 32)
+    image[0, :] = torch.tensor([0.55, 0.4, 0.3]).view(3, 1, 1)  # floor
+    image[0, :, 24:27, 4:7] = torch.tensor([0.9, 0.05, 0.05]).view(3, 1)[:, :, None]  # red: row 25, column 5
+    image[0, :, 4:7, 24:27] = torch.tensor([0.05, 0.05, 0.9]).view(3, 1)[:, :, None]  # blue, top right
+    x = (image - model.vision.mean) / model.vision.std
+    with torch.no_grad():
+        model.vision.colours.weight.zero_()
+        model.vision.colours.bias.copy_(torch.tensor([1.0, -1.0, -1.0]))
+        out = model.vision.attend(x, torch.zeros(1, cfg.text_dim))
+    np.testing.assert_allclose(out[0, :2].numpy(), [2 * 5 / 31 - 1, 2 * 25 / 31 - 1], atol=0.02)  # on [-1, 1]
+    np.testing.assert_allclose(out[0, 2:].numpy(), x[0, :, 25, 5].numpy(), atol=0.05)  # the colour there
+    assert model.vision.out_dim == TinyVLA(ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints,
+                                                       image_size=32)).vision.out_dim + 5
+
+
+def test_still_frames_are_those_before_the_arm_moved_and_weigh_the_grasp_loss():
+    state = np.zeros((6, 7))
+    state[:, 0] = [0.0, 0.05, 0.2, 0.3, 0.3, 0.3]  # episode 0 moves at sample 2; episode 1 starts at 0.3
+    state[4, 1] = 0.15
+    samples = Samples(None, state, None, ["x"] * 6, np.array([0, 0, 0, 1, 1, 1]))
+    np.testing.assert_array_equal(still_frames(samples, [0, 1], 0.1), [1, 1, 0, 1, 0, 1])
+    torch.manual_seed(0)
+    cfg = ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, image_size=32)
+    model = TinyVLA(cfg).eval()
+    images = torch.randint(0, 255, (2, 1, 3, 32, 32), dtype=torch.uint8)
+    args = (images, torch.zeros(2, 7), torch.tensor([[2, 3], [4, 0]]), torch.zeros(2, 10, 7), torch.zeros(2, 7))
+    base = model.loss(*args[:4])  # the chunk loss alone
+    goal = model.encode(*args[:3])[:, cfg.hidden:].abs().mean(1)
+    weighted = model.loss(*args, goal_weights=torch.tensor([3.0, 1.0]))
+    torch.testing.assert_close(weighted - base, cfg.goal_weight * (3 * goal[0] + goal[1]) / 4, atol=1e-5, rtol=1e-4)
 
 
 def test_grasp_goals_are_the_command_when_the_gripper_closed_halfway():

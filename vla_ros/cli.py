@@ -91,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--no-gripper-state", dest="gripper_state", action="store_false",
                          help="leave the gripper's position out of the model's inputs (it must read the gripper from "
                          "the image)")
+    p_train.add_argument("--attention-heads", type=int, default=4, help="instruction-queried colour attention "
+                         "heads (0: without, as the model shipped before)")
+    p_train.add_argument("--still-weight", type=float, default=10.0, help="weight of the grasp-pose loss on frames "
+                         "before the arm moves (only the instruction tells the cube there; other frames weigh 1)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -159,7 +163,8 @@ def _run(ns: argparse.Namespace) -> int:
         from .learning.train import train
 
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
-                       word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state)
+                       word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
+                       attention_heads=ns.attention_heads, still_weight=ns.still_weight)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

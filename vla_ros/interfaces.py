@@ -27,6 +27,10 @@ CLOCK = "/clock"
 SERVO_POSE = "/servo_node/pose_target_cmds"  # ee_pose output (PoseStamped; MoveIt Servo, Cartesian controllers)
 SERVO_TWIST = "/servo_node/delta_twist_cmds"  # ee_twist output (TwistStamped; MoveIt Servo)
 
+# Reliable command streams keep this many commands (0.2 s at 500 Hz) for the middleware to resend to a
+# subscriber that missed some (a loaded driver process): with 10, repairs came too late and were lost.
+COMMAND_QOS_DEPTH = 100
+
 MAX_INSTRUCTION_CHARS = 1000  # a longer instruction is rejected (policy node: topic and parameter)
 # Serialized sizes above which an input is dropped before it is deserialized (a cheap rejection that keeps a
 # flood of huge messages from holding the GIL and the allocator): generous for any real robot.

@@ -42,6 +42,20 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def memory_parts_mb(pid: int) -> dict[str, float]:
+    """RSS split as the kernel counts it (MB): ``anon`` (the heap: what a leak grows), ``file`` (mapped
+    libraries) and ``shmem`` (shared memory, e.g. DDS shared-memory transport segments of other processes)."""
+    parts = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            for key in ("RssAnon", "RssFile", "RssShmem"):
+                if line.startswith(key + ":"):
+                    parts[key[3:].lower()] = int(line.split()[1]) / 1024.0
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return parts
+
+
 class RssSampler:
     """Each node's RSS every ``period`` seconds, on a thread."""
 
@@ -54,6 +68,9 @@ class RssSampler:
 
     def now(self) -> dict[str, float]:
         return {name: rss_mb(pid) for name, pid in self.pids.items()}
+
+    def parts(self) -> dict[str, dict[str, float]]:
+        return {name: memory_parts_mb(pid) for name, pid in self.pids.items()}
 
     def _run(self) -> None:
         while not self._stop.wait(self.period):
@@ -116,9 +133,11 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                 time.sleep(2.0)
                 before_rate = monitor.rate(monitor.now() - 1.5, monitor.now())
                 rss_start = rss.now()
+                parts = {"start": rss.parts()}
                 warm = _flood(graph.env, args.robot, warmup, seed, rate, out / "warmup.json", not progress)
                 time.sleep(SETTLE)
                 rss_base = rss.now()
+                parts["after_warmup"] = rss.parts()
                 logs_before = _log_lines(log_path)
                 monitor.reset_gap()  # (from here: the main publisher's start-up, then its flood)
                 main = _flood(graph.env, args.robot, messages, seed, rate, out / "flood.json", not progress,
@@ -129,6 +148,7 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                 flood_end = flood_start + main["seconds"]
                 time.sleep(SETTLE)
                 rss_after = rss.now()
+                parts["after"] = rss.parts()
                 logs_after = _log_lines(log_path)
                 client.diagnostics.clear()
                 deadline = time.monotonic() + 5.0
@@ -152,6 +172,7 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                     "max_gap_ms_flood": 1e3 * max_gap, "max_publish_gap_ms_flood": 1e3 * publish_gap,
                     "commands_lost_in_transport": lost,
                     "rss_mb": {"start": rss_start, "after_warmup": rss_base, "after": rss_after},
+                    "rss_parts_mb": parts,
                     "rss_growth": {n: rss_after[n] / rss_base[n] - 1.0 for n in rss_base if rss_base[n] > 0},
                     "log_lines_flood": {n: logs_after.get(n, 0) - logs_before.get(n, 0) for n in logs_after},
                     "problem_counts": _problem_counts(client.diagnostics),

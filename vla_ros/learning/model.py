@@ -39,6 +39,7 @@ class ModelConfig:
     flow_steps: int = 10
     vocab_size: int = 64
     goal_weight: float = 1.0  # auxiliary loss: the episode's grasp pose (training only; grounds the instruction)
+    attention_heads: int = 0  # instruction-chosen colour attention over the pixels (0: none)
 
     FILE = "config.json"
 
@@ -99,6 +100,11 @@ class ImageEncoder(nn.Module):
         self.films = nn.ModuleList([FiLM(cfg.text_dim, ch) for ch in c[1:]])
         self.keypoints = nn.Conv2d(c[3], cfg.keypoints, 1)
         self.out_dim = 2 * cfg.keypoints + c[3]
+        self.heads = cfg.attention_heads
+        if self.heads:
+            self.colours = nn.Linear(cfg.text_dim, self.heads * 3)  # per head, a direction in (normalised) RGB
+            self.sharpness = nn.Parameter(torch.tensor(math.log(10.0)))  # a sharp start: a cube is 0.2% of the pixels
+            self.out_dim += self.heads * 5
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
@@ -109,13 +115,29 @@ class ImageEncoder(nn.Module):
         b, _, h, w = x.shape
         ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
         xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
+        attended = [self.attend(x, text)] if self.heads else []
         x = torch.cat([x, xs, ys], dim=1)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             x = norm(conv(x))
             if i > 0:
                 x = self.films[i - 1](x, text)
             x = F.gelu(x)
-        return torch.cat([spatial_softmax(self.keypoints(x)), x.mean(dim=(2, 3))], dim=1)
+        return torch.cat([spatial_softmax(self.keypoints(x)), x.mean(dim=(2, 3)), *attended], dim=1)
+
+    def attend(self, x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """Where the pixels' colour matches the instruction: per head, a softmax over the pixels of their
+        normalised RGB projected on a direction the instruction chooses; its expected (x, y) in [-1, 1] and the
+        mean colour there. Finding "the red cube" is then one dot product per pixel, not a search the later
+        layers must learn; (B, 3, H, W) -> (B, heads * 5)."""
+        b, _, h, w = x.shape
+        pixels = x.flatten(2)  # (B, 3, HW)
+        logits = torch.einsum("bkc,bcn->bkn", self.colours(text).view(b, self.heads, 3), pixels)
+        attention = torch.softmax(logits * self.sharpness.exp(), dim=-1)  # (B, heads, HW)
+        xs = torch.linspace(-1.0, 1.0, w, device=x.device).repeat(h)
+        ys = torch.linspace(-1.0, 1.0, h, device=x.device).repeat_interleave(w)
+        where = torch.stack([attention @ xs, attention @ ys], dim=-1)  # (B, heads, 2)
+        what = torch.einsum("bkn,bcn->bkc", attention, pixels)  # (B, heads, 3)
+        return torch.cat([where, what], dim=-1).flatten(1)
 
 
 def time_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
@@ -162,15 +184,20 @@ class TinyVLA(nn.Module):
         """Flow head: d(actions)/dt at flow time t (0 = noise, 1 = data); x (B, action_size)."""
         return self.head(torch.cat([features, x, time_embedding(t)], dim=1))
 
-    def loss(self, images, state, tokens, actions: torch.Tensor, goals: torch.Tensor | None = None) -> torch.Tensor:
+    def loss(self, images, state, tokens, actions: torch.Tensor, goals: torch.Tensor | None = None,
+             goal_weights: torch.Tensor | None = None) -> torch.Tensor:
         """Training loss for normalised target actions (B, horizon, action_dim), plus ``goal_weight`` times the
-        L1 error of the normalised grasp pose ``goals`` (B, action_dim) when given: most frames of a
-        demonstration can be continued from the joint state alone, the grasp pose needs the image and the
-        instruction."""
+        L1 error of the normalised grasp pose ``goals`` (B, action_dim) when given (a weighted mean over the
+        batch with ``goal_weights`` (B,)): most frames of a demonstration can be continued from the joint state
+        alone, the grasp pose needs the image and the instruction."""
         features = self.encode(images, state, tokens)
         target = actions.flatten(1)
         goal = features[:, -len(self.cfg.action_joints):]
-        aux = self.cfg.goal_weight * F.l1_loss(goal, goals) if goals is not None else 0.0
+        aux = 0.0
+        if goals is not None:
+            error = (goal - goals).abs().mean(1)
+            weights = torch.ones_like(error) if goal_weights is None else goal_weights
+            aux = self.cfg.goal_weight * (error * weights).sum() / weights.sum().clamp(min=1e-9)
         if self.cfg.head == "regression":
             return F.l1_loss(self.head(features), target) + aux
         noise = torch.randn_like(target)

@@ -54,6 +54,17 @@ def first_frames(episodes: np.ndarray) -> np.ndarray:
     return np.r_[True, episodes[1:] != episodes[:-1]] if len(episodes) else np.zeros(0, bool)
 
 
+def still_frames(samples: Samples, joints: list[int], tolerance: float = 0.1) -> np.ndarray:
+    """Mask of the samples taken before the arm moved ``tolerance`` (rad, any of ``joints``) from where its
+    episode began: in them only the instruction tells which cube is meant (later, the arm heads for it)."""
+    state = samples.state[:, joints].astype(np.float64)
+    mask = np.zeros(len(state), bool)
+    for ep in np.unique(samples.episode):
+        idx = np.nonzero(samples.episode == ep)[0]
+        mask[idx] = np.abs(state[idx] - state[idx[0]]).max(axis=1) < tolerance
+    return mask
+
+
 def fit_stats(state: np.ndarray, actions: np.ndarray) -> NormStats:
     """z-score statistics: state per joint, actions per joint over every step of the chunk."""
     flat = actions.reshape(-1, actions.shape[-1])
@@ -103,11 +114,13 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
-          gripper_state: bool = True) -> dict:
+          gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
-    the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop)."""
+    the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop).
+    ``attention_heads``: instruction-queried colour attention heads (0: the shipped model's architecture);
+    ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1)."""
     import torch
     from tqdm import tqdm
 
@@ -122,7 +135,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
                       state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
                       action_joints=list(robot.action_joints),
                       delta_joints=[j for j in robot.action_joints if j not in grippers],
-                      image_size=image_size, head=head)
+                      image_size=image_size, head=head, attention_heads=attention_heads)
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress)
@@ -133,6 +146,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     val = split_episodes(samples.episode, val_fraction, seed)
     stats = fit_stats(samples.state[~val], actions[~val])
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
+    arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
+    goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
@@ -144,7 +159,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             torch.from_numpy(stats.state.normalize(samples.state[idx], "zscore").astype(np.float32)),
             tokenizer.batch([samples.instructions[i] for i in idx]),
             torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)),
-            torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32))))
+            torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
+            torch.from_numpy(goal_weights[idx])))
 
     train_set, val_set = tensors(~val), tensors(val)
     n = len(train_set[0])
@@ -227,7 +243,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
-              "word_dropout": word_dropout, "gripper_state": gripper_state,
+              "word_dropout": word_dropout, "gripper_state": gripper_state, "still_weight": still_weight,
+              "still_samples": int((goal_weights[~val] != 1.0).sum()),
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))

@@ -22,7 +22,7 @@ class ForwardPositionAdapter:
 
     def __init__(self, node: Node, controller: str, joints: list[str], all_joints: list[str]):
         self.index = [all_joints.index(j) for j in joints]
-        self.pub = node.create_publisher(Float64MultiArray, io.commands_topic(controller), QoSProfile(depth=10))
+        self.pub = node.create_publisher(Float64MultiArray, io.commands_topic(controller), QoSProfile(depth=io.COMMAND_QOS_DEPTH))
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
         self.pub.publish(Float64MultiArray(data=[float(v) for v in result.command[self.index]]))
@@ -41,7 +41,7 @@ class JointTrajectoryAdapter:
         self.index = [all_joints.index(j) for j in joints]
         self.points = points
         self.divider = divider
-        self.pub = node.create_publisher(JointTrajectory, io.trajectory_topic(controller), QoSProfile(depth=10))
+        self.pub = node.create_publisher(JointTrajectory, io.trajectory_topic(controller), QoSProfile(depth=io.COMMAND_QOS_DEPTH))
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
         if tick % self.divider:
@@ -69,7 +69,7 @@ class _CartesianAdapter:
     def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
         self.chain, self.frame = chain, frame
         self.index = [all_joints.index(j) for j in chain.joint_names]
-        self.pub = node.create_publisher(self.MSG, topic, QoSProfile(depth=10))
+        self.pub = node.create_publisher(self.MSG, topic, QoSProfile(depth=io.COMMAND_QOS_DEPTH))
 
     def _message(self, now: float):
         msg = self.MSG()
