@@ -16,13 +16,15 @@ from ..core.kinematics import Chain
 from ..core.transforms import matrix_to_quat_wxyz
 from .conversions import to_duration, to_time
 
+COMMAND_QOS = QoSProfile(depth=io.COMMAND_QOS_DEPTH)
+
 
 class ForwardPositionAdapter:
     """``/<controller>/commands`` (Float64MultiArray) every control tick, in the group's joint order."""
 
     def __init__(self, node: Node, controller: str, joints: list[str], all_joints: list[str]):
         self.index = [all_joints.index(j) for j in joints]
-        self.pub = node.create_publisher(Float64MultiArray, io.commands_topic(controller), QoSProfile(depth=io.COMMAND_QOS_DEPTH))
+        self.pub = node.create_publisher(Float64MultiArray, io.commands_topic(controller), COMMAND_QOS)
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
         self.pub.publish(Float64MultiArray(data=[float(v) for v in result.command[self.index]]))
@@ -41,7 +43,7 @@ class JointTrajectoryAdapter:
         self.index = [all_joints.index(j) for j in joints]
         self.points = points
         self.divider = divider
-        self.pub = node.create_publisher(JointTrajectory, io.trajectory_topic(controller), QoSProfile(depth=io.COMMAND_QOS_DEPTH))
+        self.pub = node.create_publisher(JointTrajectory, io.trajectory_topic(controller), COMMAND_QOS)
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
         if tick % self.divider:
@@ -69,7 +71,7 @@ class _CartesianAdapter:
     def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str]):
         self.chain, self.frame = chain, frame
         self.index = [all_joints.index(j) for j in chain.joint_names]
-        self.pub = node.create_publisher(self.MSG, topic, QoSProfile(depth=io.COMMAND_QOS_DEPTH))
+        self.pub = node.create_publisher(self.MSG, topic, COMMAND_QOS)
 
     def _message(self, now: float):
         msg = self.MSG()
