@@ -100,6 +100,27 @@ def test_end_effector_deltas_compose_onto_the_pose_at_capture():
     assert targets[0, 6] == pytest.approx(0.037) and targets[1, 6] == pytest.approx(0.015)
 
 
+def test_bridge_rotation_deltas_are_static_xyz_euler_left_multiplied_in_the_base_frame():
+    """BridgeData's rotation columns are roll, pitch, yaw about the base's fixed axes (transforms3d's default
+    'sxyz', as SimplerEnv's Bridge eval converts them with euler2axangle): R_delta = Rz(yaw) Ry(pitch) Rx(roll),
+    applied on the left of the tool's orientation (about base axes at the tool, not tool axes)."""
+    robot = load_robot("widowx")
+    space = from_preset(robot, 0.2, ActionSpaceSpec("ee_delta", ActionGripperSpec(model_closed=0.0, model_open=1.0)))
+    chain = robot.chain()
+    state = np.array([0.1, -0.3, 0.5, 0.0, 1.0, 0.0, 0.03])
+    start = chain.fk(state[:6])[:3, :3]
+    r, p, y = 0.08, -0.06, 0.1
+    c, s = np.cos, np.sin
+    rx = np.array([[1, 0, 0], [0, c(r), -s(r)], [0, s(r), c(r)]])
+    ry = np.array([[c(p), 0, s(p)], [0, 1, 0], [-s(p), 0, c(p)]])
+    rz = np.array([[c(y), -s(y), 0], [s(y), c(y), 0], [0, 0, 1]])
+    target = space.to_targets(np.array([[0.0, 0.0, 0.0, r, p, y, 1.0]]), state)[0]
+    reached = chain.fk(target[:6])[:3, :3]
+    np.testing.assert_allclose(reached, rz @ ry @ rx @ start, atol=2e-3)
+    for wrong in (rx @ ry @ rz @ start, start @ rz @ ry @ rx):  # other orders / the tool frame: measurably apart
+        assert np.abs(reached - wrong).max() > 5e-3
+
+
 def test_openpi_aloha_transforms_match_hand_computed_values():
     """openpi aloha_policy (adapt_to_pi) + DeltaActions(6, -1, 6, -1), for pi0 run in process."""
     from vla_ros.core.aloha import OpenpiAloha

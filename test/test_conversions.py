@@ -5,13 +5,15 @@ import pytest
 
 pytest.importorskip("rclpy")
 
-from sensor_msgs.msg import JointState  # noqa: E402
+from sensor_msgs.msg import Image, JointState  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
 
 from vla_ros.core.chunk import ActionChunk, ChunkError  # noqa: E402
+from vla_ros.core.image import SUPPORTED_ENCODINGS, ImageError  # noqa: E402
 from vla_ros.ros.conversions import (  # noqa: E402
     array_to_image,
     chunk_to_msg,
+    cv_bridge,
     image_to_array,
     joint_positions,
     markers_to_objects,
@@ -51,6 +53,38 @@ def test_image_and_joint_state_helpers():
     js = JointState(name=["b", "a", "c"], position=[2.0, 1.0, 3.0])
     q, missing = joint_positions(js, ["a", "b", "z"])
     assert missing == ["z"] and q[:2].tolist() == [1.0, 2.0] and np.isnan(q[2])
+
+
+def raw_image(encoding: str, pixels: np.ndarray, pad: int = 3) -> Image:
+    """An Image message with ``pad`` bytes of padding per row (step > width * channels)."""
+    h, w = pixels.shape[:2]
+    rows = pixels.reshape(h, -1)
+    data = np.concatenate([rows, np.full((h, pad), 77, np.uint8)], axis=1)
+    return Image(height=h, width=w, encoding=encoding, step=data.shape[1], data=data.tobytes())
+
+
+def test_encodings_we_do_not_decode_are_refused_by_name_without_cv_bridge():
+    if cv_bridge() is not None:
+        pytest.skip("cv_bridge is installed: such encodings go to it")
+    msg = raw_image("yuv422_yuy2", np.zeros((4, 6, 2), np.uint8))
+    with pytest.raises(ImageError, match="yuv422_yuy2.*cv_bridge") as err:
+        image_to_array(msg)
+    assert err.value.kind == "encoding"
+
+
+def test_our_decoding_matches_cv_bridge():
+    """Where a ROS install has cv_bridge: every encoding we decode ourselves gives the pixels
+    ``imgmsg_to_cv2(msg, "rgb8")`` gives, padded rows included; others are decoded by cv_bridge."""
+    bridge = cv_bridge()
+    if bridge is None:
+        pytest.skip("cv_bridge is not installed (a ROS install has it)")
+    rng = np.random.default_rng(1)
+    for encoding in SUPPORTED_ENCODINGS:
+        channels = {"mono8": 1, "rgba8": 4, "bgra8": 4}.get(encoding, 3)
+        msg = raw_image(encoding, rng.integers(0, 255, (5, 7, channels), dtype=np.uint8))
+        np.testing.assert_array_equal(image_to_array(msg), bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    yuv = image_to_array(raw_image("yuv422_yuy2", rng.integers(0, 255, (4, 6, 2), dtype=np.uint8)))
+    assert yuv.shape == (4, 6, 3) and yuv.dtype == np.uint8
 
 
 def test_markers_to_objects():

@@ -97,19 +97,27 @@ def test_a_request_without_a_prompt_gets_the_servers_default_prompt(tiny_pi0):
 
 
 def test_openpi_websocket_client_policy_talks_to_our_server(tiny_pi0):
+    """The observation exactly as openpi's examples/aloha_real builds it: ``state`` is the real env's float64
+    qpos (14: joints in rad, grippers normalised), four CHW uint8 224x224 frames, and no prompt (the server's
+    default prompt fills it in, as ``serve_policy --default_prompt``)."""
     wcp = pytest.importorskip("openpi_client.websocket_client_policy")
     policy = pi0_policy(ALOHA, tiny_pi0["aloha"], [c.key for c in ALOHA.cameras])
-    service = BackendService(policy, "aloha", ALOHA.openpi.cameras)
+    service = BackendService(policy, "aloha", ALOHA.openpi.cameras, default_prompt="fold the towel")
     server = serve(service, service.metadata())
     try:
         client = wcp.WebsocketClientPolicy(host="127.0.0.1", port=server.port)
         assert client.get_server_metadata()["layout"] == "aloha"
         rng = np.random.default_rng(0)
-        obs = {"state": rng.uniform(0, 1, 14).astype(np.float32), "prompt": "fold the towel",
-               "images": {c: rng.integers(0, 255, (3, 224, 224), dtype=np.uint8)
-                          for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")}}
+        arm = [0.0, -0.96, 1.16, 0.0, -0.3, 0.0]
+        qpos = np.concatenate([arm, [0.8], arm, [0.8]])  # float64, as np.concatenate of the arms' readings
+        obs = {"state": qpos, "images": {c: rng.integers(0, 255, (3, 224, 224), dtype=np.uint8)
+                                         for c in ("cam_high", "cam_low", "cam_left_wrist", "cam_right_wrist")}}
+        assert obs["state"].dtype == np.float64 and "prompt" not in obs
         reply = client.infer(obs)
         assert reply["actions"].shape == (10, 14) and np.all(np.isfinite(reply["actions"]))
+        # the default prompt was used: the same request with it spelled out gets the same actions
+        np.testing.assert_allclose(client.infer({**obs, "prompt": "fold the towel"})["actions"], reply["actions"],
+                                   atol=1e-5)
         grip = reply["actions"][:, [6, 13]]
         assert np.all((grip >= -1e-6) & (grip <= 1 + 1e-6))  # normalised grippers
         assert set(reply["server_timing"]) >= {"infer_ms"}

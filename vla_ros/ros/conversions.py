@@ -1,4 +1,4 @@
-"""Message <-> numpy conversions (no cv_bridge, no sensor_msgs_py)."""
+"""Message <-> numpy conversions (no sensor_msgs_py; cv_bridge only for the encodings our decoder lacks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..core.chunk import ActionChunk
-from ..core.image import decode_compressed, decode_image
+from ..core.image import MAX_PIXELS, SUPPORTED_ENCODINGS, ImageError, decode_compressed, decode_image
 
 
 def to_sec(stamp: Time | Duration) -> float:
@@ -32,8 +32,36 @@ def to_duration(seconds: float) -> Duration:
 
 
 def image_to_array(msg: Image) -> np.ndarray:
-    """sensor_msgs/Image to HxWx3 uint8 RGB (raises core.image.ImageError)."""
-    return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+    """sensor_msgs/Image to HxWx3 uint8 RGB (raises core.image.ImageError). The common encodings
+    (``SUPPORTED_ENCODINGS``) are decoded here; any other (yuv422, bayer, 16-bit, ...) goes to cv_bridge where
+    a ROS install has it (``imgmsg_to_cv2(msg, "rgb8")``), and is refused naming the encoding where not."""
+    if msg.encoding in SUPPORTED_ENCODINGS:
+        return decode_image(msg.encoding, msg.height, msg.width, msg.step, msg.data)
+    bridge = cv_bridge()
+    if bridge is None:
+        raise ImageError(f"unsupported image encoding {msg.encoding!r}; expected one of {SUPPORTED_ENCODINGS} "
+                         "(others need cv_bridge, which is not installed)", "encoding")
+    if msg.height * msg.width > MAX_PIXELS or msg.height <= 0 or msg.width <= 0:
+        raise ImageError(f"image of {msg.width}x{msg.height} pixels is empty or exceeds {MAX_PIXELS} pixels")
+    try:
+        return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+    except Exception as exc:  # noqa: BLE001 (CvBridgeError, or cv2.error from a conversion it cannot do)
+        raise ImageError(f"cv_bridge cannot turn {msg.encoding!r} into rgb8: {exc}", "encoding") from None
+
+
+_BRIDGE: list = []
+
+
+def cv_bridge():
+    """A ``cv_bridge.CvBridge`` where importable (a ROS install), else None (looked up once)."""
+    if not _BRIDGE:
+        try:
+            from cv_bridge import CvBridge
+
+            _BRIDGE.append(CvBridge())
+        except ImportError:
+            _BRIDGE.append(None)
+    return _BRIDGE[0]
 
 
 def compressed_to_array(msg: CompressedImage) -> np.ndarray:
