@@ -11,7 +11,15 @@ from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
-from vla_ros.learning.train import drop_words, first_frames, grasp_goals, save_checkpoint, still_frames  # noqa: E402
+from vla_ros.learning.train import (  # noqa: E402
+    drop_words,
+    first_frames,
+    grasp_goals,
+    holding_frames,
+    jitter_grip,
+    save_checkpoint,
+    still_frames,
+)
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
@@ -116,6 +124,28 @@ def test_still_frames_are_those_before_the_arm_moved_and_weigh_the_grasp_loss():
     goal = model.encode(*args[:3])[:, cfg.hidden:].abs().mean(1)
     weighted = model.loss(*args, goal_weights=torch.tensor([3.0, 1.0]))
     torch.testing.assert_close(weighted - base, cfg.goal_weight * (3 * goal[0] + goal[1]) / 4, atol=1e-5, rtol=1e-4)
+
+
+def test_grip_jitter_widens_only_the_finger_reading_of_frames_that_close_or_hold():
+    # commanded gripper (first target) and measured finger per sample: open/open, closing (cmd 0.02 < 0.026,
+    # finger 0.035), holding (0.015 / 0.0267), commanded closed but the finger at its closed limit, reopening
+    cmd = [0.037, 0.02, 0.015, 0.015, 0.037]
+    finger = [0.037, 0.035, 0.0267, 0.015, 0.0267]
+    state = np.zeros((5, 7))
+    state[:, 6] = finger
+    targets = np.zeros((5, 10, 7))
+    targets[:, 0, 6] = cmd
+    samples = Samples(None, state, targets, ["x"] * 5, np.zeros(5, int))
+    holding = holding_frames(samples, 6, 6, closed=0.015, opened=0.037)
+    np.testing.assert_array_equal(holding, [0, 1, 1, 0, 0])
+    std = 0.004
+    normalised = torch.from_numpy(state / std).float()
+    out = jitter_grip(normalised, torch.from_numpy(holding), 6, 0.0065, std, torch.Generator().manual_seed(0))
+    added = (out - normalised).numpy() * std  # metres
+    assert np.all(added[:, :6] == 0) and np.all(added[~holding, 6] == 0)
+    assert np.all((added[holding, 6] > 0) & (added[holding, 6] <= 0.0065 + 1e-6))
+    assert torch.equal(normalised, torch.from_numpy(state / std).float())  # the input is not modified
+    assert jitter_grip(normalised, torch.from_numpy(holding), 6, 0.0, std, None) is normalised  # off
 
 
 def test_grasp_goals_are_the_command_when_the_gripper_closed_halfway():

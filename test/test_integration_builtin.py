@@ -23,7 +23,7 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path)
             # it sees only what a real robot gives it: nobody in the policy node listens to the sim's object poses
             readers = {info.node_name for info in probe.get_subscriptions_info_by_topic("/sim/objects")}
             assert "policy_node" not in readers and probe.get_subscriptions_info_by_topic("/camera/image_raw")
-            # scenes where `vla-ros eval` saw every colour succeed (its success rate over 150 episodes is 80%)
+            # scenes where `vla-ros eval` saw every colour succeed (148 of its 150 episodes succeeded)
             episodes = [run_episode(client, i, seed=seed, timeout=15.0, instruction=phrase(colour, "pick up", "cube"))
                         for i, (seed, colour) in enumerate(zip((2, 6, 8, 10), ("red", "green", "blue", "red")))]
     finally:
@@ -31,7 +31,7 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path)
         probe.close()
     log = graph.log_path.read_text()
     assert code == 0, log[-3000:]
-    # two failures in four are tolerated: the measured success rate is in the README
-    assert sum(e.success for e in episodes) >= 2, [(e.instruction, e.success, round(e.duration, 2)) for e in episodes]
+    # one failure in four is tolerated (a loaded CI machine): the measured success rate is in the README
+    assert sum(e.success for e in episodes) >= 3, [(e.instruction, e.success, round(e.duration, 2)) for e in episodes]
     diag = probe.diagnostics("policy_node")[-1]
     assert diag["backend"] == "builtin" and int(diag["published"]) >= 10  # (its speed: make bench)

@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                          "heads (0: without, as the model shipped before)")
     p_train.add_argument("--still-weight", type=float, default=10.0, help="weight of the grasp-pose loss on frames "
                          "before the arm moves (only the instruction tells the cube there; other frames weigh 1)")
+    p_train.add_argument("--grip-jitter", type=float, default=0.0065, help="up to this much (m) added to the "
+                         "finger's reading on frames that close or hold: the width a held cube reads at depends on "
+                         "the grasp's angle to it (0: off)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -164,7 +167,8 @@ def _run(ns: argparse.Namespace) -> int:
 
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
                        word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
-                       attention_heads=ns.attention_heads, still_weight=ns.still_weight)
+                       attention_heads=ns.attention_heads, still_weight=ns.still_weight,
+                       grip_jitter=ns.grip_jitter)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

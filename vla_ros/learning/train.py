@@ -65,6 +65,31 @@ def still_frames(samples: Samples, joints: list[int], tolerance: float = 0.1) ->
     return mask
 
 
+def holding_frames(samples: Samples, gripper_state: int | None, gripper_action: int | None, closed: float,
+                   opened: float) -> np.ndarray:
+    """Mask of the samples whose first target closes the gripper (below the middle of its range) while the
+    finger still reads open of the closed limit: closing on the object or holding it."""
+    if gripper_state is None or gripper_action is None:
+        return np.zeros(len(samples), bool)
+    command = samples.targets[:, 0, gripper_action].astype(np.float64)
+    return (command < 0.5 * (closed + opened)) & (samples.state[:, gripper_state] > closed + 1e-3)
+
+
+def jitter_grip(state, holding, column: int, width: float, std: float, generator):
+    """A held object's width as the finger reads it varies with the grasp: a 3 cm cube taken across a diagonal
+    stops the fingers 6 mm wider than one taken across its faces (the expert always takes the faces, the
+    model does not read the cube's yaw). Holding rows get up to ``width`` (m, normalised by ``std``) added
+    to the finger's reading, so the lift does not depend on how square the grasp was."""
+    import torch
+
+    if width <= 0.0 or not bool(holding.any()):
+        return state
+    state = state.clone()
+    noise = torch.rand(int(holding.sum()), generator=generator).to(state.device) * (width / std)
+    state[holding, column] += noise
+    return state
+
+
 def fit_stats(state: np.ndarray, actions: np.ndarray) -> NormStats:
     """z-score statistics: state per joint, actions per joint over every step of the chunk."""
     flat = actions.reshape(-1, actions.shape[-1])
@@ -114,13 +139,15 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
-          gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0) -> dict:
+          gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
+          grip_jitter: float = 0.0065) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
     the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop).
     ``attention_heads``: instruction-queried colour attention heads (0: the shipped model's architecture);
-    ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1)."""
+    ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1);
+    ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off)."""
     import torch
     from tqdm import tqdm
 
@@ -148,6 +175,10 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
+    finger = cfg.state_joints.index(robot.gripper.joint) if robot.gripper and robot.gripper.joint in cfg.state_joints \
+        else None
+    holding = holding_frames(samples, finger, gripper, robot.gripper.closed, robot.gripper.open) if robot.gripper \
+        else np.zeros(len(samples), bool)
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
@@ -160,7 +191,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             tokenizer.batch([samples.instructions[i] for i in idx]),
             torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)),
             torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
-            torch.from_numpy(goal_weights[idx])))
+            torch.from_numpy(goal_weights[idx]), torch.from_numpy(holding[idx])))
 
     train_set, val_set = tensors(~val), tensors(val)
     n = len(train_set[0])
@@ -181,7 +212,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         with torch.no_grad():
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
-                part = [t[i:i + 256] for t in val_set]
+                part = [t[i:i + 256] for t in val_set[:6]]
                 losses.append(float(model.loss(*part[:4])) * len(part[0]))
                 goal = model.encode(*part[:3])[:, -len(cfg.action_joints):]
                 errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).numpy())
@@ -211,7 +242,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
             tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
-            loss = model.loss(images, train_set[1][idx], tokens, *(t[idx] for t in train_set[3:]))
+            state = train_set[1][idx] if finger is None else jitter_grip(
+                train_set[1][idx], train_set[6][idx], finger, grip_jitter, float(stats.state.std[finger]), generator)
+            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:6]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -244,7 +277,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
               "word_dropout": word_dropout, "gripper_state": gripper_state, "still_weight": still_weight,
-              "still_samples": int((goal_weights[~val] != 1.0).sum()),
+              "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
+              "holding_samples": int(holding[~val].sum()),
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))
