@@ -18,15 +18,20 @@ class ImageError(ValueError):
         self.kind = kind
 
 
+def check_pixels(width: int, height: int) -> None:
+    """Refuse a frame with no pixels or more than ``MAX_PIXELS``, from its declared size (before any copy)."""
+    if height <= 0 or width <= 0:
+        raise ImageError(f"image has no pixels ({width}x{height})")
+    if height * width > MAX_PIXELS:
+        raise ImageError(f"image of {width}x{height} pixels exceeds the {MAX_PIXELS} pixel limit")
+
+
 def decode_image(encoding: str, height: int, width: int, step: int, data: bytes | np.ndarray) -> np.ndarray:
     """Raw ``sensor_msgs/Image`` fields to an HxWx3 uint8 RGB array (a copy)."""
     channels = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1}.get(encoding)
     if channels is None:
         raise ImageError(f"unsupported image encoding {encoding!r}; expected one of {SUPPORTED_ENCODINGS}", "encoding")
-    if height <= 0 or width <= 0:
-        raise ImageError(f"image has no pixels ({width}x{height})")
-    if height * width > MAX_PIXELS:
-        raise ImageError(f"image of {width}x{height} pixels exceeds the {MAX_PIXELS} pixel limit")
+    check_pixels(width, height)
     if step < width * channels:
         raise ImageError(f"image step {step} is shorter than width*channels = {width * channels}")
     buf = np.frombuffer(bytes(data) if not isinstance(data, np.ndarray) else data.tobytes(), dtype=np.uint8)
@@ -59,8 +64,7 @@ def decode_compressed(fmt: str, data: bytes | np.ndarray, decoder: str = "") -> 
         raise ImageError(f"unsupported compressed format {fmt!r}; expected jpeg or png", "encoding")
     try:
         img = Image.open(io.BytesIO(raw))  # (reads the header only)
-        if img.width * img.height > MAX_PIXELS:
-            raise ImageError(f"image of {img.width}x{img.height} pixels exceeds the {MAX_PIXELS} pixel limit")
+        check_pixels(img.width, img.height)
         cv2 = _cv2() if decoder != "pillow" else None
         if cv2 is None:
             if decoder == "cv2":

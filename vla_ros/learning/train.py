@@ -177,7 +177,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
     finger = cfg.state_joints.index(robot.gripper.joint) if robot.gripper and robot.gripper.joint in cfg.state_joints \
         else None
-    holding = holding_frames(samples, finger, gripper, robot.gripper.closed, robot.gripper.open) if robot.gripper \
+    holding = holding_frames(samples, finger, gripper, robot.gripper.closed, robot.gripper.open) if finger is not None \
         else np.zeros(len(samples), bool)
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
@@ -191,9 +191,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             tokenizer.batch([samples.instructions[i] for i in idx]),
             torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)),
             torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
-            torch.from_numpy(goal_weights[idx]), torch.from_numpy(holding[idx])))
+            torch.from_numpy(goal_weights[idx])))
 
     train_set, val_set = tensors(~val), tensors(val)
+    train_holding = torch.from_numpy(holding[~val]).to(device)
+    finger_std = float(stats.state.std[finger]) if finger is not None else 1.0
     n = len(train_set[0])
     steps_per_epoch = math.ceil(n / batch)
     generator = torch.Generator().manual_seed(seed)
@@ -212,7 +214,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         with torch.no_grad():
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
-                part = [t[i:i + 256] for t in val_set[:6]]
+                part = [t[i:i + 256] for t in val_set]
                 losses.append(float(model.loss(*part[:4])) * len(part[0]))
                 goal = model.encode(*part[:3])[:, -len(cfg.action_joints):]
                 errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).numpy())
@@ -243,8 +245,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
             tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
             state = train_set[1][idx] if finger is None else jitter_grip(
-                train_set[1][idx], train_set[6][idx], finger, grip_jitter, float(stats.state.std[finger]), generator)
-            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:6]))
+                train_set[1][idx], train_holding[idx], finger, grip_jitter, finger_std, generator)
+            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:]))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

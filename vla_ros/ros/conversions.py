@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from builtin_interfaces.msg import Duration, Time
 from sensor_msgs.msg import CompressedImage, Image, JointState
@@ -9,7 +11,7 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..core.chunk import ActionChunk
-from ..core.image import MAX_PIXELS, SUPPORTED_ENCODINGS, ImageError, decode_compressed, decode_image
+from ..core.image import SUPPORTED_ENCODINGS, ImageError, check_pixels, decode_compressed, decode_image
 
 
 def to_sec(stamp: Time | Duration) -> float:
@@ -41,27 +43,21 @@ def image_to_array(msg: Image) -> np.ndarray:
     if bridge is None:
         raise ImageError(f"unsupported image encoding {msg.encoding!r}; expected one of {SUPPORTED_ENCODINGS} "
                          "(others need cv_bridge, which is not installed)", "encoding")
-    if msg.height * msg.width > MAX_PIXELS or msg.height <= 0 or msg.width <= 0:
-        raise ImageError(f"image of {msg.width}x{msg.height} pixels is empty or exceeds {MAX_PIXELS} pixels")
+    check_pixels(msg.width, msg.height)
     try:
         return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
     except Exception as exc:  # noqa: BLE001 (CvBridgeError, or cv2.error from a conversion it cannot do)
         raise ImageError(f"cv_bridge cannot turn {msg.encoding!r} into rgb8: {exc}", "encoding") from None
 
 
-_BRIDGE: list = []
-
-
+@lru_cache(maxsize=1)
 def cv_bridge():
     """A ``cv_bridge.CvBridge`` where importable (a ROS install), else None (looked up once)."""
-    if not _BRIDGE:
-        try:
-            from cv_bridge import CvBridge
-
-            _BRIDGE.append(CvBridge())
-        except ImportError:
-            _BRIDGE.append(None)
-    return _BRIDGE[0]
+    try:
+        from cv_bridge import CvBridge
+    except ImportError:
+        return None
+    return CvBridge()
 
 
 def compressed_to_array(msg: CompressedImage) -> np.ndarray:
