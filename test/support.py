@@ -15,6 +15,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
+from vla_ros.drivers.streams import command_streams
 from vla_ros.episodes import spinning
 from vla_ros.fuzzing.monitor import CommandMonitor
 from vla_ros.graph import GraphArgs
@@ -165,12 +166,13 @@ def wait_for_nodes(probe: Probe, graph: Graph, nodes: list[str], timeout: float 
     probe.wait_for(up, timeout, f"diagnostics from {nodes}")
 
 
-def limit_monitor(probe: Probe, robot, rate: float = 500.0) -> CommandMonitor:
-    """Checks every command the probe receives: finite, within the URDF position limits and one control
-    period's URDF velocity limit of the previous one (sequence numbers tell lost messages from jumps)."""
-    groups = {c.name: [j for j in c.joints if j in robot.action_joints] for c in robot.controllers}
-    return CommandMonitor(probe, {n: robot.limits_for(js, velocity_scale=1.0) for n, js in groups.items() if js},
-                          1.0 / rate)
+def limit_monitor(probe: Probe, robot, rate: float = 500.0, driver: str = "", interface: str = "") -> CommandMonitor:
+    """Checks every command the probe receives on the driver's streams (subscribed as the driver does): finite,
+    within the URDF position limits (grippers: in the driver's units) and one command period's URDF velocity
+    limit of the previous one (sequence numbers tell lost messages from jumps)."""
+    streams = command_streams(robot, driver, interface, rate)
+    return CommandMonitor(probe, streams, {s.name: robot.limits_for(s.joints, velocity_scale=1.0)
+                                           for s in streams if s.joints})
 
 
 def assert_no_violation(monitor: CommandMonitor, at_least: int) -> None:

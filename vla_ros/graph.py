@@ -11,7 +11,7 @@ import yaml
 
 from .params import POLICY_PARAMS
 from .paths import resolve, share_dir
-from .robots import OUTPUT_INTERFACES, load_robot
+from .robots import DRIVER_KINDS, OUTPUT_INTERFACES, load_robot
 
 
 @dataclass(frozen=True)
@@ -58,9 +58,17 @@ LAUNCH_ARGUMENTS: list[LaunchArgument] = [
     LaunchArgument("record", "false", "Start the recorder (episodes as rosbag2/MCAP via /vla/recorder/start, stop)",
                    BOOL),
     LaunchArgument("record_dir", "recordings", "Folder of the recorded episode bags"),
-    LaunchArgument("output_interface", "", "Controller output (empty: the preset's): forward_position, "
-                   "joint_trajectory, ee_pose or ee_twist", ("", *OUTPUT_INTERFACES)),
+    LaunchArgument("output_interface", "", "Arm output (empty: the driver's own): forward_position or "
+                   "joint_trajectory (driver ros2_control), ee_pose or ee_twist (MoveIt Servo)",
+                   ("", *OUTPUT_INTERFACES)),
+    LaunchArgument("driver", "", "The robot's driver stack (empty: the preset's): interbotix_xs, franka_ros2 or "
+                   "ros2_control; the MuJoCo sim plays the same one", ("", *DRIVER_KINDS)),
+    LaunchArgument("enable", "auto", "Stream commands from the start: auto = true with a sim, false with sim:=none "
+                   "(then call /vla/controller/enable)", ("auto", "true", "false")),
 ]
+# With sim:=none (a real robot) the controller stops the arm when a joint's command and measurement part by more
+# than this (rad), unless a params_file sets max_deviation.
+REAL_ROBOT_MAX_DEVIATION = 0.3
 
 
 class GraphError(ValueError):
@@ -77,6 +85,8 @@ class GraphArgs:
     record: bool = False
     record_dir: str = "recordings"
     output_interface: str = ""
+    driver: str = ""
+    enable: str = "auto"
 
     @classmethod
     def from_strings(cls, values: dict[str, str]) -> GraphArgs:
@@ -138,6 +148,16 @@ def _check(args: GraphArgs, robot, backend: str) -> None:
     if args.sim == "mujoco" and robot.sim is None:
         raise GraphError(f"robot {robot.name!r} has no MuJoCo sim yet ({robot.path} has no sim section): use "
                          f"sim:=none with the robot's drivers publishing {robot.joint_states_topic} and its cameras")
+    driver = args.driver or robot.driver.kind
+    if args.sim == "gazebo" and driver != "ros2_control":
+        raise GraphError(f"sim:=gazebo runs ros2_control controllers (gz_ros2_control), not the {driver} driver: add "
+                         "driver:=ros2_control")
+    from .drivers.outputs import resolve_interface
+
+    try:
+        resolve_interface(robot, driver, args.output_interface)
+    except ValueError as exc:
+        raise GraphError(str(exc)) from None
     if SIM_PROVIDERS[args.sim] is None:
         from .policies import backend_class
 
@@ -164,13 +184,15 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         _check(args, robot, backend)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time or args.sim in EXTERNAL_SIMS}
     js_topic = robot.joint_states_topic
-    output = args.output_interface or robot.output_interface
+    output = args.output_interface
+    real = args.sim == "none"
+    enabled = args.enable == "true" or (args.enable == "auto" and not real)
     cams = robot.cameras
     nodes = []
     sim = SIM_PROVIDERS[args.sim]
     if sim is not None:
         nodes.append(NodeSpec("sim", "sim_node", sim, {
-            "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time,
+            "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time, "driver": args.driver,
             **({"camera_rate": cams[0].rate} if cams else {}),
         }, list(extra)))
     if robot.joint_state_sources:  # per-arm drivers: one merged joint state for the policy and controller
@@ -183,12 +205,13 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         "image_sizes": [f"{c.width}x{c.height}" for c in seen],
     }, [str(policy_file), *extra]))
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
-        **common, "joint_states_topic": js_topic, "output_interface": output,
+        **common, "joint_states_topic": js_topic, "output_interface": output, "driver": args.driver,
+        "start_enabled": enabled, **({"max_deviation": REAL_ROBOT_MAX_DEVIATION} if real else {}),
     }, list(extra)))
     if args.record:
         nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {
             **common, "output_dir": str(Path(args.record_dir).expanduser().resolve()),
-            "output_interface": output,
+            "output_interface": output, "driver": args.driver,
         }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))

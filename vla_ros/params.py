@@ -39,6 +39,7 @@ class ParamSpec:
         raise TypeError(f"give a type for parameter {self.name!r}")
 
 
+DRIVER_CHOICES = ("", "ros2_control", "interbotix_xs", "franka_ros2")
 ROBOT = ParamSpec("robot", "widowx", "Robot preset name (config/robots/<name>.yaml) or a YAML path")
 JOINT_STATES_TOPIC = ParamSpec("joint_states_topic", "/joint_states", "sensor_msgs/JointState input topic")
 
@@ -117,10 +118,19 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
               "empty: no box", type="double_array"),
     ParamSpec("workspace_max", [], "End-effector box, upper corner (x, y, z in m); empty: no box",
               type="double_array"),
-    ParamSpec("output_interface", "forward_position", "Command interface: forward_position or joint_trajectory "
-              "for every controller group; ee_pose (PoseStamped) or ee_twist (TwistStamped, zero once held at rest) "
-              "for the arm's group, in the base frame at the control rate, the gripper as forward_position",
-              choices=("forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
+    ParamSpec("driver", "", "The robot's driver stack (empty: the preset's driver.kind): interbotix_xs (xs_sdk "
+              "JointGroupCommand / JointSingleCommand), franka_ros2 (joint_trajectory_controller + franka_gripper "
+              "actions) or ros2_control (forward position / joint_trajectory controllers)", choices=DRIVER_CHOICES),
+    ParamSpec("output_interface", "", "Arm command interface: empty = the driver's own (ros2_control: the preset's "
+              "output_interface); forward_position or joint_trajectory (driver ros2_control); ee_pose / ee_twist "
+              "(MoveIt Servo: PoseStamped / TwistStamped in the base frame; the grippers stay on the driver)",
+              choices=("", "forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
+    ParamSpec("command_rate", 0.0, "Rate commands reach the driver (Hz; 0: the preset's driver.command_rate, else "
+              "every control tick); the internal interpolation runs at control_rate", min=0.0, max=2000.0),
+    ParamSpec("driver_setup", True, "Put the driver into streaming modes at start with its own services (xs_sdk "
+              "operating modes, ALOHA's gripper reboot and current limit; MoveIt Servo's command type); false: skip"),
+    ParamSpec("driver_timeout", 2.0, "A command topic without subscriber or an absent action server holds the arm; "
+              "after this long it is an ERROR on the log and /diagnostics (s)", min=0.1, max=60.0),
     ParamSpec("ee_topic", "", "ee_pose / ee_twist output topic (empty: MoveIt Servo's /servo_node/pose_target_cmds "
               "or /servo_node/delta_twist_cmds)"),
     ParamSpec("trajectory_points", 5, "joint_trajectory output: look-ahead points per message", min=1, max=100),
@@ -145,7 +155,12 @@ SIM_PARAMS: list[ParamSpec] = [
     ParamSpec("command_noise", 0.0, "Std of a slowly varying offset (0.5 s correlation) added to every arm servo "
               "target from the next reset (rad, drawn from the seed): demonstrations that show recoveries",
               min=0.0, max=0.5, dynamic=True),
-    ParamSpec("joint_state_rate", 100.0, "/joint_states rate (Hz)", min=1.0, max=1000.0),
+    ParamSpec("driver", "", "The driver stack the sim plays (empty: the preset's driver.kind); the controller must "
+              "speak the same one", choices=DRIVER_CHOICES),
+    ParamSpec("joint_state_rate", 100.0, "Joint-state rate of the ros2_control driver (Hz; the emulated xs_sdk "
+              "publishes at 100 Hz, franka_ros2 at 30 Hz, as the real ones)", min=1.0, max=1000.0),
+    ParamSpec("servo_command_in_type", "speed_units", "The emulated MoveIt Servo's moveit_servo.command_in_type "
+              "(unitless scales twists by 0.4 / 0.8, as Servo does)", choices=("speed_units", "unitless")),
     ParamSpec("camera_rate", 10.0, "Camera frame rate (Hz, every camera)", min=0.1, max=120.0),
     ParamSpec("object_rate", 50.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),
     ParamSpec("publish_clock", False, "Publish /clock from simulated time and stamp with it"),
@@ -185,7 +200,8 @@ RECORDER_PARAMS: list[ParamSpec] = [
     ROBOT,
     ParamSpec("output_dir", "recordings", "Folder of the episode bags (episode_NNNNNN, rosbag2 with MCAP storage)"),
     ParamSpec("output_interface", "", "The controller's output interface, whose command topics are recorded "
-              "(empty: the preset's)", choices=("", "forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
+              "(empty: the driver's own)", choices=("", "forward_position", "joint_trajectory", "ee_pose", "ee_twist")),
+    ParamSpec("driver", "", "The robot's driver stack (empty: the preset's)", choices=DRIVER_CHOICES),
     ParamSpec("record_commands", False, "Also record every command message to the robot's controllers (500 Hz "
               "each; /vla/controller/state always holds the commanded positions at 100 Hz)"),
     ParamSpec("instruction", "", "Instruction stored with an episode when none was published on /vla/instruction",

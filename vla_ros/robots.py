@@ -23,6 +23,8 @@ OUTPUT_INTERFACES = ("forward_position", "joint_trajectory", "ee_pose", "ee_twis
 ACTION_KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
 TASK_KINDS = ("pick_cube", "transfer_cube")  # implemented in vla_ros.sim.tasks
 OPENPI_LAYOUTS = ("vla_ros", "aloha", "droid", "libero")  # implemented in vla_ros.remote.layouts
+DRIVER_KINDS = ("ros2_control", "interbotix_xs", "franka_ros2")  # implemented in vla_ros.drivers
+XS_GRIPPER_MODES = ("linear_position", "position", "current_based_position")
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -209,6 +211,84 @@ class JointStateSource:
 
 
 @dataclass
+class XsArmSpec:
+    """One Interbotix xs_sdk instance (``robot_name``): its group ``arm`` and its gripper, as preset joints."""
+
+    namespace: str  # /<namespace>/commands/joint_group, /<namespace>/joint_states, /<namespace>/set_operating_modes
+    joints: list[str]  # the preset's names of the group's joints, in the driver's order
+    gripper: str = ""  # the preset's finger joint (m per finger) commanded as the driver's `gripper` motor
+    prefix: str = ""  # preset joint name = prefix + the driver's name
+    model: str = "wx250s"  # robot_model (the driver's config: gripper linkage, boot modes; the sim emulates it)
+
+
+@dataclass
+class XsGripperSpec:
+    """How vla_ros drives an xs_sdk gripper: the operating mode it sets and the finger <-> command units.
+
+    linear_position: the command is the full finger gap (2 x finger, m). position / current_based_position: the
+    motor angle (rad), from the finger through the linkage (``horn_radius``, ``arm_length``: the driver's config),
+    or, where ``motor`` and ``finger`` are given, linearly between those [closed, open] pairs (ALOHA's constants)."""
+
+    mode: str = "linear_position"
+    horn_radius: float = 0.014
+    arm_length: float = 0.024
+    motor: list[float] = field(default_factory=list)  # [closed, open] rad
+    finger: list[float] = field(default_factory=list)  # [closed, open] m
+    current_limit: int = 0  # Current_Limit register set at start (0: left as it is)
+    reboot: bool = False  # reboot the gripper motor at start (ALOHA: clears an overload error)
+
+    def __post_init__(self) -> None:
+        _choice("gripper.mode", self.mode, XS_GRIPPER_MODES)
+        if bool(self.motor) != bool(self.finger) or (self.motor and (len(self.motor) != 2 or len(self.finger) != 2)):
+            raise ValueError("gripper: motor and finger are [closed, open] pairs, both or neither")
+        if self.mode == "linear_position" and self.motor:
+            raise ValueError("gripper: linear_position takes the finger gap; motor/finger maps are for position modes")
+
+
+@dataclass
+class InterbotixSpec:
+    arms: list[XsArmSpec]
+    gripper: XsGripperSpec = field(default_factory=XsGripperSpec)
+
+
+@dataclass
+class FrankaDriverSpec:
+    """franka_ros2: the arm through a joint_trajectory_controller, the hand through franka_gripper's actions."""
+
+    arm_controller: str = "fr3_arm_controller"
+    gripper_node: str = "/franka_gripper"  # actions <node>/move, <node>/grasp
+    speed: float = 0.1  # m/s of the fingers' gap for move and grasp goals
+    force: float = 40.0  # N for grasp goals
+    epsilon: float = 0.08  # m: a grasp succeeds with the gap anywhere below the commanded one by this much
+
+
+@dataclass
+class ServoSpec:
+    """MoveIt Servo (ee_pose / ee_twist outputs): its node, whose command type vla_ros switches at start."""
+
+    node: str = "/servo_node"
+
+
+@dataclass
+class DriverSpec:
+    """The real driver stack the arm speaks (vla_ros.drivers); the sim plays the same one."""
+
+    kind: str = "ros2_control"
+    command_rate: float = 0.0  # Hz the driver takes commands at (0: the controller's control_rate)
+    interbotix: InterbotixSpec | None = None
+    franka: FrankaDriverSpec = field(default_factory=FrankaDriverSpec)
+    servo: ServoSpec = field(default_factory=ServoSpec)
+    bringup: str = ""  # the upstream command that starts the real driver (shown in messages and the README)
+
+    def __post_init__(self) -> None:
+        _choice("driver.kind", self.kind, DRIVER_KINDS)
+        if self.kind == "interbotix_xs" and not self.interbotix:
+            raise ValueError("driver: interbotix_xs needs an interbotix section (arms, gripper)")
+        if self.command_rate < 0.0:
+            raise ValueError(f"driver.command_rate: {self.command_rate} must be >= 0")
+
+
+@dataclass
 class RobotPreset:
     name: str
     urdf: str
@@ -235,6 +315,7 @@ class RobotPreset:
     task: TaskSpec | None = None
     action_space: ActionSpaceSpec = field(default_factory=ActionSpaceSpec)
     openpi: OpenpiSpec = field(default_factory=OpenpiSpec)
+    driver: DriverSpec = field(default_factory=DriverSpec)
     path: Path = field(default=Path("."), init=False, compare=False)  # the YAML file (set by load_robot)
 
     def __post_init__(self) -> None:
@@ -265,6 +346,10 @@ class RobotPreset:
             unknown = [j for j in joints if j not in known]
             if unknown:
                 raise ValueError(f"{key}: joints {unknown} are not in {self.urdf}")
+        for arm in self.driver.interbotix.arms if self.driver.interbotix else ():
+            unknown = [j for j in [*arm.joints, arm.gripper] if j and j not in known]
+            if unknown:
+                raise ValueError(f"driver.interbotix.arms.{arm.namespace}: joints {unknown} are not in {self.urdf}")
         uncommanded = [j for j in self.action_joints if not any(j in c.joints for c in self.controllers)]
         if uncommanded:
             raise ValueError(f"action_joints: {uncommanded} belong to no controller")

@@ -9,28 +9,31 @@ import time
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from std_msgs.msg import Float64MultiArray
 
-from .. import interfaces as io
 from ..core.limits import JointLimits
+from ..drivers.streams import CommandStream
 
 MAX_EXAMPLES = 20
 
 
 class CommandMonitor:
-    """Subscribes (on ``node``) to each controller's command topic.
+    """Subscribes (on ``node``) to each command stream the driver receives (``streams`` with joint values; each
+    checked against ``limits`` by stream name, else the stream's own command limits).
 
     The velocity check allows ``k`` periods between two received commands, ``k`` the difference of their
     publication sequence numbers (DDS), so that commands lost on the way (a loaded subscriber) are not
     read as a jump; where the middleware gives no sequence number, the arrival gap in periods.
     """
 
-    def __init__(self, node: Node, groups: dict[str, JointLimits], period: float, bin_s: float = 0.5,
+    def __init__(self, node: Node, streams: list[CommandStream], limits: dict[str, JointLimits], bin_s: float = 0.5,
                  tolerance: float = 0.02):
-        self.period, self.bin_s, self.tolerance = period, bin_s, tolerance
-        self.limits = groups
+        streams = [s for s in streams if s.values is not None and (s.limits is not None or s.name in limits)]
+        self.bin_s, self.tolerance = bin_s, tolerance
+        self.limits = {s.name: s.limits if s.limits is not None else limits[s.name] for s in streams}
+        self.periods = {s.name: s.period for s in streams}
+        self.period = streams[0].period
         self.lock = threading.Lock()
-        self.counts = {name: 0 for name in groups}
+        self.counts = {s.name: 0 for s in streams}
         self.violations: dict[str, int] = {"non_finite": 0, "position": 0, "velocity": 0, "size": 0}
         self.examples: list[str] = []
         self.bins: dict[int, int] = {}  # (arm) commands per time bin; bounded by the run's length
@@ -40,21 +43,21 @@ class CommandMonitor:
         self.t0 = time.monotonic()
         self._last: dict[str, tuple[float, int, int, np.ndarray]] = {}  # arrival, sequence, source ns, q
         qos = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
-        self.first = next(iter(groups))
-        for name in groups:
-            node.create_subscription(Float64MultiArray, io.commands_topic(name),
-                                     lambda msg, info, n=name: self._on_command(n, msg, info), qos)
+        self.first = streams[0].name
+        for st in streams:
+            node.create_subscription(st.msg_type, st.topic,
+                                     lambda msg, info, s=st: self._on_command(s.name, s.values(msg), info), qos)
 
     def _violation(self, kind: str, text: str) -> None:
         self.violations[kind] += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(text)
 
-    def _on_command(self, group: str, msg: Float64MultiArray, info: dict) -> None:
+    def _on_command(self, group: str, values: list[float], info: dict) -> None:
         now = time.monotonic()
         seq = int(info.get("publication_sequence_number", 0) or 0)
         source = int(info.get("source_timestamp", 0) or 0)
-        q = np.asarray(msg.data, dtype=float)
+        q = np.asarray(values, dtype=float)
         lim = self.limits[group]
         with self.lock:
             self.counts[group] += 1
@@ -80,8 +83,8 @@ class CommandMonitor:
                     k = max(1, seq - last[1])
                     self.lost += k - 1
                 else:
-                    k = max(1, round((now - last[0]) / self.period))
-                allowed = lim.velocity * self.period * k * (1 + self.tolerance) + 1e-9
+                    k = max(1, round((now - last[0]) / self.periods[group]))
+                allowed = lim.velocity * self.periods[group] * k * (1 + self.tolerance) + 1e-9
                 step = np.abs(q - last[3])
                 if np.any(step > allowed):
                     self._violation("velocity", f"{group}: step {np.round(step, 5).tolist()} over "

@@ -21,6 +21,7 @@ from pathlib import Path
 from rclpy.node import Node
 from std_srvs.srv import SetBool, Trigger
 
+from ..drivers.streams import command_streams
 from ..episodes import session, spinning
 from ..graph import GraphArgs
 from ..params import CONTROLLER_PARAMS
@@ -119,11 +120,11 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
         with session(args, out, log, listen=False) as s:  # (this process must not take the flood itself)
             graph, client = s.graph, s.client
             client.keep_frames = False
-            groups = {c.name: [j for j in c.joints if j in s.robot.action_joints] for c in s.robot.controllers}
-            limits = {name: s.robot.limits_for(js, velocity_scale=1.0) for name, js in groups.items() if js}
             control_rate = _control_rate(graph)
+            streams = command_streams(s.robot, args.driver, args.output_interface, control_rate)
+            limits = {st.name: s.robot.limits_for(st.joints, velocity_scale=1.0) for st in streams if st.joints}
             with spinning(Node("vla_fuzz_monitor")) as node:
-                monitor = CommandMonitor(node, limits, 1.0 / control_rate)
+                monitor = CommandMonitor(node, streams, limits)
                 rss = RssSampler({name: p.pid for name, p in graph.procs.items()}, monitor.now)
                 client.set_seed(seed)
                 client.call("sim_reset", Trigger.Request())

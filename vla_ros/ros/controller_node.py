@@ -25,13 +25,14 @@ from ..core.control import ControlCore
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
 from ..core.workspace import WorkspaceBox
+from ..drivers.base import DriverSetup
+from ..drivers.outputs import build_outputs
 from ..params import CONTROLLER_PARAMS, config_change, control_config
 from ..robots import load_robot
 from . import diagnostics as diag
 from .conversions import msg_to_chunk, to_time
 from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
-from .output_adapters import make_adapters
 from .param_util import choice_guard, declare
 
 
@@ -45,16 +46,11 @@ class ControllerNode(Node):
         limits = self.robot.limits_for(self.joints, velocity_scale=p["velocity_scale"])
         self.core = ControlCore(limits, control_config(p, [g.joint for g in self.robot.grippers]),
                                 self._workspace(p["workspace_min"], p["workspace_max"]))
-        groups = {c.name: [j for j in c.joints if j in self.joints] for c in self.robot.controllers}
-        groups = {name: js for name, js in groups.items() if js}
-        uncovered = [j for j in self.joints if not any(j in js for js in groups.values())]
-        if uncovered:
-            raise ValueError(f"joints {uncovered} belong to no controller of robot {self.robot.name!r}")
-        self.adapters = make_adapters(self, p["output_interface"], groups, self.joints, p["trajectory_points"],
-                                      p["trajectory_publish_divider"], self.robot, p["ee_topic"])
-
         self.log = QuietLogger(self)  # for lines from the node's own threads
         self.problems = ProblemTracker(self.log.error, self.log.info)
+        self.outputs = build_outputs(self, self.robot, self.joints, p,
+                                     lambda key, text: self.problems.report(key, text, self.now()), self.log.info)
+        self.adapters = self.outputs.adapters
         self.lock = threading.Lock()
         self.enabled = p["start_enabled"]
         self.dry_run = p["dry_run"]
@@ -67,6 +63,12 @@ class ControllerNode(Node):
                        "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0}
         self.hold_reason = ""
         self.scheduling = "starting"
+        # the driver: set up first (its services), then commands only while every output has a listener
+        self.setup = DriverSetup(self, self.outputs.setup, self.log.info, timeout=p["driver_timeout"])
+        self.driver_error = ""  # why the driver cannot be commanded (ERROR on /diagnostics), '' when fine
+        self._missing_since: float | None = None
+        self.halts.add("driver")
+        self.core.halt("waiting for the driver")
 
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.state_pub = self.create_publisher(JointState, io.CONTROLLER_STATE, QoSProfile(depth=10))
@@ -84,6 +86,7 @@ class ControllerNode(Node):
         self.create_subscription(Bool, io.ESTOP, lambda msg: self._set_halt("e-stop", msg.data), latched)
         self.add_on_set_parameters_callback(self._on_params)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        self.create_timer(0.1, self._watch_driver)
 
         # The executor thread shares the GIL with the control thread: it runs real-time too (one level
         # lower) so that it is never preempted by other processes while holding the GIL.
@@ -94,8 +97,8 @@ class ControllerNode(Node):
         self._thread.start()
         self.get_logger().info(f"controller ready: {len(self.joints)} joints at {p['control_rate']:.0f} Hz, "
                                f"merge {p['merge']}, {p['interpolation']} interpolation, motion limits "
-                               f"{'on' if self.core.limiter else 'off'}, output {p['output_interface']} to "
-                               f"{list(groups)}" + ("" if self.enabled else " (disabled)")
+                               f"{'on' if self.core.limiter else 'off'}, {self.outputs.description}"
+                               + ("" if self.enabled else " (disabled: call /vla/controller/enable to stream)")
                                + (" - DRY RUN: no command is sent" if self.dry_run else ""))
 
     def now(self) -> float:
@@ -144,7 +147,7 @@ class ControllerNode(Node):
         resp.success, resp.message = True, "enabled" if req.data else "disabled"
         return resp
 
-    def _set_halt(self, reason: str, on: bool) -> None:
+    def _set_halt(self, reason: str, on: bool, log=None) -> None:
         """Engage or release one halt reason; the arm runs again (from the measured state) when none is left."""
         with self.lock:
             before = set(self.halts)
@@ -154,7 +157,7 @@ class ControllerNode(Node):
             elif before:
                 self.core.resume()
         if self.halts != before:
-            self.log.warning(f"{reason} {'engaged: bringing the arm to rest' if on else 'released'}"
+            (log or self.log.warning)(f"{reason} {'engaged: bringing the arm to rest' if on else 'released'}"
                              + (f" (still held: {sorted(self.halts)})" if self.halts and not on else ""))
 
     def _halt_service(self, reason: str, req, resp):
@@ -178,6 +181,30 @@ class ControllerNode(Node):
                     if param.name == "dry_run":
                         self.dry_run = bool(param.value)
         return verdict
+
+    def _watch_driver(self) -> None:
+        """Hold while the driver is being set up or nobody listens; an ERROR after driver_timeout (or a failed
+        set-up) names what is missing. The arm runs again from the measured state once the driver is there."""
+        now = self.now()
+        missing = [] if not self.setup.done else [m for a in self.adapters for m in a.missing()]
+        waiting = not self.setup.done or bool(missing)
+        if missing and self._missing_since is None:
+            self.log.info(f"waiting for the driver: {', '.join(missing)}")
+        if self.setup.failed:
+            self.driver_error = self.setup.failed
+        elif missing:
+            self._missing_since = self._missing_since if self._missing_since is not None else now
+            if now - self._missing_since >= self.p["driver_timeout"]:
+                self.driver_error = (f"no driver: {', '.join(missing)}; holding, nothing is commanded "
+                                     f"({self.robot.driver.bringup or 'start the robot driver'})")
+        else:
+            self._missing_since, self.driver_error = None, ""
+        if self.driver_error:
+            self.problems.report("driver", self.driver_error, now)
+        elif "driver" in self.problems.active:
+            self.problems.resolve("driver")
+        if waiting != ("driver" in self.halts):
+            self._set_halt("driver", waiting, self.log.info)
 
     def come_to_rest(self, reason: str, timeout: float = 3.0) -> bool:
         """Halt (brake within the acceleration limits, then hold) and wait until the arm is at rest or
@@ -239,6 +266,8 @@ class ControllerNode(Node):
             if not result.fresh:
                 self.counts["stale_ticks"] += 1
             self.hold_reason = result.reason
+            if "driver" in self.halts and self.core.at_rest:
+                continue  # nothing to brake: no command until the driver is set up and listening
             if result.holding and result.reason.startswith(("deviation", "clock jumped", "workspace")):
                 kind = result.reason.split()[0].rstrip(":")
                 self.problems.report(kind, result.reason, now)  # (logged once per kind, then counted)
@@ -275,9 +304,16 @@ class ControllerNode(Node):
             "hold_reason": self.hold_reason or "-", "halts": ",".join(sorted(self.halts)) or "-", **self.counts,
             "clock_jumps": self.core.clock.count,
         }
+        values["driver_setup"] = ("failed" if self.setup.failed else "running" if self.setup.running else
+                                  f"done ({self.setup.index} steps)")
+        for adapter in self.adapters:
+            for key, count in getattr(adapter, "goals", {}).items():
+                values[f"gripper_goals_{key}"] = count
+        healthy = ("disabled" if not self.enabled else "waiting for the driver" if "driver" in self.halts else
+                   self.hold_reason or "tracking")
         self.diag_pub.publish(diag.node_report(
             self.get_clock().now().to_msg(), f"{self.get_name()}: control", self.robot.name, self.problems,
-            self.now(), self.hold_reason or "tracking", values))
+            self.now(), healthy, values, error=bool(self.driver_error)))
 
     def close(self) -> None:
         """Stop the control thread (also on a node whose __init__ did not finish), then return the calling

@@ -30,13 +30,13 @@ def level_of(msg: DiagnosticStatus) -> int:
 
 
 def node_report(stamp: Time, name: str, hardware_id: str, problems: ProblemTracker, now: float, healthy_message: str,
-                values: dict[str, object]) -> DiagnosticArray:
+                values: dict[str, object], error: bool = False) -> DiagnosticArray:
     """One node's status: WARN with the active problems (cleared after a quiet period), their counts,
-    and ``values``; OK with ``healthy_message`` otherwise."""
+    and ``values``; OK with ``healthy_message`` otherwise; ERROR with ``error`` (what is wrong stops the robot)."""
     problems.expire(now)
     values = {**values, **{f"problem_count.{k}": c for k, c in problems.counts().items()}}
     active = problems.messages()
-    level = WARN if active else OK
+    level = ERROR if error else WARN if active else OK
     msg = DiagnosticArray()
     msg.header.stamp = stamp
     msg.status = [status(name, hardware_id, level, "; ".join(active) or healthy_message, values)]

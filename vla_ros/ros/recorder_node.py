@@ -14,16 +14,16 @@ import threading
 from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64MultiArray, String
+from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
 from .. import interfaces as io
 from ..core.problems import ProblemTracker
+from ..drivers.streams import command_streams
 from ..params import RECORDER_PARAMS
 from ..recording.bag import EpisodeWriter, ros_type
 from ..robots import load_robot
@@ -35,23 +35,14 @@ SENSORS = (Image, JointState)  # best effort: matches camera drivers (best effor
 QUEUE = 200  # messages per topic held while the recorder is busy
 
 
-def graph_topics(robot, output_interface: str, commands: bool) -> dict[str, type]:
+def graph_topics(robot, driver: str, output_interface: str, commands: bool) -> dict[str, type]:
     """What an episode needs: cameras, joint states, instruction, chunks, the controller's commanded positions
-    (/vla/controller/state, 100 Hz) and task success; ``commands``: also every command message (500 Hz)."""
+    (/vla/controller/state, 100 Hz) and task success; ``commands``: also every command the driver receives."""
     topics: dict[str, type] = {c.image_topic: Image for c in robot.cameras}
     topics.update({robot.joint_states_topic: JointState, io.INSTRUCTION: String, io.ACTION_CHUNK: JointTrajectory,
                    io.CONTROLLER_STATE: JointState, io.SIM_TASK_SUCCESS: Bool})
-    arm = set(robot.chain().joint_names) if output_interface in ("ee_pose", "ee_twist") else set()
-    for c in robot.controllers if commands else ():
-        if arm and arm <= set(c.joints):
-            if output_interface == "ee_pose":
-                topics[io.SERVO_POSE] = PoseStamped
-            else:
-                topics[io.SERVO_TWIST] = TwistStamped
-        elif output_interface == "joint_trajectory":
-            topics[io.trajectory_topic(c.name)] = JointTrajectory
-        else:
-            topics[io.commands_topic(c.name)] = Float64MultiArray
+    if commands:
+        topics.update({s.topic: s.msg_type for s in command_streams(robot, driver, output_interface)})
     return topics
 
 
@@ -63,8 +54,7 @@ class RecorderNode(Node):
         self.robot = load_robot(p["robot"])
         self.output = Path(p["output_dir"]).expanduser()
         self.output.mkdir(parents=True, exist_ok=True)
-        self.topics = graph_topics(self.robot, p["output_interface"] or self.robot.output_interface,
-                                   p["record_commands"])
+        self.topics = graph_topics(self.robot, p["driver"], p["output_interface"], p["record_commands"])
         self.log = QuietLogger(self)
         self.problems = ProblemTracker(self.log.error, self.log.info)
         self.lock = threading.Lock()

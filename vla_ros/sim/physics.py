@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import mujoco
 import numpy as np
 
@@ -49,6 +51,9 @@ class ArmSim:
         self._last_ik = -np.inf
         self.task = make_task(self.model, robot.task)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        # emulated drivers: called before every physics step with (time, dt), and after every reset
+        self.step_hooks: list[Callable[[float, float], None]] = []
+        self.reset_hooks: list[Callable[[], None]] = []
         self.reset(0)
 
     # -- state -------------------------------------------------------------------------------
@@ -70,6 +75,13 @@ class ArmSim:
 
     def joint(self, name: str) -> float:
         return float(self.data.qpos[self._qadr[self.joint_names.index(name)]])
+
+    def velocity(self, name: str) -> float:
+        return float(self.data.qvel[self._vadr[self.joint_names.index(name)]])
+
+    def effort(self, name: str) -> float:
+        """The actuator force on an actuated joint (0 for others)."""
+        return float(self.data.actuator_force[self.actuated.index(name)]) if name in self.actuated else 0.0
 
     def object_poses(self) -> dict[str, ObjectPose]:
         return self.task.object_poses(self.data)
@@ -113,6 +125,8 @@ class ArmSim:
         mujoco.mj_forward(self.model, self.data)
         for _ in range(int(0.2 / self.dt)):  # let the objects settle
             mujoco.mj_step(self.model, self.data)
+        for hook in self.reset_hooks:
+            hook()
         return placed
 
     # -- commands ----------------------------------------------------------------------------
@@ -129,6 +143,12 @@ class ArmSim:
             i = self.actuated.index(name)
             lo, hi = self.model.actuator_ctrlrange[i]
             self.data.ctrl[i] = np.clip(value, lo, hi)
+
+    def set_target(self, name: str, value: float) -> None:
+        """One actuated joint's servo target (clipped to its control range): an emulated driver's motor goal."""
+        i = self.actuated.index(name)
+        lo, hi = self.model.actuator_ctrlrange[i]
+        self.data.ctrl[i] = float(np.clip(value, lo, hi))
 
     def set_trajectory(self, controller: str, joint_names: list[str], stamp: float, now: float, times: np.ndarray,
                        positions: np.ndarray, velocities: np.ndarray | None,
@@ -204,6 +224,8 @@ class ArmSim:
         lo, hi = self.model.actuator_ctrlrange[arm].T
         for k in range(count):
             self._apply_trajectories(t + k * self.dt)
+            for hook in self.step_hooks:
+                hook(self.time, self.dt)
             if sigma > 0.0:
                 commanded = self.data.ctrl[arm].copy()
                 self.data.ctrl[arm] = np.clip(commanded + offset, lo, hi)

@@ -67,25 +67,26 @@ class SimNode(Node):
         self.reset_wall_ns = 0  # time.time_ns() of the last sim_reset
 
         qos = QoSProfile(depth=10)
-        # the robot's drivers publish per arm (ALOHA's followers, unprefixed names): the sim does the same, and
-        # the graph's relay merges them, as on the real robot; else one joint state with every joint
-        sources = self.robot.joint_state_sources or [JointStateSource(self.robot.joint_states_topic, "")]
-        names = self.sim.joint_names
-        self.js_pubs = [(self.create_publisher(JointState, src.topic, qos),
-                         [i for i, n in enumerate(names) if n.startswith(src.prefix)], src.prefix) for src in sources]
         self.img_pubs = {c.name: self.create_publisher(Image, c.image_topic, QoSProfile(depth=2)) for c in self.cameras}
         self.info_pubs = {c.name: self.create_publisher(CameraInfo, c.info_topic, qos) for c in self.cameras}
         self.obj_pub = self.create_publisher(MarkerArray, io.SIM_OBJECTS, qos)
         self.success_pub = self.create_publisher(Bool, io.SIM_TASK_SUCCESS, qos)
         self.clock_pub = self.create_publisher(Clock, io.CLOCK, qos) if p["publish_clock"] else None
-        for name in self.sim.controllers:
-            self.create_subscription(Float64MultiArray, io.commands_topic(name),
-                                     lambda msg, info, c=name: self._on_commands(c, msg, info), qos)
-            self.create_subscription(JointTrajectory, io.trajectory_topic(name),
-                                     lambda msg, info, c=name: self._on_trajectory(c, msg, info), qos)
+        self.driver = p["driver"] or self.robot.driver.kind
+        self.js_streams = self._emulate_driver(qos)  # (period, publish(stamp)) per joint-state stream
+        self.servo = None
         if self.robot.single_arm:  # Cartesian inputs, as MoveIt Servo takes them (single arm)
-            self.create_subscription(PoseStamped, io.SERVO_POSE, self._on_ee_pose, qos)
-            self.create_subscription(TwistStamped, io.SERVO_TWIST, self._on_ee_twist, qos)
+            from ..drivers.servo import pose_topic, twist_topic
+
+            servo_node = self.robot.driver.servo.node
+            try:
+                from ..drivers.servo_sim import ServoEmulation
+
+                self.servo = ServoEmulation(self, servo_node, p["servo_command_in_type"])
+            except ImportError:  # (moveit_msgs not built or installed: Servo's inputs without its command type)
+                self.get_logger().info("moveit_msgs is not importable: the Servo inputs take commands untyped")
+            self.create_subscription(PoseStamped, pose_topic(servo_node), self._on_ee_pose, qos)
+            self.create_subscription(TwistStamped, twist_topic(servo_node), self._on_ee_twist, qos)
         self.create_service(Trigger, io.SIM_RESET, self._on_reset)
         self.create_subscription(String, io.INSTRUCTION, self._on_instruction, qos)
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, qos)
@@ -98,7 +99,52 @@ class SimNode(Node):
         self._thread.start()
         self.get_logger().info(
             f"sim ready: {self.robot.name}, physics {1.0 / self.sim.dt:.0f} Hz, joints {self.sim.joint_names}, "
-            f"controllers {list(self.sim.controllers)}, cameras {[c.name for c in self.cameras]}")
+            f"driver {self.driver} (emulated), cameras {[c.name for c in self.cameras]}")
+
+    def _emulate_driver(self, qos: QoSProfile) -> list:
+        """The robot's driver stack, played by the sim: its command inputs and its joint-state streams."""
+        rate = self.p["joint_state_rate"]
+        if self.driver == "interbotix_xs":
+            from ..drivers.interbotix_sim import JOINT_STATE_RATE, XsSdkEmulation
+
+            self.xs = [XsSdkEmulation(self, self.sim, arm, self.lock, self.problems, self.now)
+                       for arm in self.robot.driver.interbotix.arms]
+            return [(1.0 / JOINT_STATE_RATE, e.publish_joint_states) for e in self.xs]
+        if self.driver == "franka_ros2":
+            from ..drivers.franka_sim import JOINT_STATE_RATE, FrankaGripperEmulation
+
+            spec = self.robot.driver.franka
+            self._subscribe_trajectory(spec.arm_controller, qos)
+            self.hands = [FrankaGripperEmulation(self, self.sim, spec, g, self.lock) for g in self.robot.grippers]
+            return [(1.0 / JOINT_STATE_RATE, self._joint_state_publisher(self.robot.joint_states_topic, "", qos))]
+        for name in self.sim.controllers:  # ros2_control: forward position and JTC inputs per controller
+            self.create_subscription(Float64MultiArray, io.commands_topic(name),
+                                     lambda msg, info, c=name: self._on_commands(c, msg, info), qos)
+            self._subscribe_trajectory(name, qos)
+        # the robot's drivers publish per arm (ALOHA's followers, unprefixed names): the sim does the same, and
+        # the graph's relay merges them, as on the real robot; else one joint state with every joint
+        sources = self.robot.joint_state_sources or [JointStateSource(self.robot.joint_states_topic, "")]
+        return [(1.0 / rate, self._joint_state_publisher(src.topic, src.prefix, qos)) for src in sources]
+
+    def _subscribe_trajectory(self, controller: str, qos: QoSProfile) -> None:
+        self.create_subscription(JointTrajectory, io.trajectory_topic(controller),
+                                 lambda msg, info, c=controller: self._on_trajectory(c, msg, info), qos)
+
+    def _joint_state_publisher(self, topic: str, prefix: str, qos: QoSProfile):
+        """The sim's joints whose names start with ``prefix`` (stripped) on ``topic``."""
+        pub = self.create_publisher(JointState, topic, qos)
+        names = self.sim.joint_names
+        idx = [i for i, n in enumerate(names) if n.startswith(prefix)]
+
+        def publish(stamp: float) -> None:
+            with self.lock:
+                q, v, e = self.sim.positions(), self.sim.velocities(), self.sim.efforts()
+            msg = JointState(name=[names[i][len(prefix):] for i in idx], position=q[idx].tolist(),
+                             velocity=v[idx].tolist(), effort=e[idx].tolist())
+            msg.header.stamp = to_time(stamp)
+            pub.publish(msg)
+
+        return publish
 
     # -- time --------------------------------------------------------------------------------
     def sim_clock(self) -> float:
@@ -150,8 +196,15 @@ class SimNode(Node):
                              f"{self.robot.base_link!r}", self.now())
         return False
 
+    def _servo_accepts(self, kind: int, topic: str) -> bool:
+        why = self.servo.accepts(kind) if self.servo is not None else ""
+        if why:
+            self.problems.report(f"servo:{topic}", f"{topic} dropped (emulated MoveIt Servo): {why}", self.now())
+        return not why
+
     def _on_ee_pose(self, msg: PoseStamped, info: dict) -> None:
-        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_POSE):
+        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_POSE) \
+                or not self._servo_accepts(2, io.SERVO_POSE):
             return
         p, o = msg.pose.position, msg.pose.orientation
         try:
@@ -166,12 +219,14 @@ class SimNode(Node):
             self.problems.report("ee_pose", f"{io.SERVO_POSE} rejected: {exc}", self.now())
 
     def _on_ee_twist(self, msg: TwistStamped, info: dict) -> None:
-        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_TWIST):
+        if self._sent_before_reset(info) or not self._ee_frame_ok(msg.header.frame_id, io.SERVO_TWIST) \
+                or not self._servo_accepts(1, io.SERVO_TWIST):
             return
         v, w = msg.twist.linear, msg.twist.angular
+        twist = np.array([v.x, v.y, v.z, w.x, w.y, w.z])
         try:
             with self.lock:
-                self.sim.set_ee_twist(np.array([v.x, v.y, v.z, w.x, w.y, w.z]), self.now())
+                self.sim.set_ee_twist(self.servo.twist(twist) if self.servo is not None else twist, self.now())
         except ValueError as exc:
             self.problems.report("ee_twist", f"{io.SERVO_TWIST} rejected: {exc}", self.now())
 
@@ -211,10 +266,10 @@ class SimNode(Node):
     def _run_physics(self) -> None:
         dt = self.sim.dt
         rtf = self.p["real_time_factor"]
-        js_period = 1.0 / self.p["joint_state_rate"]
+        next_streams = [0.0] * len(self.js_streams)
         cam_period = 1.0 / self.p["camera_rate"]
         obj_period = 1.0 / self.p["object_rate"]
-        next_js = next_cam = next_obj = 0.0
+        next_cam = next_obj = 0.0
         wall0, sim_elapsed = time.monotonic(), 0.0
         max_batch = max(1, int(0.05 / dt))
         while not self._stop.is_set():
@@ -230,9 +285,10 @@ class SimNode(Node):
                 sim_elapsed += due * dt
                 self.stats["physics_steps"] += due
             t = sim_elapsed
-            if t >= next_js:
-                next_js = max(next_js + js_period, t)
-                self._publish_joint_states()
+            for k, (period, publish) in enumerate(self.js_streams):
+                if t >= next_streams[k]:
+                    next_streams[k] = max(next_streams[k] + period, t)
+                    publish(self.now())
             if t >= next_cam:
                 next_cam = max(next_cam + cam_period, t)
                 self._publish_cameras()
@@ -244,17 +300,6 @@ class SimNode(Node):
             sleep = (sim_elapsed + dt) / rtf - (time.monotonic() - wall0)
             if sleep > 0:
                 time.sleep(sleep)
-
-    def _publish_joint_states(self) -> None:
-        with self.lock:
-            q, v, e = self.sim.positions(), self.sim.velocities(), self.sim.efforts()
-            stamp = to_time(self.now())
-        names = self.sim.joint_names
-        for pub, idx, prefix in self.js_pubs:
-            msg = JointState(name=[names[i][len(prefix):] for i in idx], position=q[idx].tolist(),
-                             velocity=v[idx].tolist(), effort=e[idx].tolist())
-            msg.header.stamp = stamp
-            pub.publish(msg)
 
     def _publish_cameras(self) -> None:
         for cam in self.cameras:
