@@ -22,6 +22,8 @@ from vla_ros.graph import GraphArgs
 from vla_ros.launcher import Graph
 from vla_ros.ros.diagnostics import level_of, values_of
 
+JOINT_STATES = "/wx250s/joint_states"  # the WidowX preset's (xs_sdk's) joint-state topic
+
 
 @dataclass
 class Received:
@@ -135,6 +137,16 @@ def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | No
     """Start the graph (args as launch arguments); ``params`` is written as a user params_file. The policy is
     the fast, deterministic scripted expert unless a test names another (the built-in model has its own)."""
     args.setdefault("policy", "scripted")
+    # The controller's behaviour tests speak ros2_control (forward position commands the probe can read); a test
+    # of the real drivers' interfaces passes driver="preset" (the preset's driver, emulated by the sim).
+    if args.get("driver", "ros2_control") == "preset":
+        args.pop("driver")
+    else:
+        args.setdefault("driver", "ros2_control")
+    if args.get("sim") == "none":  # the probe or a FakeRobot is the robot: stream at once, no deviation stop
+        args.setdefault("enable", "true")
+        ctrl = (overrides := dict(overrides or {})).setdefault("controller_node", {})
+        overrides["controller_node"] = {"max_deviation": 0.0, **ctrl}
     if params:
         path = tmp_path / "user_params.yaml"
         # (rcl's parser takes no YAML aliases, which a dict shared by two nodes would become)
@@ -183,9 +195,10 @@ def assert_no_violation(monitor: CommandMonitor, at_least: int) -> None:
 
 class FakeRobot:
     """A robot's drivers, from the test's process: every ``period`` s a tick; every ``state_every`` ticks
-    /joint_states at ``home``, every ``camera_every`` ticks (0: none) a camera frame on /camera/image_raw (raw
-    RGB, or with ``jpeg`` the bytes as a CompressedImage on /camera/image_raw/compressed). With ``sim_time``
-    it also publishes /clock every tick and stamps in its own time, from 1000 s (``jump`` steps it).
+    the WidowX's joint states at ``home``, every ``camera_every`` ticks (0: none) a camera frame on
+    /camera/image_raw (raw RGB, or with ``jpeg`` the bytes as a CompressedImage on
+    /camera/image_raw/compressed). With ``sim_time`` it also publishes /clock every tick and stamps in its own
+    time, from 1000 s (``jump`` steps it). It subscribes to the ros2_control command topics, as the driver.
 
     ``mode`` changes the joint states: ok, nan (elbow NaN), missing (no elbow), silent (none); ``camera``
     False stalls the frames."""
@@ -198,7 +211,12 @@ class FakeRobot:
 
         self.probe, self.joints, self.home = probe, list(joints), list(home)
         self.period, self.state_every, self.camera_every, self.jpeg = period, state_every, camera_every, jpeg
-        self.js = probe.create_publisher(JointState, "/joint_states", 10)
+        self.js = probe.create_publisher(JointState, JOINT_STATES, 10)
+        from std_msgs.msg import Float64MultiArray
+
+        for topic in ("/arm_controller/commands", "/gripper_controller/commands"):  # it is the robot's driver
+            if topic not in probe.received:
+                probe.record(topic, Float64MultiArray, 500)
         self.cam = probe.create_publisher(CompressedImage, "/camera/image_raw/compressed", 2) if jpeg else \
             probe.create_publisher(Image, "/camera/image_raw", 2) if camera_every else None
         self.clock = probe.create_publisher(Clock, "/clock", 10) if sim_time else None

@@ -8,8 +8,14 @@ import pytest
 from vla_ros.config_schema import ConfigError, load
 from vla_ros.drivers.outputs import command_divider, resolve_interface
 from vla_ros.drivers.units import franka_gripper_closed, xs_gripper_command, xs_linkage_angle
-from vla_ros.drivers.xs_motors import XS_MODELS, MotorMode, Profile, angle_from_finger, angle_from_linear, \
-    finger_from_angle
+from vla_ros.drivers.xs_motors import (
+    XS_MODELS,
+    MotorMode,
+    Profile,
+    angle_from_finger,
+    angle_from_linear,
+    finger_from_angle,
+)
 from vla_ros.graph import GraphArgs, GraphError, build_graph
 from vla_ros.robots import DriverSpec, XsGripperSpec, load_robot
 

@@ -16,7 +16,7 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path)
     assert (SHIPPED / "builtin_widowx" / "config.json").exists(), "the package ships the built-in model"
     probe = Probe("builtin_probe")
     record_diagnostics(probe)
-    graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True}}, policy="builtin")
+    graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True}}, policy="builtin", driver="preset")
     try:
         with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
             wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])

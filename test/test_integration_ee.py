@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 
 from vla_ros.core.transforms import quat_wxyz_to_matrix
@@ -14,6 +13,12 @@ from vla_ros.robots import load_robot
 from vla_ros.ros.conversions import to_sec
 
 pytestmark = pytest.mark.integration
+
+
+def _xs_types():
+    from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+
+    return JointGroupCommand, JointSingleCommand
 ROBOT = load_robot("widowx")
 
 
@@ -24,16 +29,18 @@ def test_the_scripted_expert_picks_through_end_effector_commands(ros, tmp_path, 
     record_diagnostics(probe)
     probe.record(topic, kind, 1000)
     probe.record("/vla/controller/state", JointState, 500)
-    probe.record("/arm_controller/commands", Float64MultiArray, 50)
-    probe.record("/gripper_controller/commands", Float64MultiArray, 500)
-    graph = start_graph(tmp_path, output_interface=interface)
+    group, single = _xs_types()
+    probe.record("/wx250s/commands/joint_group", group, 50)
+    probe.record("/wx250s/commands/joint_single", single, 500)
+    graph = start_graph(tmp_path, output_interface=interface, driver="preset")
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
         with probe.guest(DemoClient(ROBOT.action_joints, None, max_frames=0)) as client:
             episode = run_episode(client, 0, seed=11, timeout=25.0)
         assert episode.success, graph.log_path.read_text()[-3000:]
-        assert not probe.messages("/arm_controller/commands"), "joint commands sent for the arm"
-        assert len(probe.messages("/gripper_controller/commands")) > 500
+        assert not probe.messages("/wx250s/commands/joint_group"), "joint commands sent for the arm"
+        assert len(probe.messages("/wx250s/commands/joint_single")) >= 2  # the gripper on its driver: open, close
+        assert "switch the command type to" in graph.log_path.read_text()
         msgs = probe.messages(topic)
         assert len(msgs) > 500 and all(m.msg.header.frame_id == ROBOT.base_link for m in msgs)
         # each command is the tool pose / twist of the commanded joints at its stamp (controller state, 100 Hz)
@@ -64,11 +71,11 @@ def test_the_scripted_expert_picks_through_end_effector_commands(ros, tmp_path, 
 
 
 def test_the_franka_graph_picks_with_the_scripted_expert(ros, tmp_path):
-    """FR3 + hand in the MuJoCo sim through the graph (joint trajectories, 7 joints + finger)."""
+    """FR3 + hand in the MuJoCo sim through the graph (joint trajectories for the arm, franka_gripper goals)."""
     robot = load_robot("franka")
     probe = Probe("franka_probe")
     record_diagnostics(probe)
-    graph = start_graph(tmp_path, robot="franka")
+    graph = start_graph(tmp_path, robot="franka", driver="preset")
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
         with probe.guest(DemoClient(robot.action_joints, None, max_frames=0)) as client:

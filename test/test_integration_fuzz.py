@@ -16,10 +16,12 @@ def test_a_short_fuzz_leaves_every_node_up_and_every_command_within_the_limits(t
     assert (out / "fuzz.json").exists(), proc.stdout + proc.stderr
     s = json.loads((out / "fuzz.json").read_text())
     assert s["messages"] == 2000 and s["warmup_messages"] == 1000
-    assert set(s["per_topic"]) == {"/camera/image_raw", "/joint_states", "/vla/action_chunk", "/vla/instruction"}
+    assert set(s["per_topic"]) == {"/camera/image_raw", "/wx250s/joint_states", "/vla/action_chunk",
+                                   "/vla/instruction"}
     assert not s["crashed"] and s["responsive"] == ["controller_node", "policy_node", "sim_node"], proc.stdout
     assert s["graph_exit_code"] == 0
-    assert s["commands"]["arm_controller"] > 1000 and sum(s["violations"].values()) == 0, s["violation_examples"]
+    # (the emulated xs_sdk takes the arm's JointGroupCommand at 100 Hz)
+    assert s["commands"]["wx250s/arm"] > 200 and sum(s["violations"].values()) == 0, s["violation_examples"]
     # the nodes saw the flood: rejections counted per kind, and logged a bounded number of lines
     counts = s["problem_counts"]
 

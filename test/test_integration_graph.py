@@ -31,7 +31,7 @@ def graph(ros, tmp_path_factory):
     probe.record("/vla/action_chunk", JointTrajectory)
     probe.record("/arm_controller/commands", Float64MultiArray, 500)
     probe.record("/gripper_controller/commands", Float64MultiArray, 500)
-    probe.record("/joint_states", JointState, 200)
+    probe.record("/wx250s/joint_states", JointState, 200)
     probe.record("/camera/image_raw", Image, 10)
     probe.record("/vla/controller/state", JointState, 500)
     g = start_graph(tmp)
@@ -110,7 +110,7 @@ def test_simulated_arm_tracks_the_commands(graph):
     start = probe.now()
     time.sleep(2.0)
     cmds = probe.messages("/arm_controller/commands", since=start)
-    states = probe.messages("/joint_states", since=start)
+    states = probe.messages("/wx250s/joint_states", since=start)
     assert len(states) > 150  # >= 100 Hz joint states
     stamps = np.array([to_sec(s.msg.header.stamp) for s in states])
     assert 90.0 < (len(stamps) - 1) / (stamps[-1] - stamps[0]) < 110.0  # 100 Hz, a loaded CI machine lags

@@ -30,7 +30,7 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     assert code == 0 and episode.success and second.success, graph.log_path.read_text()[-3000:]
     home = [*ROBOT.sim.home, ROBOT.sim.gripper_home]
     for bag in (episode.bag, second.bag):  # each episode starts at home, not where the previous one ended
-        _, first = read_topics(bag, ["/joint_states"])["/joint_states"][0]
+        _, first = read_topics(bag, ["/wx250s/joint_states"])["/wx250s/joint_states"][0]
         position = dict(zip(first.name, first.position))
         assert [position[j] for j in ROBOT.state_joints] == pytest.approx(home, abs=0.02), bag
     path = bags / "episode_000000"
@@ -38,11 +38,11 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     info = episode_info(path)
     assert info["success"] is True and info["instruction"] == "grab the green block" and info["seed"] == 5
     assert 1.0 < info["duration_s"] < 16.0
-    msgs = read_topics(path, ["/camera/image_raw", "/joint_states", "/vla/action_chunk", "/vla/controller/state",
+    msgs = read_topics(path, ["/camera/image_raw", "/wx250s/joint_states", "/vla/action_chunk", "/vla/controller/state",
                               "/arm_controller/commands", "/sim/task_success", "/vla/episode"])
     seconds = info["duration_s"]  # (wall time: a loaded machine runs the sim slower than real time)
     images = len(msgs["/camera/image_raw"])
-    assert images >= 3 * seconds and len(msgs["/joint_states"]) >= 20 * seconds  # 10 Hz, 100 Hz of sim time
+    assert images >= 3 * seconds and len(msgs["/wx250s/joint_states"]) >= 20 * seconds  # 10 Hz, 100 Hz of sim time
     # the controller streams from when it is enabled (after the recording starts): 500 Hz and 100 Hz
     assert len(msgs["/arm_controller/commands"]) >= 150 * seconds
     assert len(msgs["/vla/controller/state"]) >= 30 * seconds

@@ -70,7 +70,8 @@ def _parameter(name: str, value) -> ParameterMsg:
 class EpisodeClient(Node):
     """Drives episodes through services and records what the graph does (frames only while ``keep_frames``)."""
 
-    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int, listen: bool = True):
+    def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int, listen: bool = True,
+                 joint_states_topic: str = io.JOINT_STATES):
         """``listen=False``: no joint-state or camera subscription (services, diagnostics and the
         controller's state only), for a client that must not receive a flood of those inputs."""
         super().__init__("vla_episodes")
@@ -83,7 +84,7 @@ class EpisodeClient(Node):
         self.max_frames = max_frames
         self._lock = threading.Lock()
         if listen:
-            self.create_subscription(JointState, io.JOINT_STATES, self._on_state, qos_profile_sensor_data)
+            self.create_subscription(JointState, joint_states_topic, self._on_state, qos_profile_sensor_data)
         self.create_subscription(JointState, io.CONTROLLER_STATE, self._on_cmd, QoSProfile(depth=20))
         if camera_topic and listen:
             self.create_subscription(Image, camera_topic, self._on_image, qos_profile_sensor_data)
@@ -237,10 +238,10 @@ def spinning(node: Node) -> Iterator[Node]:
 
 @contextmanager
 def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int,
-                    listen: bool = True) -> Iterator[EpisodeClient]:
+                    listen: bool = True, joint_states_topic: str = io.JOINT_STATES) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
     rclpy.init()
-    client = EpisodeClient(joints, camera_topic, max_frames, listen)
+    client = EpisodeClient(joints, camera_topic, max_frames, listen, joint_states_topic)
     executor = SingleThreadedExecutor()
     executor.add_node(client)
 
@@ -283,7 +284,8 @@ def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
     nodes = [spec.name for spec in graph.specs]
     result = Session(graph, None, robot)  # type: ignore[arg-type]
     try:
-        with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames, listen) as client:
+        with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames, listen,
+                             robot.joint_states_topic) as client:
             result.client = client
             wait_for_graph(client, graph, nodes)
             yield result

@@ -34,9 +34,10 @@ def resolve_interface(robot: RobotPreset, driver: str, interface: str) -> str:
     return interface
 
 
-def command_divider(robot: RobotPreset, control_rate: float, command_rate: float = 0.0) -> int:
-    """Control ticks per command sent: the driver's rate (parameter, else the preset's; 0: every tick)."""
-    rate = command_rate or robot.driver.command_rate
+def command_divider(robot: RobotPreset, control_rate: float, command_rate: float = 0.0, driver: str = "") -> int:
+    """Control ticks per command sent: the driver's rate (parameter, else the preset's for its own driver; 0:
+    every tick)."""
+    rate = command_rate or (robot.driver.command_rate if driver in ("", robot.driver.kind) else 0.0)
     return max(1, int(round(control_rate / rate))) if rate > 0.0 else 1
 
 
@@ -46,7 +47,7 @@ def build_outputs(node: Node, robot: RobotPreset, joints: list[str], p: dict,
     command_rate, control_rate, trajectory_points, trajectory_publish_divider, ee_topic, driver_setup)."""
     driver = p.get("driver") or robot.driver.kind
     interface = resolve_interface(robot, driver, p.get("output_interface", ""))
-    divider = command_divider(robot, p["control_rate"], p.get("command_rate", 0.0))
+    divider = command_divider(robot, p["control_rate"], p.get("command_rate", 0.0), driver)
     adapters: list[Output] = []
     steps: list[SetupStep] = []
     taken: set[str] = set()

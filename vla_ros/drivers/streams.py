@@ -39,7 +39,7 @@ def command_streams(robot: RobotPreset, driver: str = "", interface: str = "", c
     """Every stream the controller sends for ``robot`` with ``driver`` and ``interface`` (controller params)."""
     driver = driver or robot.driver.kind
     interface = resolve_interface(robot, driver, interface)
-    period = command_divider(robot, control_rate, command_rate) / control_rate
+    period = command_divider(robot, control_rate, command_rate, driver) / control_rate
     jtc_period = trajectory_divider / control_rate
     streams: list[CommandStream] = []
     taken: set[str] = set()

@@ -168,8 +168,8 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                     "crashed": graph.failed(), "responsive": responsive,
                     "commands": dict(monitor.counts), "violations": dict(monitor.violations),
                     "violation_examples": list(monitor.examples),
-                    "control_rate": control_rate, "command_rate_before": before_rate,
-                    "command_rate_flood": flood_rate, "command_rate_fraction": flood_rate / control_rate,
+                    "control_rate": 1.0 / monitor.period, "command_rate_before": before_rate,
+                    "command_rate_flood": flood_rate, "command_rate_fraction": flood_rate * monitor.period,
                     "max_gap_ms_flood": 1e3 * max_gap, "max_publish_gap_ms_flood": 1e3 * publish_gap,
                     "commands_lost_in_transport": lost,
                     "rss_mb": {"start": rss_start, "after_warmup": rss_base, "after": rss_after},
@@ -178,7 +178,7 @@ def run_fuzz(args: GraphArgs, messages: int, seed: int, rate: float, out: Path, 
                     "log_lines_flood": {n: logs_after.get(n, 0) - logs_before.get(n, 0) for n in logs_after},
                     "problem_counts": _problem_counts(client.diagnostics),
                 }
-                _plot(rss.samples, timeline, flood_start, flood_end, warm, control_rate, out / "fuzz.png")
+                _plot(rss.samples, timeline, flood_start, flood_end, warm, 1.0 / monitor.period, out / "fuzz.png")
     finally:
         if log:
             log.close()

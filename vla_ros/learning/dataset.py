@@ -64,9 +64,12 @@ def _positions(msgs, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int,
                     joint_states_topic: str = io.JOINT_STATES) -> tuple[dict, list]:
-    """The samples of one episode bag as arrays, and the instruction."""
-    topics = [*image_topics.values(), joint_states_topic, io.CONTROLLER_STATE, EPISODE_TOPIC]
+    """The samples of one episode bag as arrays, and the instruction (joint states on ``joint_states_topic``, or
+    on /joint_states in recordings made before the preset named its driver's topic)."""
+    topics = [*image_topics.values(), joint_states_topic, io.JOINT_STATES, io.CONTROLLER_STATE, EPISODE_TOPIC]
     msgs = read_topics(path, topics)
+    if not msgs[joint_states_topic]:
+        joint_states_topic = io.JOINT_STATES
     info = episode_info(path) or {}
     instruction = info.get("instruction", "")
     for _, m in msgs[EPISODE_TOPIC]:
@@ -114,7 +117,7 @@ def load_folders(folders: list[str | Path], *args, **kwargs) -> Samples:
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
-                 progress: bool = True) -> Samples:
+                 progress: bool = True, joint_states_topic: str = io.JOINT_STATES) -> Samples:
     """Every sample of the successful episodes under ``folder`` (cached beside them as .npz)."""
     paths = episode_dirs(folder)
     if not paths:
@@ -128,7 +131,8 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
 
     parts, instructions, episode = [], [], []
     for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
-        arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size)
+        arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size,
+                                        joint_states_topic)
         if texts:
             parts.append(arrays)
             instructions += texts

@@ -26,6 +26,23 @@ def typestore():
     return get_typestore(Stores.ROS2_JAZZY)
 
 
+def register(store, msgtypes) -> None:
+    """Add message types the Jazzy store lacks (a driver's own, e.g. interbotix_xs_msgs/msg/JointGroupCommand)
+    from their definitions in the installed package's share folder (a ROS install, or the ones ``make`` built)."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    from rosbags.typesys import get_types_from_msg
+
+    for msgtype in msgtypes:
+        if msgtype in store.types:
+            continue
+        package, kind, name = msgtype.split("/")
+        try:
+            definition = Path(get_package_share_directory(package)) / kind / f"{name}.msg"
+            store.register(get_types_from_msg(definition.read_text(), msgtype))
+        except (PackageNotFoundError, OSError) as exc:
+            raise ValueError(f"cannot record {msgtype}: its definition is not installed ({exc})") from None
+
+
 def ros_type(msg_class) -> str:
     """'sensor_msgs/msg/Image' for a generated rclpy message class."""
     module = msg_class.__module__.split(".")
@@ -41,6 +58,7 @@ class EpisodeWriter:
         self.path = Path(path)
         self.info = dict(info)
         self._store = typestore()
+        register(self._store, topics.values())
         self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
         self._writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)
         self._writer.open()

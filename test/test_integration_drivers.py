@@ -1,0 +1,159 @@
+"""The real drivers' interfaces through the graph: a probe subscribes exactly as each upstream driver does
+(types, topics, QoS) while the sim plays the driver; with no driver, the controller holds and says so."""
+
+import re
+import time
+
+import numpy as np
+import pytest
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from std_srvs.srv import SetBool
+from support import Probe, record_diagnostics, start_graph, wait_for_nodes
+
+from vla_ros.drivers.units import xs_gripper_command
+from vla_ros.robots import load_robot
+
+pytestmark = pytest.mark.integration
+XS_QOS = QoSProfile(depth=10)  # xs_sdk's subscriptions: reliable, keep last 10
+WIDOWX = load_robot("widowx")
+
+
+def _xs_types():
+    from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
+
+    return JointGroupCommand, JointSingleCommand
+
+
+def _rate(msgs, start: float, end: float) -> float:
+    sent = [m.source for m in msgs if start <= m.source < end]
+    return len(sent) / (end - start)
+
+
+def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tmp_path):
+    group, single = _xs_types()
+    probe = Probe("xs_probe")
+    record_diagnostics(probe)
+    probe.record("/wx250s/commands/joint_group", group, XS_QOS)
+    probe.record("/wx250s/commands/joint_single", single, XS_QOS)
+    probe.record("/wx250s/joint_states", JointState, 50)
+    probe.record("/sim/task_success", Bool, 10)
+    graph = start_graph(tmp_path, driver="preset", params={"sim_node": {"seed": 4}})
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+        probe.wait_for(lambda: any(r.msg.data for r in probe.messages("/sim/task_success")), 40.0, "a pick")
+        arm = probe.messages("/wx250s/commands/joint_group")
+        assert {m.msg.name for m in arm} == {"arm"} and {len(m.msg.cmd) for m in arm} == {6}
+        t = arm[-1].source
+        assert 90.0 <= _rate(arm, t - 2.0, t) <= 105.0  # the preset's 100 Hz, not the 500 Hz control loop
+        grips = probe.messages("/wx250s/commands/joint_single")
+        assert grips and {m.msg.name for m in grips} == {"gripper"}
+        # the first: the open finger (0.037 m) as the motor angle of the wx250s linkage, hand-computed:
+        # asin((0.037^2 + 0.014^2 - 0.024^2) / (2 * 0.014 * 0.037)) = asin(0.989 / 1.036)
+        assert grips[0].msg.cmd == pytest.approx(np.arcsin(0.989 / 1.036), abs=1e-4)
+        closed = min(m.msg.cmd for m in grips)  # the grasp: a closing command, in radians (never metres)
+        assert closed < xs_gripper_command(0.03, WIDOWX.driver.interbotix.gripper) and closed < 1.0
+        js = probe.messages("/wx250s/joint_states")[-1].msg
+        assert list(js.name) == [*WIDOWX.arm_joints, "gripper", "left_finger", "right_finger"]
+        assert js.position[8] == pytest.approx(-js.position[7])
+        log = graph.log_path.read_text()
+        for step in ("put group 'arm' in position mode with no profile", "put the gripper in current_based_position",
+                     "Current_Limit to 200", "switch torque on"):
+            assert step in log, log[-3000:]
+        ctrl = probe.diagnostics("controller_node")[-1]
+        assert ctrl["driver_setup"].startswith("done") and ctrl["_level"] < 2, ctrl
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0, graph.log_path.read_text()[-3000:]
+
+
+def test_without_the_set_up_the_emulated_widowx_crawls_as_the_real_one_would(ros, tmp_path):
+    """driver_setup:=false leaves the bring-up's 2 s time profile on: each 100 Hz goal restarts it."""
+    probe = Probe("crawl_probe")
+    record_diagnostics(probe)
+    probe.record("/wx250s/joint_states", JointState, 200)
+    probe.record("/vla/controller/state", JointState, 200)
+    graph = start_graph(tmp_path, driver="preset", params={"controller_node": {"driver_setup": False},
+                                                           "sim_node": {"seed": 4}})
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+        time.sleep(4.0)
+        cmd = np.array([m.msg.position[:6] for m in probe.messages("/vla/controller/state")])
+        meas = np.array([m.msg.position[:6] for m in probe.messages("/wx250s/joint_states")])
+        moved_cmd = np.abs(cmd - cmd[0]).max()
+        moved_meas = np.abs(meas - meas[0]).max()
+        assert moved_cmd > 0.3 and moved_meas < 0.25 * moved_cmd, (moved_cmd, moved_meas)
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0
+
+
+def _log_time(line: str) -> float:
+    return float(re.search(r"\[(\d+\.\d+)\]", line).group(1))
+
+
+@pytest.mark.parametrize("robot, missing", [("franka", "/fr3_arm_controller/joint_trajectory (no subscriber)"),
+                                            ("widowx", "/wx250s/set_operating_modes is not available")])
+def test_with_no_driver_the_controller_holds_and_names_what_is_missing_within_2_s(ros, tmp_path, robot, missing):
+    probe = Probe("nodriver_probe")
+    record_diagnostics(probe)
+    graph = start_graph(tmp_path, robot=robot, sim="none", policy="openpi", driver="preset")
+    try:
+        wait_for_nodes(probe, graph, ["controller_node"])
+        probe.wait_for(lambda: any(d["_level"] == 2 for d in probe.diagnostics("controller_node")), 10.0,
+                       "an ERROR status")
+        error = next(d for d in probe.diagnostics("controller_node") if d["_level"] == 2)
+        assert missing in error["_message"] and "tracking" not in error["_message"], error
+        if robot == "franka":
+            assert "/franka_gripper/move (no action server)" in error["_message"]
+        lines = graph.log_path.read_text().splitlines()
+        ready = next(_log_time(x) for x in lines if "controller ready" in x)
+        first_error = next(_log_time(x) for x in lines if "[ERROR]" in x and missing in x)
+        assert 0.0 < first_error - ready <= 2.6, (first_error - ready)  # driver_timeout 2 s (+ a 0.1 s check)
+    finally:
+        graph.stop()
+        probe.close()
+
+
+def test_a_real_robot_gets_no_command_before_enable_and_then_starts_from_its_measured_pose(ros, tmp_path):
+    """sim:=none: the probe is the xs_sdk (its services, joint states and command subscriptions)."""
+    from interbotix_xs_msgs.srv import OperatingModes, RegisterValues, TorqueEnable
+
+    group, single = _xs_types()
+    probe = Probe("xs_driver_probe")
+    record_diagnostics(probe)
+    probe.record("/wx250s/commands/joint_group", group, XS_QOS)
+    probe.record("/wx250s/commands/joint_single", single, XS_QOS)
+    calls = []
+    for name, kind in (("set_operating_modes", OperatingModes), ("set_motor_registers", RegisterValues),
+                       ("torque_enable", TorqueEnable)):
+        probe.create_service(kind, f"/wx250s/{name}", lambda req, resp, n=name: (calls.append((n, req)), resp)[1])
+    pose = [0.1, -0.5, 0.4, 0.05, 1.2, -0.1]
+    js = probe.create_publisher(JointState, "/wx250s/joint_states", 10)
+    timer = probe.create_timer(0.01, lambda: js.publish(JointState(
+        name=[*WIDOWX.arm_joints, "gripper", "left_finger", "right_finger"], position=[*pose, 1.0, 0.03, -0.03])))
+    graph = start_graph(tmp_path, sim="none", policy="openpi", driver="preset", enable="auto")
+    try:
+        wait_for_nodes(probe, graph, ["controller_node"])
+        probe.wait_for(lambda: len(calls) >= 4, 10.0, "the set-up's service calls")
+        modes = [r for n, r in calls if n == "set_operating_modes"]
+        assert (modes[0].cmd_type, modes[0].name, modes[0].mode, modes[0].profile_type, modes[0].profile_velocity) \
+            == ("group", "arm", "position", "velocity", 0)
+        assert (modes[1].name, modes[1].mode) == ("gripper", "current_based_position")
+        time.sleep(3.0)
+        assert probe.messages("/wx250s/commands/joint_group") == []  # disabled: nothing sent
+        assert probe.messages("/wx250s/commands/joint_single") == []
+        assert "disabled" in probe.diagnostics("controller_node")[-1]["_message"]
+        probe.call(SetBool, "/vla/controller/enable", SetBool.Request(data=True))
+        probe.wait_for(lambda: len(probe.messages("/wx250s/commands/joint_group")) > 10, 5.0, "commands")
+        first = probe.messages("/wx250s/commands/joint_group")[0].msg
+        np.testing.assert_allclose(first.cmd, pose, atol=1e-5)  # from the measured pose (float32)
+        assert probe.messages("/wx250s/commands/joint_single")[0].msg.cmd == pytest.approx(
+            xs_gripper_command(0.03, WIDOWX.driver.interbotix.gripper), abs=1e-5)
+    finally:
+        probe.destroy_timer(timer)
+        graph.stop()
+        probe.close()
