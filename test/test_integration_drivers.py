@@ -45,8 +45,8 @@ def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tm
         probe.wait_for(lambda: any(r.msg.data for r in probe.messages("/sim/task_success")), 40.0, "a pick")
         arm = probe.messages("/wx250s/commands/joint_group")
         assert {m.msg.name for m in arm} == {"arm"} and {len(m.msg.cmd) for m in arm} == {6}
-        t = arm[-1].source
-        assert 90.0 <= _rate(arm, t - 2.0, t) <= 105.0  # the preset's 100 Hz, not the 500 Hz control loop
+        t0, t = arm[0].source, arm[-1].source
+        assert t - t0 > 1.0 and 90.0 <= _rate(arm, t0 + 0.1, t) <= 105.0  # the preset's 100 Hz, not 500 Hz
         grips = probe.messages("/wx250s/commands/joint_single")
         assert grips and {m.msg.name for m in grips} == {"gripper"}
         # the first: the open finger (0.037 m) as the motor angle of the wx250s linkage, hand-computed:
@@ -70,21 +70,20 @@ def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tm
 
 
 def test_without_the_set_up_the_emulated_widowx_crawls_as_the_real_one_would(ros, tmp_path):
-    """driver_setup:=false leaves the bring-up's 2 s time profile on: each 100 Hz goal restarts it."""
+    """driver_setup:=false leaves the bring-up's 2 s time profile on: each 100 Hz goal restarts it, and the arm
+    hardly moves (with the set-up, the test above picks the cube in ~4 s)."""
     probe = Probe("crawl_probe")
     record_diagnostics(probe)
     probe.record("/wx250s/joint_states", JointState, 200)
-    probe.record("/vla/controller/state", JointState, 200)
+    probe.record("/sim/task_success", Bool, 10)
     graph = start_graph(tmp_path, driver="preset", params={"controller_node": {"driver_setup": False},
                                                            "sim_node": {"seed": 4}})
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
-        time.sleep(4.0)
-        cmd = np.array([m.msg.position[:6] for m in probe.messages("/vla/controller/state")])
+        time.sleep(6.0)
         meas = np.array([m.msg.position[:6] for m in probe.messages("/wx250s/joint_states")])
-        moved_cmd = np.abs(cmd - cmd[0]).max()
-        moved_meas = np.abs(meas - meas[0]).max()
-        assert moved_cmd > 0.3 and moved_meas < 0.25 * moved_cmd, (moved_cmd, moved_meas)
+        assert np.abs(meas - meas[0]).max() < 0.05, np.abs(meas - meas[0]).max()
+        assert not any(r.msg.data for r in probe.messages("/sim/task_success"))
     finally:
         code = graph.stop()
         probe.close()
@@ -133,8 +132,14 @@ def test_a_real_robot_gets_no_command_before_enable_and_then_starts_from_its_mea
         probe.create_service(kind, f"/wx250s/{name}", lambda req, resp, n=name: (calls.append((n, req)), resp)[1])
     pose = [0.1, -0.5, 0.4, 0.05, 1.2, -0.1]
     js = probe.create_publisher(JointState, "/wx250s/joint_states", 10)
-    timer = probe.create_timer(0.01, lambda: js.publish(JointState(
-        name=[*WIDOWX.arm_joints, "gripper", "left_finger", "right_finger"], position=[*pose, 1.0, 0.03, -0.03])))
+
+    def publish() -> None:
+        msg = JointState(name=[*WIDOWX.arm_joints, "gripper", "left_finger", "right_finger"],
+                         position=[*pose, 1.0, 0.03, -0.03])
+        msg.header.stamp = probe.get_clock().now().to_msg()
+        js.publish(msg)
+
+    timer = probe.create_timer(0.01, publish)
     graph = start_graph(tmp_path, sim="none", policy="openpi", driver="preset", enable="auto")
     try:
         wait_for_nodes(probe, graph, ["controller_node"])

@@ -32,7 +32,9 @@ def test_the_scripted_expert_picks_through_end_effector_commands(ros, tmp_path, 
     group, single = _xs_types()
     probe.record("/wx250s/commands/joint_group", group, 50)
     probe.record("/wx250s/commands/joint_single", single, 500)
-    graph = start_graph(tmp_path, output_interface=interface, driver="preset")
+    # (every control tick sent, so that each command meets the controller state of its stamp)
+    graph = start_graph(tmp_path, output_interface=interface, driver="preset",
+                        params={"controller_node": {"command_rate": 500.0}})
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
         with probe.guest(DemoClient(ROBOT.action_joints, None, max_frames=0)) as client:

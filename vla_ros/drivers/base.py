@@ -1,4 +1,4 @@
-"""What every output adapter shares: a rate divider, "is anyone listening", and start-up set-up steps."""
+"""What every output adapter shares: the driver's command rate, "is anyone listening", and start-up set-up."""
 
 from __future__ import annotations
 
@@ -16,15 +16,22 @@ COMMAND_QOS = QoSProfile(depth=io.COMMAND_QOS_DEPTH)
 
 
 class Output:
-    """An output adapter: ``publish`` is called every control tick and sends every ``divider``-th one;
-    ``missing`` names the endpoints nobody serves (a topic without a subscriber, an absent action server)."""
+    """An output adapter: ``publish`` is called every control tick and sends one command every ``divider``
+    control periods of time (a late loop does not lower the driver's rate); ``missing`` names the endpoints
+    nobody serves (a topic without a subscriber, an absent action server)."""
 
     divider = 1
     publishers: list = []
+    _due: float | None = None
 
     def publish(self, result: TickResult, core: ControlCore, now: float, tick: int) -> None:
-        if tick % self.divider == 0:
-            self.send(result, core, now)
+        if self.divider > 1:
+            period = core.period * self.divider
+            due = self._due
+            if due is not None and now < due - 0.5 * core.period and due - now < 2.0 * period:
+                return
+            self._due = due + period if due is not None and abs(now - due) < period else now + period
+        self.send(result, core, now)
 
     def send(self, result: TickResult, core: ControlCore, now: float) -> None:
         raise NotImplementedError

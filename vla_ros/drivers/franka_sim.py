@@ -7,6 +7,7 @@ JTC (vla_ros.core.trajectory), fed by the sim node."""
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
@@ -50,7 +51,7 @@ class FrankaGripperEmulation:
         self._wake = node.create_guard_condition(self._complete, callback_group=group)
         for kind, action in (("move", Move), ("grasp", Grasp), ("homing", Homing)):
             ActionServer(node, action, action_name(spec.gripper_node, kind),
-                         execute_callback=lambda handle, k=kind: self._execute(k, handle),
+                         execute_callback=partial(self._execute, kind),  # (a coroutine function, awaited)
                          goal_callback=lambda _goal: GoalResponse.ACCEPT,
                          cancel_callback=lambda _handle: CancelResponse.ACCEPT, callback_group=group)
         sim.step_hooks.append(self._step)

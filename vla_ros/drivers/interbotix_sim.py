@@ -79,6 +79,7 @@ class XsSdkEmulation:
                                 f"got {list(msg.cmd)}")
         self.counts["group_commands"] += 1
         with self.lock:
+            self.arm_goals = True
             for profile, value in zip(self.profiles, msg.cmd):
                 profile.set_goal(value, self.sim.time)
 
@@ -90,6 +91,7 @@ class XsSdkEmulation:
             if msg.name == "gripper" and self.arm.gripper:
                 self._gripper_command(float(msg.cmd))
             elif msg.name in self.names:
+                self.arm_goals = True
                 self.profiles[self.names.index(msg.name)].set_goal(msg.cmd, self.sim.time)
             else:
                 self._reject("single", f"joint_single command for unknown joint {msg.name!r} ignored")
@@ -153,12 +155,13 @@ class XsSdkEmulation:
 
     # -- physics thread ----------------------------------------------------------------------
     def _reset(self) -> None:
+        self.arm_goals = False  # no goal since the reset: the motors hold (another input may drive the arm)
         self.profiles = [Profile(self.sim.joint(j)) for j in self.arm.joints]
         if self.arm.gripper:
             self.finger_goal, self.pwm = self.sim.joint(self.arm.gripper), 0.0
 
     def _step(self, t: float, dt: float) -> None:
-        for joint, profile in zip(self.arm.joints, self.profiles):
+        for joint, profile in zip(self.arm.joints, self.profiles if self.arm_goals else ()):
             self.sim.set_target(joint, profile.sample(t, dt, self.arm_mode))
         if not self.arm.gripper:
             return
@@ -175,11 +178,11 @@ class XsSdkEmulation:
             v = [self.sim.velocity(j) for j in self.arm.joints]
             e = [self.sim.effort(j) for j in self.arm.joints]
             finger = self.sim.joint(self.arm.gripper) if self.arm.gripper else None
-        msg = JointState(name=list(self.names), position=q, velocity=v, effort=e)
+        names = list(self.names)
         if finger is not None:
-            msg.name += ["gripper", "left_finger", "right_finger"]
-            msg.position += [angle_from_finger(finger, self.model), finger, -finger]
-            msg.velocity += [0.0, 0.0, 0.0]
-            msg.effort += [0.0, 0.0, 0.0]
+            names += ["gripper", "left_finger", "right_finger"]
+            q += [angle_from_finger(finger, self.model), finger, -finger]
+            v, e = v + [0.0, 0.0, 0.0], e + [0.0, 0.0, 0.0]
+        msg = JointState(name=names, position=q, velocity=v, effort=e)
         msg.header.stamp = to_time(stamp)
         self.js_pub.publish(msg)

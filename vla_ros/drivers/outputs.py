@@ -106,9 +106,9 @@ def build_outputs(node: Node, robot: RobotPreset, joints: list[str], p: dict,
 
 
 def _joints_of(adapter: Output, joints: list[str]) -> list[str]:
+    if isinstance(adapter, franka.FrankaGripperOutput):
+        return [joints[adapter.index]]
     index = list(getattr(adapter, "index", []) or [])
     if isinstance(adapter, interbotix.XsArmOutput) and adapter.finger is not None:
         index.append(adapter.finger)
-    if isinstance(adapter, franka.FrankaGripperOutput):
-        index = [adapter.index]
     return [joints[i] for i in index]

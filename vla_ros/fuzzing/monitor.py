@@ -75,7 +75,7 @@ class CommandMonitor:
             if not np.all(np.isfinite(q)):
                 self._violation("non_finite", f"{group}: {q.tolist()}")
                 return
-            if np.any(q < lim.lower - 1e-9) or np.any(q > lim.upper + 1e-9):
+            if np.any(q < lim.lower - 1e-6) or np.any(q > lim.upper + 1e-6):  # (float32 messages: xs_sdk's)
                 self._violation("position", f"{group}: {np.round(q, 4).tolist()} outside "
                                 f"[{lim.lower.tolist()}, {lim.upper.tolist()}]")
             if last is not None:

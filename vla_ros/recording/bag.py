@@ -108,6 +108,11 @@ def read_topics(path: str | Path, topics: list[str]) -> dict[str, list[tuple[int
     out: dict[str, list[tuple[int, Any]]] = {t: [] for t in topics}
     with Reader(Path(path)) as reader:
         wanted = [c for c in reader.connections if c.topic in out]
+        for c in wanted:  # a driver's own types (the bag holds their definitions)
+            if c.msgtype not in store.types:
+                from rosbags.typesys import get_types_from_msg
+
+                store.register(get_types_from_msg(c.msgdef.data, c.msgtype))
         for connection, stamp, raw in reader.messages(connections=wanted):
             out[connection.topic].append((stamp, store.deserialize_cdr(raw, connection.msgtype)))
     return out
