@@ -10,6 +10,7 @@ PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resourc
 venv: $(STAMP)
 
 $(STAMP): tools/setup_venv.sh requirements.txt requirements-ros.txt requirements-dev.txt requirements-nodeps.txt \
+		tools/build_interfaces.sh requirements-interfaces.txt $(shell find interfaces -type f 2>/dev/null) \
 		setup.py setup.cfg \
 		package.xml pyproject.toml $(PACKAGE_FILES)
 	tools/setup_venv.sh $(VENV)

@@ -178,8 +178,10 @@ def wait_for_nodes(probe: Probe, graph: Graph, nodes: list[str], timeout: float 
     probe.wait_for(up, timeout, f"diagnostics from {nodes}")
 
 
-def limit_monitor(probe: Probe, robot, rate: float = 500.0, driver: str = "", interface: str = "") -> CommandMonitor:
-    """Checks every command the probe receives on the driver's streams (subscribed as the driver does): finite,
+def limit_monitor(probe: Probe, robot, rate: float = 500.0, driver: str = "ros2_control",
+                  interface: str = "") -> CommandMonitor:
+    """Checks every command the probe receives on the driver's streams (default: ros2_control, as start_graph;
+    "" for the preset's driver) (subscribed as the driver does): finite,
     within the URDF position limits (grippers: in the driver's units) and one command period's URDF velocity
     limit of the previous one (sequence numbers tell lost messages from jumps)."""
     streams = command_streams(robot, driver, interface, rate)

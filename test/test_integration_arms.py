@@ -32,7 +32,7 @@ def test_the_aloha_graph_hands_the_cube_over_from_per_arm_joint_states(ros, tmp_
     probe.record("/sim/task_success", Bool, 10)
     for topic in ("/follower_left/joint_states", "/follower_right/joint_states", "/joint_states"):
         probe.record(topic, JointState, 20)
-    monitor = limit_monitor(probe, robot)  # the followers' streams at the preset's 50 Hz
+    monitor = limit_monitor(probe, robot, driver="")  # the followers' streams at the preset's 50 Hz
     graph = start_graph(tmp_path, robot="aloha", driver="preset",
                         params={"sim_node": {"seed": 5}, "policy_node": {"instruction": "transfer the red cube"}})
     try:
@@ -61,7 +61,7 @@ def test_the_franka_picks_through_its_trajectory_controller_and_gripper_actions(
     record_diagnostics(probe)
     probe.record("/sim/task_success", Bool, 10)
     probe.record("/joint_states", JointState, 50)
-    monitor = limit_monitor(probe, robot)
+    monitor = limit_monitor(probe, robot, driver="")
     graph = start_graph(tmp_path, robot="franka", driver="preset",
                         params={"sim_node": {"seed": 7}})  # (the sim judges its default target, the red cube)
     try:

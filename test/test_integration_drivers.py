@@ -39,6 +39,7 @@ def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tm
     probe.record("/wx250s/commands/joint_single", single, XS_QOS)
     probe.record("/wx250s/joint_states", JointState, 50)
     probe.record("/sim/task_success", Bool, 10)
+    probe.record("/vla/controller/state", JointState, 200)
     graph = start_graph(tmp_path, driver="preset", params={"sim_node": {"seed": 4}})
     try:
         wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
@@ -49,11 +50,14 @@ def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tm
         assert t - t0 > 1.0 and 90.0 <= _rate(arm, t0 + 0.1, t) <= 105.0  # the preset's 100 Hz, not 500 Hz
         grips = probe.messages("/wx250s/commands/joint_single")
         assert grips and {m.msg.name for m in grips} == {"gripper"}
-        # the first: the open finger (0.037 m) as the motor angle of the wx250s linkage, hand-computed:
-        # asin((0.037^2 + 0.014^2 - 0.024^2) / (2 * 0.014 * 0.037)) = asin(0.989 / 1.036)
-        assert grips[0].msg.cmd == pytest.approx(np.arcsin(0.989 / 1.036), abs=1e-4)
-        closed = min(m.msg.cmd for m in grips)  # the grasp: a closing command, in radians (never metres)
-        assert closed < xs_gripper_command(0.03, WIDOWX.driver.interbotix.gripper) and closed < 1.0
+        # holding the cube: the last command is the commanded finger as the motor angle of the wx250s linkage
+        time.sleep(0.3)
+        finger = probe.messages("/vla/controller/state")[-1].msg.position[6]
+        grips = probe.messages("/wx250s/commands/joint_single")
+        assert grips[-1].msg.cmd == pytest.approx(xs_gripper_command(finger, WIDOWX.driver.interbotix.gripper),
+                                                  abs=2e-4), finger
+        # open (0.037 m, at home) was sent as asin((0.037^2 + 0.014^2 - 0.024^2) / (2 * 0.014 * 0.037)) rad
+        assert max(m.msg.cmd for m in grips) == pytest.approx(np.arcsin(0.989 / 1.036), abs=1e-3)
         js = probe.messages("/wx250s/joint_states")[-1].msg
         assert list(js.name) == [*WIDOWX.arm_joints, "gripper", "left_finger", "right_finger"]
         assert js.position[8] == pytest.approx(-js.position[7])

@@ -231,7 +231,7 @@ def test_nodes_bring_the_arm_to_rest_and_stop_when_the_launcher_is_killed(ros):
     notice it is gone, the controller brakes the moving arm to rest, and every node exits."""
     probe = Probe("orphan_probe")
     probe.record("/arm_controller/commands", Float64MultiArray, QoSProfile(depth=2000))
-    proc = _cli("launch", "robot:=widowx", "sim:=mujoco", start_new_session=True)
+    proc = _cli("launch", "robot:=widowx", "sim:=mujoco", "driver:=ros2_control", start_new_session=True)
     try:
         def moving() -> bool:
             cmds = probe.messages("/arm_controller/commands")[-2:]

@@ -193,7 +193,8 @@ def test_graph_parameters_come_from_the_robot_preset():
     robot = load_robot("aloha")
     config = control_config(nodes["controller_node"].parameters, [g.joint for g in robot.grippers])
     assert config.unblended == ("left_left_finger", "right_left_finger")
-    assert nodes["controller_node"].parameters["output_interface"] == robot.output_interface
+    assert nodes["controller_node"].parameters["output_interface"] == ""  # the preset's driver's own
+    assert nodes["controller_node"].parameters["driver"] == "" and robot.driver.kind == "interbotix_xs"
 
 
 def test_the_demo_runs_the_shipped_model_or_else_the_robots_scripted_expert(capsys):

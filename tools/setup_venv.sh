@@ -26,6 +26,7 @@ pip_install "${reqs[@]}"
 pip_install --no-deps -r requirements-nodeps.txt
 # A regular (not editable) install: pip puts data_files (share/vla_ros, lib/vla_ros) only into real installs.
 pip_install --no-deps --force-reinstall .
+tools/build_interfaces.sh "$VENV"  # interface packages from interfaces/ that no ROS install provides
 "$VENV/bin/python" -c "import rclpy, mujoco, torch, vla_ros" \
   || { echo "setup_venv: the environment is incomplete" >&2; exit 1; }
 echo "setup_venv: $VENV ready"

@@ -62,6 +62,9 @@ def render_tables() -> str:
             for e in ENDPOINTS if e.kind == "topic"]
     out += ["", "### Services", "", "| service | type | server | meaning |", "|---|---|---|---|"]
     out += [f"| `{e.name}` | `{e.type}` | {e.publisher} | {e.description} |" for e in ENDPOINTS if e.kind == "service"]
+    out += ["", "### Actions", "", "| action | type | server | client | meaning |", "|---|---|---|---|---|"]
+    out += [f"| `{e.name}` | `{e.type}` | {e.publisher} | {e.subscriber} | {e.description} |"
+            for e in ENDPOINTS if e.kind == "action"]
     for node, specs in NODE_PARAMS.items():
         out += ["", f"### `{node}` parameters", ""] + _param_table(specs)
     out += ["", "### Backends", ""]

@@ -62,7 +62,7 @@ def camera_info_topic(camera: str) -> str:
 class Endpoint:
     name: str
     type: str
-    kind: str  # topic | service
+    kind: str  # topic | service | action
     publisher: str  # node that publishes / serves
     subscriber: str  # node(s) that subscribe / call
     description: str
@@ -80,8 +80,26 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(INSTRUCTION, "std_msgs/String", "topic", "user", "policy_node", "Language instruction"),
     Endpoint(ACTION_CHUNK, "trajectory_msgs/JointTrajectory", "topic", "policy_node", "controller_node",
              "Action chunk: header.stamp = observation capture time, points due at stamp + time_from_start"),
+    Endpoint("/<ns>/commands/joint_group", "interbotix_xs_msgs/JointGroupCommand", "topic", "controller_node "
+             "(driver interbotix_xs)", "xs_sdk (or the sim's emulation)", "Group 'arm' joint positions (rad) at the "
+             "driver's command_rate (WidowX 100 Hz, ALOHA 50 Hz)"),
+    Endpoint("/<ns>/commands/joint_single", "interbotix_xs_msgs/JointSingleCommand", "topic", "controller_node "
+             "(driver interbotix_xs)", "xs_sdk (or the sim's emulation)", "'gripper' in its operating mode's units "
+             "(current_based_position: motor rad), sent when the finger target changes"),
+    Endpoint("/<ns>/joint_states", "sensor_msgs/JointState", "topic", "xs_sdk (or the sim's emulation)",
+             "policy_node, controller_node (WidowX), joint_state_relay (ALOHA)", "100 Hz, unprefixed: the arm, "
+             "gripper (rad), left_finger / right_finger (m)"),
+    Endpoint("/<ns>/set_operating_modes, reboot_motors, set_motor_registers, torque_enable",
+             "interbotix_xs_msgs/srv/*", "service", "xs_sdk (or the sim's emulation)", "controller_node (set-up)",
+             "Streaming modes at start (driver_setup)"),
+    Endpoint("/franka_gripper/move, /franka_gripper/grasp", "franka_msgs/action/Move, Grasp", "action",
+             "franka_gripper (or the sim's emulation)", "controller_node (driver franka_ros2)",
+             "One goal per open/close change of the commanded finger"),
+    Endpoint("/servo_node/switch_command_type", "moveit_msgs/srv/ServoCommandType", "service",
+             "MoveIt Servo (or the sim's emulation)", "controller_node (ee_pose / ee_twist set-up)",
+             "POSE or TWIST before the first command"),
     Endpoint(commands_topic("<controller>"), "std_msgs/Float64MultiArray", "topic", "controller_node",
-             "sim_node (or ros2_control)", "Forward position commands at the control rate"),
+             "sim_node (or ros2_control)", "Forward position commands at the control rate (driver ros2_control)"),
     Endpoint(trajectory_topic("<controller>"), "trajectory_msgs/JointTrajectory", "topic", "controller_node",
              "sim_node (or ros2_control)", "Short look-ahead trajectories (stamp 0 = now, with velocities)"),
     Endpoint(SERVO_POSE, "geometry_msgs/PoseStamped", "topic", "controller_node (output_interface ee_pose)",
