@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
 
-.PHONY: venv demo test test-unit bench bench-gpu fuzz lint docs clean
+.PHONY: venv demo test test-unit bench bench-gpu fuzz lint docs dev clean
 
 venv: $(STAMP)
 
@@ -40,5 +40,10 @@ lint: venv
 docs: venv  ## regenerate the README's reference tables from the code
 	$(PY) -m vla_ros.docs --write README.md
 
+dev: venv  ## editable and launchable: a colcon workspace in ws/ linking this checkout (--symlink-install)
+	mkdir -p ws/src && ln -sfn $(CURDIR) ws/src/vla_ros
+	cd ws && PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(CURDIR)/$(VENV)/bin/colcon build --symlink-install --base-paths src
+	@echo "source ws/install/setup.bash (after your ROS 2 setup), then: ros2 launch vla_ros policy.launch.py"
+
 clean:
-	rm -rf $(VENV) build output *.egg-info
+	rm -rf $(VENV) build output ws *.egg-info

@@ -37,7 +37,7 @@ setup(
         *tree("config"),
         *tree("urdf"),
         # launch_ros resolves executables in lib/<package>/; a pip install gets wrappers there.
-        *([(f"lib/{PACKAGE}", [f"scripts/{name}" for name in NODES])] if WHEEL else []),
+        *([(f"lib/{PACKAGE}", [f"scripts/{name}" for name in [*NODES, "vla-ros"]])] if WHEEL else []),
     ],
     install_requires=["numpy", "pyyaml"],
     zip_safe=False,  # the shipped model is read from its folder

@@ -20,10 +20,15 @@ XS_QOS = QoSProfile(depth=10)  # xs_sdk's subscriptions: reliable, keep last 10
 WIDOWX = load_robot("widowx")
 
 
-def _xs_types():
+def _xs_probe(name: str) -> Probe:
+    """A probe subscribed to the WidowX's xs_sdk command topics exactly as xs_sdk subscribes, and /diagnostics."""
     from interbotix_xs_msgs.msg import JointGroupCommand, JointSingleCommand
 
-    return JointGroupCommand, JointSingleCommand
+    probe = Probe(name)
+    record_diagnostics(probe)
+    probe.record("/wx250s/commands/joint_group", JointGroupCommand, XS_QOS)
+    probe.record("/wx250s/commands/joint_single", JointSingleCommand, XS_QOS)
+    return probe
 
 
 def _rate(msgs, start: float, end: float) -> float:
@@ -32,11 +37,7 @@ def _rate(msgs, start: float, end: float) -> float:
 
 
 def test_the_widowx_streams_to_the_emulated_xs_sdk_in_its_units_and_rate(ros, tmp_path):
-    group, single = _xs_types()
-    probe = Probe("xs_probe")
-    record_diagnostics(probe)
-    probe.record("/wx250s/commands/joint_group", group, XS_QOS)
-    probe.record("/wx250s/commands/joint_single", single, XS_QOS)
+    probe = _xs_probe("xs_probe")
     probe.record("/wx250s/joint_states", JointState, 50)
     probe.record("/sim/task_success", Bool, 10)
     probe.record("/vla/controller/state", JointState, 200)
@@ -125,11 +126,7 @@ def test_a_real_robot_gets_no_command_before_enable_and_then_starts_from_its_mea
     """sim:=none: the probe is the xs_sdk (its services, joint states and command subscriptions)."""
     from interbotix_xs_msgs.srv import OperatingModes, RegisterValues, TorqueEnable
 
-    group, single = _xs_types()
-    probe = Probe("xs_driver_probe")
-    record_diagnostics(probe)
-    probe.record("/wx250s/commands/joint_group", group, XS_QOS)
-    probe.record("/wx250s/commands/joint_single", single, XS_QOS)
+    probe = _xs_probe("xs_driver_probe")
     calls = []
     for name, kind in (("set_operating_modes", OperatingModes), ("set_motor_registers", RegisterValues),
                        ("torque_enable", TorqueEnable)):
@@ -166,3 +163,30 @@ def test_a_real_robot_gets_no_command_before_enable_and_then_starts_from_its_mea
         probe.destroy_timer(timer)
         graph.stop()
         probe.close()
+
+
+def test_a_failed_franka_gripper_goal_is_reported_on_diagnostics(ros, tmp_path):
+    """A grasp whose epsilon excludes the cube it closes on fails (as franka_gripper's does): the controller
+    reports it, and keeps running."""
+    import yaml
+
+    from vla_ros.robots import preset_path
+
+    preset = yaml.safe_load(preset_path("franka").read_text())
+    preset["driver"]["franka"]["epsilon"] = 0.001  # the cube (5 cm) stops the fingers far outside 0 +- 1 mm
+    path = tmp_path / "franka_tight.yaml"
+    path.write_text(yaml.safe_dump(preset))
+    probe = Probe("franka_fail_probe")
+    record_diagnostics(probe)
+    graph = start_graph(tmp_path, robot=str(path), driver="preset", params={"sim_node": {"seed": 7}})
+    try:
+        wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
+        probe.wait_for(lambda: any(int(d.get("gripper_goals_failed", 0)) >= 1
+                                   for d in probe.diagnostics("controller_node")), 40.0, "a failed gripper goal")
+        failed = next(d for d in probe.diagnostics("controller_node") if int(d.get("gripper_goals_failed", 0)) >= 1)
+        assert "franka_gripper goal to grasp" in failed["_message"] and failed["_level"] == 1, failed
+        assert "grasp stopped at a gap of" in graph.log_path.read_text()
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0

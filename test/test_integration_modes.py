@@ -125,6 +125,23 @@ def test_ctrl_c_of_the_launch_command_stops_every_node_cleanly(tmp_path):
     assert "[sim_node]" in out and "[policy_node]" in out and "[controller_node]" in out
 
 
+@pytest.mark.parametrize("robot, policy", [("widowx", ""), ("franka", "scripted"), ("aloha", "scripted")])
+def test_a_normal_start_of_each_presets_graph_logs_no_error(robot, policy):
+    """15 s of each preset's graph (its default policy, or the scripted expert where no model is shipped): inputs
+    and drivers that are still starting are awaited quietly."""
+    proc = _cli("launch", f"robot:={robot}", *([f"policy:={policy}"] if policy else []), start_new_session=True)
+    try:
+        time.sleep(15.0)
+        assert proc.poll() is None, proc.communicate()[0]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    errors = [line for line in out.splitlines() if "ERROR" in line or "Traceback" in line]
+    assert errors == [], out
+    assert "driver set-up" in out or robot == "franka", out  # (franka_ros2 takes no set-up)
+
+
 def test_a_second_stop_signal_during_teardown_is_harmless():
     """Under ros2 launch a node gets Ctrl-C from the terminal and again from launch."""
     for _ in range(3):
@@ -178,6 +195,14 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     proc = _cli("launch", "robot:=widowx", "sim:=none", "policy:=scripted")  # it needs the sim's object poses
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "nothing publishes with sim:=none" in out and "policy:=pi0" in out
+    # a robot/policy pair without what it needs: refused before any node starts, without a traceback
+    proc = _cli("launch", "robot:=franka")  # the default built-in policy: no model is shipped for the Franka
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "no model is shipped for robot 'franka'" in out and "Traceback" not in out, out
+    assert "[launcher]" not in out  # (no node was started)
+    proc = _cli("launch", "sim:=none", "policy:=pi0")
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 2 and "set pi0.model_path" in out and "Traceback" not in out, out
     proc = _cli("launch", "robot:=nonexistent")
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode != 0 and "unknown robot 'nonexistent'" in out

@@ -38,6 +38,35 @@ def test_the_aloha_graph_runs_the_relay_for_its_per_arm_drivers():
     assert "joint_state_relay" not in [n.name for n in build_graph(GraphArgs(robot="widowx", policy="scripted"))]
 
 
+def _relay(*params: str) -> subprocess.Popen:
+    args = [a for p in ("robot:=aloha", *params) for a in ("-p", p)]
+    return subprocess.Popen([sys.executable, "-m", "vla_ros.ros.entry", "joint_state_relay", "--ros-args", *args],
+                            env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.mark.integration
+def test_the_relay_waits_quietly_for_the_drivers_then_reports_them_missing(ros):
+    """Start-up: sources not there yet are awaited (INFO) until input_timeout, as the other nodes do."""
+    from support import Probe, record_diagnostics
+
+    probe = Probe("relay_start_probe")
+    record_diagnostics(probe)
+    proc = _relay("input_timeout:=3.0")
+    try:
+        probe.wait_for(lambda: probe.diagnostics("joint_state_relay"), 30, "the relay")
+        first = probe.now()
+        time.sleep(1.0)
+        assert all(d["_level"] == 0 for d in probe.diagnostics("joint_state_relay")), "an error while starting"
+        probe.wait_for(lambda: any("no fresh joint states" in d["_message"]
+                                   for d in probe.diagnostics("joint_state_relay", first)), 6, "the missing report")
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+        probe.close()
+    start_lines = out.split("no fresh joint states")[0]
+    assert "waiting for joint states from" in start_lines and "[ERROR]" not in start_lines, out
+
+
 @pytest.mark.integration
 def test_the_relay_node_merges_both_followers_and_stops_when_one_goes_quiet(ros):
     from support import Probe, record_diagnostics
@@ -47,9 +76,7 @@ def test_the_relay_node_merges_both_followers_and_stops_when_one_goes_quiet(ros)
     record_diagnostics(probe)
     probe.record("/joint_states", JointState, 200)
     pubs = [probe.create_publisher(JointState, s.topic, 10) for s in robot.joint_state_sources]
-    proc = subprocess.Popen([sys.executable, "-m", "vla_ros.ros.entry", "joint_state_relay", "--ros-args", "-p",
-                             "robot:=aloha"], env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
+    proc = _relay("input_timeout:=0.0")
     try:
         def publish(arms: list[int], seconds: float) -> None:
             end = time.monotonic() + seconds

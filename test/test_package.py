@@ -60,7 +60,7 @@ def test_ament_index_finds_the_pip_installed_share_dir_and_executables(prefix):
     for rel in ("launch/policy.launch.py", "config/robots/widowx.yaml", "config/policies/scripted.yaml",
                 "urdf/wx250s.urdf", "package.xml"):
         assert (Path(share) / rel).exists(), rel
-    for exe in ("sim_node", "policy_node", "controller_node"):
+    for exe in ("sim_node", "policy_node", "controller_node", "vla-ros"):  # ros2 run vla_ros <exe>
         path = Path(pkg_prefix) / "lib" / "vla_ros" / exe
         assert path.exists() and os.access(path, os.X_OK), path
 
@@ -74,12 +74,13 @@ def test_installed_executables_run(prefix, tmp_path):
     out = subprocess.run([str(exe), "--ros-args", "-p", "robot:=no_such_robot"], env=env, capture_output=True,
                          text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 1 and "unknown robot 'no_such_robot'" in out.stderr + out.stdout
-    cli = subprocess.run([str(prefix / "bin" / "vla-ros"), "list"], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+    cli = subprocess.run([str(prefix / "lib" / "vla_ros" / "vla-ros"), "list"], env=env, capture_output=True,
+                         text=True, timeout=60, cwd=tmp_path)  # what `ros2 run vla_ros vla-ros list` runs
     assert cli.returncode == 0 and "widowx" in cli.stdout and "scripted" in cli.stdout
 
 
-def test_colcon_build(tmp_path):
+def _colcon_build(tmp_path: Path, *options: str) -> Path:
+    """colcon build of this checkout in a workspace at ``tmp_path``; the package's install folder."""
     colcon = shutil.which("colcon") or (str(Path(sys.prefix) / "bin" / "colcon")
                                         if (Path(sys.prefix) / "bin" / "colcon").exists() else None)
     if colcon is None:
@@ -89,11 +90,28 @@ def test_colcon_build(tmp_path):
     (tmp_path / "src" / "vla_ros").symlink_to(ROOT)
     env = dict(os.environ, PATH=f"{Path(sys.prefix) / 'bin'}{os.pathsep}{os.environ['PATH']}")
     env.setdefault("AMENT_PREFIX_PATH", sys.prefix)
-    out = subprocess.run([colcon, "build", "--base-paths", "src", "--build-base", str(tmp_path / "build"),
+    out = subprocess.run([colcon, "build", *options, "--base-paths", "src", "--build-base", str(tmp_path / "build"),
                           "--install-base", str(tmp_path / "install")], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
-    install = tmp_path / "install" / "vla_ros"
+    return tmp_path / "install" / "vla_ros"
+
+
+def test_colcon_symlink_install_is_editable_and_launchable(tmp_path):
+    """The documented developer set-up (make dev): edits in the checkout are live, and ros2 launch / ros2 run
+    find the package (share/vla_ros, lib/vla_ros), which `pip install -e .` does not give."""
+    install = _colcon_build(tmp_path, "--symlink-install")
+    for rel in ("launch/policy.launch.py", "config/robots/widowx.yaml"):
+        assert (install / "share" / "vla_ros" / rel).resolve() == ROOT / rel
+    assert (tmp_path / "build" / "vla_ros" / "vla_ros").resolve() == ROOT / "vla_ros"  # the egg-link's target
+    link = next(install.glob("lib/python*/site-packages/vla-ros.egg-link")).read_text().split()[0]
+    assert Path(link).resolve() == (tmp_path / "build" / "vla_ros").resolve()
+    for exe in ("controller_node", "vla-ros"):
+        assert os.access(install / "lib" / "vla_ros" / exe, os.X_OK), exe
+
+
+def test_colcon_build(tmp_path):
+    install = _colcon_build(tmp_path)
     assert (install / "share" / "vla_ros" / "launch" / "policy.launch.py").exists()
     assert (install / "share" / "ament_index" / "resource_index" / "packages" / "vla_ros").exists()
     for exe in ("sim_node", "policy_node", "controller_node", "vla-ros"):  # ros2 run vla_ros <exe>
@@ -125,6 +143,19 @@ def test_launch_file_with_launch_ros():
     assert list(declared)[:5] == ["robot", "policy", "sim", "use_sim_time", "params_file"]
     assert list(declared) == [a.name for a in LAUNCH_ARGUMENTS]
     assert [d[0].text for d in declared.values()] == [a.default for a in LAUNCH_ARGUMENTS]
+
+
+def test_ros2_launch_refuses_a_robot_policy_pair_without_a_model():
+    """Where ROS 2 is installed: the same refusal as `vla-ros launch`, before any node starts."""
+    pytest.importorskip("launch_ros")
+    ros2 = shutil.which("ros2")
+    if ros2 is None:
+        pytest.skip("no ros2 command")
+    out = subprocess.run([ros2, "launch", "vla_ros", "policy.launch.py", "robot:=franka"], capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "no model is shipped for robot 'franka'" in text, text
+    assert "Traceback" not in text and "process started" not in text, text
 
 
 @pytest.fixture

@@ -143,8 +143,8 @@ def policy_parameters(policy_file: str | Path) -> dict[str, Any]:
     return flat
 
 
-def _check(args: GraphArgs, robot, backend: str) -> None:
-    """Fail fast, saying what to set, on graphs that would start and then wait forever."""
+def _check(args: GraphArgs, robot, backend: str, options: dict[str, Any]) -> None:
+    """Fail fast, saying what to set, on graphs that would start and then wait forever or fail."""
     if args.sim == "mujoco" and robot.sim is None:
         raise GraphError(f"robot {robot.name!r} has no MuJoCo sim yet ({robot.path} has no sim section): use "
                          f"sim:=none with the robot's drivers publishing {robot.joint_states_topic} and its cameras")
@@ -158,10 +158,18 @@ def _check(args: GraphArgs, robot, backend: str) -> None:
         resolve_interface(robot, driver, args.output_interface)
     except ValueError as exc:
         raise GraphError(str(exc)) from None
-    if SIM_PROVIDERS[args.sim] is None:
-        from .policies import backend_class
+    from .policies import backend_class
 
-        if "objects" in backend_class(backend).extra_inputs:
+    try:
+        cls = backend_class(backend)
+    except KeyError as exc:
+        raise GraphError(str(exc).strip("'\"")) from None
+    missing = cls.preflight({k[len(backend) + 1:]: v for k, v in options.items() if k.startswith(backend + ".")},
+                            robot)
+    if missing:
+        raise GraphError(missing)
+    if SIM_PROVIDERS[args.sim] is None:
+        if "objects" in cls.extra_inputs:
             raise GraphError(f"policy {backend!r} plans from the simulator's object poses (/sim/objects), which "
                              f"nothing publishes with sim:={args.sim}: start a sim (sim:=mujoco) or choose a "
                              "learned policy (policy:=pi0, openvla or openpi)")
@@ -178,10 +186,11 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     extra = [str(resolve(args.params_file))] if args.params_file else []
     if extra and not Path(extra[0]).exists():
         raise FileNotFoundError(f"params_file {extra[0]} does not exist")
-    backend = (overrides or {}).get("policy_node", {}).get("backend") or policy_parameters(policy_file).get(
-        "backend", DEFAULT_BACKEND)
+    options = {**policy_parameters(policy_file), **(policy_parameters(extra[0]) if extra else {}),
+               **(overrides or {}).get("policy_node", {})}
+    backend = options.get("backend", DEFAULT_BACKEND)
     if check:
-        _check(args, robot, backend)
+        _check(args, robot, backend, options)
     common = {"robot": args.robot, "use_sim_time": args.use_sim_time or args.sim in EXTERNAL_SIMS}
     js_topic = robot.joint_states_topic
     output = args.output_interface

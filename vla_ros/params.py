@@ -214,6 +214,8 @@ RELAY_PARAMS: list[ParamSpec] = [
     ROBOT,
     ParamSpec("max_age", 0.1, "Merged joint states are published only while every source's newest message is "
               "at most this old (s)", min=0.001, max=10.0),
+    ParamSpec("input_timeout", 5.0, "Sources missing after start-up are awaited quietly (INFO) this long, then "
+              "reported as errors (s)", min=0.0, max=600.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
 ]
 

@@ -32,14 +32,16 @@ class FrankaGripperOutput(Output):
         self.spec, self.gripper = spec, gripper
         self.index = all_joints.index(gripper.joint)
         self.report, self.log = report, log
-        self.move = ActionClient(node, Move, action_name(spec.gripper_node, "move"))
-        self.grasp = ActionClient(node, Grasp, action_name(spec.gripper_node, "grasp"))
+        self.names = {"move": action_name(spec.gripper_node, "move"), "grasp": action_name(spec.gripper_node, "grasp")}
+        self.move = ActionClient(node, Move, self.names["move"])
+        self.grasp = ActionClient(node, Grasp, self.names["grasp"])
         self.publishers = []
         self.closed: bool | None = None  # the last state a goal was sent for (None: nothing sent yet)
         self.goals = {"sent": 0, "succeeded": 0, "failed": 0}
 
     def missing(self) -> list[str]:
-        return [f"{c._action_name} (no action server)" for c in (self.move, self.grasp) if not c.server_is_ready()]
+        return [f"{self.names[k]} (no action server)" for k, c in (("move", self.move), ("grasp", self.grasp))
+                if not c.server_is_ready()]
 
     def send(self, result: TickResult, core: ControlCore, now: float) -> None:
         closed = franka_gripper_closed(result.command[self.index], self.gripper.open, self.gripper.closed)
@@ -53,12 +55,12 @@ class FrankaGripperOutput(Output):
             goal = self.Grasp.Goal(width=2.0 * self.gripper.closed, speed=self.spec.speed, force=self.spec.force)
             goal.epsilon.inner = 0.0 if self.gripper.closed <= 0.0 else self.spec.epsilon
             goal.epsilon.outer = self.spec.epsilon
-            client, what = self.grasp, f"grasp (force {self.spec.force:g} N)"
+            client, kind, what = self.grasp, "grasp", f"grasp (force {self.spec.force:g} N)"
         else:
             goal = self.Move.Goal(width=2.0 * self.gripper.open, speed=self.spec.speed)
-            client, what = self.move, f"move to {2.0 * self.gripper.open:.3f} m"
+            client, kind, what = self.move, "move", f"move to {2.0 * self.gripper.open:.3f} m"
         if not client.server_is_ready():
-            self.report("gripper", f"{client._action_name} has no action server: the hand cannot {what}")
+            self.report("gripper", f"{self.names[kind]} has no action server: the hand cannot {what}")
             return
         self.goals["sent"] += 1
         client.send_goal_async(goal).add_done_callback(lambda f, w=what: self._accepted(f, w))

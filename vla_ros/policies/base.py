@@ -48,6 +48,12 @@ class Policy(ABC):
         self.context = context
         self.options = {p.name: context.options.get(p.name, p.default) for p in self.PARAMS}
 
+    @classmethod
+    def preflight(cls, options: dict[str, Any], robot: RobotPreset) -> str:
+        """Before any node starts: what this backend lacks with ``options`` (its <backend>.* parameters) on
+        ``robot`` and what to set ('' when nothing is missing). Cheap: no model is loaded."""
+        return ""
+
     @abstractmethod
     def infer(self, observation: Observation) -> ActionChunk:
         """A chunk of absolute targets over ``context.action_joints`` stamped with ``observation.stamp``."""

@@ -44,6 +44,15 @@ class BuiltinPolicy(Policy):
         ParamSpec("seed", 0, "Noise seed of the flow head (-1: fresh noise every call)", min=-1, max=2**31 - 1),
     ]
 
+    @classmethod
+    def preflight(cls, options: dict, robot) -> str:
+        try:
+            resolve_model(str(options.get("model_path", "")), robot.name)
+        except PolicyError as exc:
+            return (f"policy 'builtin': {exc}: set builtin.model_path to a trained checkpoint, or choose another "
+                    "policy (policy:=scripted in the sim, pi0, openvla, openpi)")
+        return ""
+
     def __init__(self, context: PolicyContext):
         super().__init__(context)
         import torch

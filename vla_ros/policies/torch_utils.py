@@ -60,6 +60,18 @@ class TorchPolicy(Policy):
         ParamSpec("threads", 0, "Torch CPU threads (0: half the cores, at most 8)", min=0, max=256),
     ]
 
+    @classmethod
+    def preflight(cls, options: dict, robot) -> str:
+        path = str(options.get("model_path", ""))
+        if not path:
+            return (f"policy {cls.name!r} needs a checkpoint: set {cls.name}.model_path (a local checkpoint directory "
+                    f"or a hub id) in a params_file, e.g. policy_node: {{ros__parameters: {{{cls.name}: {{model_path: "
+                    "/models/my_checkpoint}}}")
+        local = Path(path).expanduser()
+        if (path.startswith(("/", ".", "~")) or local.exists()) and not (local / "config.json").exists():
+            return f"{cls.name}.model_path {path!r} holds no checkpoint (no config.json there)"
+        return ""
+
     def __init__(self, context: PolicyContext):
         super().__init__(context)
         import torch

@@ -43,6 +43,8 @@ class JointStateRelay(Node):
             sized_subscription(self, JointState, source.topic, lambda msg, i=i: self._on_part(i, msg),
                                qos_profile_sensor_data, io.MAX_JOINT_STATE_BYTES, self.problems,
                                f"size:{source.topic}")
+        self.started = self.now()  # missing sources are awaited (INFO) until input_timeout, then an ERROR
+        self._told_waiting = False
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
         self.get_logger().info(f"relaying {[s.topic for s in sources]} into {self.robot.joint_states_topic} "
@@ -75,7 +77,11 @@ class JointStateRelay(Node):
         now = self.now()
         sources = self.robot.joint_state_sources
         missing = [sources[i].topic for i in self.merger.missing(now)]
-        if missing:
+        if missing and now - self.started < self.p["input_timeout"]:  # the drivers are still starting
+            if not self._told_waiting:
+                self.log.info(f"waiting for joint states from {missing}")
+                self._told_waiting = True
+        elif missing:
             self.problems.report("stale", f"no fresh joint states from {missing} (max_age {self.p['max_age']} s): "
                                  f"nothing relayed", now)
         else:
