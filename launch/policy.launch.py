@@ -59,7 +59,8 @@ def _nodes(context):
     if args.sim in EXTERNAL_SIMS:  # gazebo: its own launch file (gz sim, bridge, controllers)
         sim_launch = Path(__file__).with_name(f"{args.sim}.launch.py")
         sims.append(IncludeLaunchDescription(PythonLaunchDescriptionSource(str(sim_launch)), launch_arguments={
-            "robot": args.robot, "output_interface": args.output_interface}.items()))
+            "robot": args.robot, "output_interface": args.output_interface,
+            "headless": str(args.headless).lower()}.items()))
     return [cleanup, *sims, *nodes]
 
 

@@ -132,7 +132,9 @@ def test_driver_and_output_combinations_that_cannot_work_fail_at_launch():
     with pytest.raises(GraphError, match="driver:=ros2_control"):
         build_graph(GraphArgs.from_strings({"robot": "widowx", "output_interface": "forward_position"}))
     with pytest.raises(GraphError, match="driver:=ros2_control"):
-        build_graph(GraphArgs.from_strings({"robot": "aloha", "sim": "gazebo", "policy": "scripted"}))
+        build_graph(GraphArgs.from_strings({"robot": "aloha", "sim": "gazebo", "driver": "interbotix_xs"}))
+    gazebo = build_graph(GraphArgs.from_strings({"robot": "aloha", "sim": "gazebo", "policy": "openpi"}))
+    assert _controller(gazebo)["driver"] == "ros2_control"  # Gazebo's arms run ros2_control controllers
     nodes = build_graph(GraphArgs.from_strings({"robot": "widowx", "driver": "ros2_control",
                                                 "output_interface": "forward_position"}))
     assert _controller(nodes)["driver"] == "ros2_control"

@@ -63,8 +63,11 @@ def test_the_relay_waits_quietly_for_the_drivers_then_reports_them_missing(ros):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
         probe.close()
-    start_lines = out.split("no fresh joint states")[0]
-    assert "waiting for joint states from" in start_lines and "[ERROR]" not in start_lines, out
+    lines = out.splitlines()
+    stamp = {key: next(float(x.split("] [")[1]) for x in lines if key in x)
+             for key in ("relaying", "waiting for joint states from", "[ERROR]")}
+    assert stamp["relaying"] <= stamp["waiting for joint states from"] < stamp["[ERROR]"], out
+    assert stamp["[ERROR]"] - stamp["relaying"] >= 2.5, out  # not before input_timeout (3 s, checked every 1 s)
 
 
 @pytest.mark.integration

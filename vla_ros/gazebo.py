@@ -1,6 +1,11 @@
 """Gazebo (gz sim Harmonic) files for a robot preset: the URDF with ros2_control and camera sensors, the
 controller_manager YAML, the ros_gz_bridge YAML and a world with the preset's table and cubes.
 
+Checked against the jazzy branches of gz_ros2_control (mimic joints: state interfaces only; the
+GazeboSimSystem plugin), ros2_control (node names: letters, digits and '_', not starting with a digit; the
+spawner names a controller's node), ros2_controllers and ros_gz (bridge YAML), and SDFormat/URDF rules (a
+model is fixed to the world by a joint to a link named ``world``; a sensor cannot hang off ``world``).
+
 ``launch/gazebo.launch.py`` writes them and starts gz sim, the bridge, robot_state_publisher and the
 controller spawners; ``policy.launch.py sim:=gazebo`` includes it. Gazebo and gz_ros2_control come from a
 ROS install (not PyPI): these are generated and checked here, and run where Gazebo is installed.
@@ -8,6 +13,7 @@ ROS install (not PyPI): these are generated and checked here, and run where Gaze
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -15,10 +21,13 @@ import numpy as np
 import yaml
 
 from .core.action_space import home_posture
-from .core.transforms import look_at, matrix_to_rpy
+from .core.kinematics import Chain
+from .core.transforms import look_at, make_transform, matrix_to_rpy
 from .robots import RobotPreset
 
 CONTROL_RATE = 500  # controller_manager update rate (Hz), the controller node's rate
+WORLD = "world"  # URDF convention (sdformat): a fixed joint from a link of this name welds the model to the world
+NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # rcl node names: the spawner makes one per controller
 CONTROLLER_TYPES = {
     "forward_position": "forward_command_controller/ForwardCommandController",
     "joint_trajectory": "joint_trajectory_controller/JointTrajectoryController",
@@ -26,17 +35,74 @@ CONTROLLER_TYPES = {
 
 
 def commanded_joints(robot: RobotPreset) -> list[str]:
-    """Every joint a controller group commands (mimic joints follow their source in gz_ros2_control)."""
+    """Every joint a controller group commands."""
     return [j for c in robot.controllers for j in c.joints]
 
 
+def mimic_joints(robot: RobotPreset) -> list:
+    """URDF joints that mimic a commanded one: ros2_control lists them with state interfaces only, and
+    gz_ros2_control drives them (Harmonic's default DART engine does not enforce the URDF mimic tag itself)."""
+    commanded = set(commanded_joints(robot))
+    return [j for j in robot.urdf_model.joints if j.mimic and j.mimic[0] in commanded]
+
+
+def check_controller_names(robot: RobotPreset) -> None:
+    """Each controller becomes a node (the spawner, the controller manager): ros2_control refuses other names."""
+    bad = [c.name for c in robot.controllers if not NODE_NAME.match(c.name)]
+    if bad:
+        raise ValueError(f"controller names {bad} are not valid node names (letters, digits and '_', not starting "
+                         "with a digit): ros2_control's spawner and controller manager refuse them")
+
+
+def initial_positions(robot: RobotPreset) -> dict[str, float]:
+    """The preset's home for every commanded joint (arm: the sim's home; grippers: the sim's gripper home) and
+    the mimic joints' values from it, each within its URDF limits."""
+    posture = home_posture(robot)
+    home = dict(zip(robot.arm_joints, [] if posture is None else posture))
+    gripper_home = robot.sim.gripper_home if robot.sim is not None else None
+    for grip in robot.grippers:
+        home[grip.joint] = grip.open if gripper_home is None else gripper_home
+    for joint in mimic_joints(robot):
+        source, multiplier, offset = joint.mimic
+        home[joint.name] = offset + multiplier * home.get(source, 0.0)
+    model = robot.urdf_model
+    return {n: float(np.clip(home.get(n, 0.0), model.joint(n).lower, model.joint(n).upper))
+            for n in [*commanded_joints(robot), *(j.name for j in mimic_joints(robot))]}
+
+
+def _fixed_camera_frame(robot: RobotPreset) -> tuple[str, np.ndarray]:
+    """The link fixed cameras hang off and its pose in the description's root frame (where the preset gives a
+    fixed camera's pose, as the MuJoCo sim places it): the root link, or, where the root is ``world`` (no link
+    in Gazebo), the preset's base link."""
+    model = robot.urdf_model
+    if model.root != WORLD:
+        return model.root, np.eye(4)
+    return robot.base_link, Chain(model, model.root, robot.base_link).fk(np.zeros(0))
+
+
 def _camera_pose(robot: RobotPreset, cam) -> tuple[str, list[float]]:
-    """(link, x y z roll pitch yaw) of a camera sensor: gz cameras look along +X with +Z up."""
+    """(link, x y z roll pitch yaw in that link's frame) of a camera sensor: gz cameras look along +X, +Z up."""
     spec = cam.sim
     rot = look_at(np.array(spec.pos, float), np.array(spec.lookat, float), np.array(spec.up, float))
     # columns: forward (-Z of the look-at frame), left (-X), up (+Y)
     gz_rot = rot @ np.array([[0.0, -1.0, 0.0], [0.0, 0.0, 1.0], [-1.0, 0.0, 0.0]])
-    return spec.body or robot.base_link, [*map(float, spec.pos), *map(float, matrix_to_rpy(gz_rot))]
+    pose = make_transform(gz_rot, spec.pos)
+    link = spec.body
+    if not link:
+        link, frame = _fixed_camera_frame(robot)
+        pose = np.linalg.inv(frame) @ pose
+    return link, [*map(float, pose[:3, 3]), *map(float, matrix_to_rpy(pose[:3, :3]))]
+
+
+def horizontal_fov(fovy_deg: float, width: int, height: int) -> float:
+    """The horizontal field of view (rad) of a pinhole camera with vertical ``fovy_deg`` and this aspect."""
+    return 2.0 * float(np.arctan(np.tan(np.radians(fovy_deg) / 2.0) * width / height))
+
+
+def box_inertia(mass: float, size: list[float]) -> tuple[float, float, float]:
+    """Principal moments of a solid box: m (b^2 + c^2) / 12 about each axis."""
+    a, b, c = size
+    return mass * (b * b + c * c) / 12.0, mass * (a * a + c * c) / 12.0, mass * (a * a + b * b) / 12.0
 
 
 def urdf_with_ros2_control(robot: RobotPreset, controllers_yaml: str | Path) -> str:
@@ -44,15 +110,23 @@ def urdf_with_ros2_control(robot: RobotPreset, controllers_yaml: str | Path) -> 
     joint; GazeboSimSystem), the gz_ros2_control plugin reading ``controllers_yaml``, and a camera sensor
     per simulated camera publishing on the camera's image topic."""
     root = ET.fromstring(robot.urdf_path.read_text())
+    model_root = robot.urdf_model.root
+    if model_root != WORLD:  # welded to the world (else Gazebo spawns a free-floating arm that tips over)
+        ET.SubElement(root, "link", name=WORLD)
+        joint = ET.SubElement(root, "joint", name=f"{WORLD}_to_{model_root.replace('/', '_')}", type="fixed")
+        ET.SubElement(joint, "parent", link=WORLD)
+        ET.SubElement(joint, "child", link=model_root)
+        ET.SubElement(joint, "origin", xyz="0 0 0", rpy="0 0 0")
     control = ET.SubElement(root, "ros2_control", name="GazeboSimSystem", type="system")
     ET.SubElement(ET.SubElement(control, "hardware"), "plugin").text = "gz_ros2_control/GazeboSimSystem"
-    posture = home_posture(robot)
-    home = dict(zip(robot.arm_joints, [] if posture is None else posture))
-    for name in commanded_joints(robot):
+    home = initial_positions(robot)
+    mimics = {j.name for j in mimic_joints(robot)}
+    for name in [*commanded_joints(robot), *(j.name for j in mimic_joints(robot))]:
         joint = ET.SubElement(control, "joint", name=name)
-        ET.SubElement(joint, "command_interface", name="position")
+        if name not in mimics:  # a mimic joint: state interfaces only (gz_ros2_control drives it from its source)
+            ET.SubElement(joint, "command_interface", name="position")
         state = ET.SubElement(joint, "state_interface", name="position")
-        ET.SubElement(state, "param", name="initial_value").text = f"{home.get(name, 0.0):.6g}"
+        ET.SubElement(state, "param", name="initial_value").text = f"{home[name]:.9g}"
         ET.SubElement(joint, "state_interface", name="velocity")
     plugin = ET.SubElement(ET.SubElement(root, "gazebo"), "plugin", filename="gz_ros2_control-system",
                            name="gz_ros2_control::GazeboSimROS2ControlPlugin")
@@ -63,12 +137,12 @@ def urdf_with_ros2_control(robot: RobotPreset, controllers_yaml: str | Path) -> 
         link, pose = _camera_pose(robot, cam)
         sensor = ET.SubElement(ET.SubElement(root, "gazebo", reference=link), "sensor", name=cam.name,
                                type="camera")
-        ET.SubElement(sensor, "pose").text = " ".join(f"{v:.6g}" for v in pose)
+        ET.SubElement(sensor, "pose").text = " ".join(f"{v:.9g}" for v in pose)
         ET.SubElement(sensor, "topic").text = cam.image_topic.lstrip("/")
         ET.SubElement(sensor, "update_rate").text = f"{cam.rate:g}"
         camera = ET.SubElement(sensor, "camera")
         ET.SubElement(camera, "camera_info_topic").text = cam.info_topic.lstrip("/")
-        ET.SubElement(camera, "horizontal_fov").text = f"{np.radians(cam.sim.fovy) * cam.width / cam.height:.6g}"
+        ET.SubElement(camera, "horizontal_fov").text = f"{horizontal_fov(cam.sim.fovy, cam.width, cam.height):.6g}"
         image = ET.SubElement(camera, "image")
         ET.SubElement(image, "width").text = str(cam.width)
         ET.SubElement(image, "height").text = str(cam.height)
@@ -81,6 +155,7 @@ def urdf_with_ros2_control(robot: RobotPreset, controllers_yaml: str | Path) -> 
 def controllers_yaml(robot: RobotPreset, output_interface: str = "") -> dict:
     """controller_manager parameters: the joint_state_broadcaster and one controller per preset group, of the
     type the controller node's output needs (forward position, or JTC for joint_trajectory)."""
+    check_controller_names(robot)
     interface = output_interface or robot.output_interface
     if interface not in CONTROLLER_TYPES:
         raise ValueError(f"Gazebo runs joint controllers: output_interface {interface!r} has no controller here "
@@ -130,10 +205,20 @@ def world_sdf(robot: RobotPreset) -> str:
              '    <light type="directional" name="sun"><pose>0 0 3 0 0 0</pose><direction>0 0.2 -1</direction>'
              '<diffuse>0.8 0.8 0.8 1</diffuse></light>']
 
+    ground = -(sim.table.thickness if sim is not None else 0.0)  # under the table slab (its top is z = 0)
+    plane = "<geometry><plane><normal>0 0 1</normal><size>20 20</size></plane></geometry>"
+    lines.append(f'    <model name="ground_plane"><static>true</static><pose>0 0 {ground:.6g} 0 0 0</pose>'
+                 f'<link name="link"><collision name="c">{plane}</collision><visual name="v">{plane}</visual></link>'
+                 '</model>')
+
     def box(name: str, pose, size, rgba, mass: float | None) -> str:
         geometry = f"<geometry><box><size>{' '.join(f'{v:.6g}' for v in size)}</size></box></geometry>"
         color = " ".join(f"{v:.3g}" for v in rgba)
-        inertial = f"<inertial><mass>{mass:.6g}</mass></inertial>" if mass else ""
+        inertial = ""
+        if mass:
+            ixx, iyy, izz = box_inertia(mass, size)
+            inertial = (f"<inertial><mass>{mass:.6g}</mass><inertia><ixx>{ixx:.6g}</ixx><iyy>{iyy:.6g}</iyy>"
+                        f"<izz>{izz:.6g}</izz><ixy>0</ixy><ixz>0</ixz><iyz>0</iyz></inertia></inertial>")
         return (f'    <model name="{name}"><static>{"false" if mass else "true"}</static>'
                 f"<pose>{' '.join(f'{v:.6g}' for v in pose)} 0 0 0</pose><link name=\"link\">{inertial}"
                 f"<collision name=\"c\">{geometry}</collision><visual name=\"v\">{geometry}"

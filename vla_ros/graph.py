@@ -63,6 +63,8 @@ LAUNCH_ARGUMENTS: list[LaunchArgument] = [
                    ("", *OUTPUT_INTERFACES)),
     LaunchArgument("driver", "", "The robot's driver stack (empty: the preset's): interbotix_xs, franka_ros2 or "
                    "ros2_control; the MuJoCo sim plays the same one", ("", *DRIVER_KINDS)),
+    LaunchArgument("headless", "true", "sim:=gazebo: the gz sim server only, cameras rendered offscreen (false: with "
+                   "the GUI)", BOOL),
     LaunchArgument("enable", "auto", "Stream commands from the start: auto = true with a sim, false with sim:=none "
                    "(then call /vla/controller/enable)", ("auto", "true", "false")),
 ]
@@ -86,6 +88,7 @@ class GraphArgs:
     record_dir: str = "recordings"
     output_interface: str = ""
     driver: str = ""
+    headless: bool = True
     enable: str = "auto"
 
     @classmethod
@@ -143,15 +146,20 @@ def policy_parameters(policy_file: str | Path) -> dict[str, Any]:
     return flat
 
 
+def graph_driver(args: GraphArgs) -> str:
+    """The driver the nodes speak ('' = the preset's): Gazebo's arms run ros2_control controllers."""
+    return args.driver or ("ros2_control" if args.sim in EXTERNAL_SIMS else "")
+
+
 def _check(args: GraphArgs, robot, backend: str, options: dict[str, Any]) -> None:
     """Fail fast, saying what to set, on graphs that would start and then wait forever or fail."""
     if args.sim == "mujoco" and robot.sim is None:
         raise GraphError(f"robot {robot.name!r} has no MuJoCo sim yet ({robot.path} has no sim section): use "
                          f"sim:=none with the robot's drivers publishing {robot.joint_states_topic} and its cameras")
-    driver = args.driver or robot.driver.kind
-    if args.sim == "gazebo" and driver != "ros2_control":
-        raise GraphError(f"sim:=gazebo runs ros2_control controllers (gz_ros2_control), not the {driver} driver: add "
-                         "driver:=ros2_control")
+    driver = graph_driver(args) or robot.driver.kind
+    if args.sim in EXTERNAL_SIMS and driver != "ros2_control":
+        raise GraphError(f"sim:={args.sim} runs ros2_control controllers (gz_ros2_control), not the {driver} driver: "
+                         "leave driver empty or set driver:=ros2_control")
     from .drivers.outputs import resolve_interface
 
     try:
@@ -201,10 +209,13 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     sim = SIM_PROVIDERS[args.sim]
     if sim is not None:
         nodes.append(NodeSpec("sim", "sim_node", sim, {
-            "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time, "driver": args.driver,
+            "robot": args.robot, "use_sim_time": False, "publish_clock": args.use_sim_time,
+            "driver": graph_driver(args),
             **({"camera_rate": cams[0].rate} if cams else {}),
         }, list(extra)))
-    if robot.joint_state_sources:  # per-arm drivers: one merged joint state for the policy and controller
+    # per-arm drivers: one merged joint state for the policy and controller (Gazebo's joint_state_broadcaster
+    # publishes the merged one itself)
+    if robot.joint_state_sources and args.sim not in EXTERNAL_SIMS:
         nodes.append(NodeSpec("relay", "joint_state_relay", RELAY, {**common}, list(extra)))
     # the preset's cameras, for a backend that reads images (frames nobody reads are neither rendered nor sent)
     seen = cams if _uses_images(args.policy) else []
@@ -214,13 +225,13 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
         "image_sizes": [f"{c.width}x{c.height}" for c in seen],
     }, [str(policy_file), *extra]))
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
-        **common, "joint_states_topic": js_topic, "output_interface": output, "driver": args.driver,
+        **common, "joint_states_topic": js_topic, "output_interface": output, "driver": graph_driver(args),
         "start_enabled": enabled, **({"max_deviation": REAL_ROBOT_MAX_DEVIATION} if real else {}),
     }, list(extra)))
     if args.record:
         nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {
             **common, "output_dir": str(Path(args.record_dir).expanduser().resolve()),
-            "output_interface": output, "driver": args.driver,
+            "output_interface": output, "driver": graph_driver(args),
         }, list(extra)))
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))
