@@ -256,6 +256,9 @@ def test_nodes_bring_the_arm_to_rest_and_stop_when_the_launcher_is_killed(ros):
     notice it is gone, the controller brakes the moving arm to rest, and every node exits."""
     probe = Probe("orphan_probe")
     probe.record("/arm_controller/commands", Float64MultiArray, QoSProfile(depth=2000))
+    # (listening on every command topic: when the sim goes, the controller still has a driver to hold for, so its
+    # stream ends with the hold, not with the last braking commands that a dying process may not deliver)
+    probe.record("/gripper_controller/commands", Float64MultiArray, QoSProfile(depth=2000))
     proc = _cli("launch", "robot:=widowx", "sim:=mujoco", "driver:=ros2_control", start_new_session=True)
     try:
         def moving() -> bool:
