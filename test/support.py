@@ -145,6 +145,7 @@ def start_graph(tmp_path: Path, overrides: dict | None = None, params: dict | No
         args.setdefault("driver", "ros2_control")
     if args.get("sim") == "none":  # the probe or a FakeRobot is the robot: stream at once, no deviation stop
         args.setdefault("enable", "true")
+        args.setdefault("operator_heartbeat", "false")
         ctrl = (overrides := dict(overrides or {})).setdefault("controller_node", {})
         overrides["controller_node"] = {"max_deviation": 0.0, **ctrl}
     if params:

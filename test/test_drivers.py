@@ -121,11 +121,11 @@ def _controller(nodes):
 
 def test_a_real_robot_starts_disabled_with_the_deviation_limit_on():
     real = _controller(build_graph(GraphArgs.from_strings({"robot": "widowx", "sim": "none", "policy": "builtin"})))
-    assert real["start_enabled"] is False and real["max_deviation"] > 0.0
+    assert real["start_enabled"] is False and real["max_deviation"] > 0.0 and real["operator_heartbeat"] is True
     forced = _controller(build_graph(GraphArgs.from_strings({"robot": "widowx", "sim": "none", "enable": "true"})))
     assert forced["start_enabled"] is True
     sim = _controller(build_graph(GraphArgs.from_strings({"robot": "widowx"})))
-    assert sim["start_enabled"] is True and "max_deviation" not in sim
+    assert sim["start_enabled"] is True and "max_deviation" not in sim and sim["operator_heartbeat"] is False
 
 
 def test_driver_and_output_combinations_that_cannot_work_fail_at_launch():

@@ -65,6 +65,8 @@ LAUNCH_ARGUMENTS: list[LaunchArgument] = [
                    "ros2_control; the MuJoCo sim plays the same one", ("", *DRIVER_KINDS)),
     LaunchArgument("headless", "true", "sim:=gazebo: the gz sim server only, cameras rendered offscreen (false: with "
                    "the GUI)", BOOL),
+    LaunchArgument("operator_heartbeat", "auto", "Operator deadman (heartbeat on /vla/operator/heartbeat): auto = "
+                   "on with sim:=none, off with a sim", ("auto", "true", "false")),
     LaunchArgument("enable", "auto", "Stream commands from the start: auto = true with a sim, false with sim:=none "
                    "(then call /vla/controller/enable)", ("auto", "true", "false")),
 ]
@@ -89,6 +91,7 @@ class GraphArgs:
     output_interface: str = ""
     driver: str = ""
     headless: bool = True
+    operator_heartbeat: str = "auto"
     enable: str = "auto"
 
     @classmethod
@@ -227,6 +230,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
         **common, "joint_states_topic": js_topic, "output_interface": output, "driver": graph_driver(args),
         "start_enabled": enabled, **({"max_deviation": REAL_ROBOT_MAX_DEVIATION} if real else {}),
+        "operator_heartbeat": args.operator_heartbeat == "true" or (args.operator_heartbeat == "auto" and real),
     }, list(extra)))
     if args.record:
         nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {

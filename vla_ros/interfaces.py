@@ -16,6 +16,7 @@ CONTROLLER_RESET = "/vla/controller/reset"
 CONTROLLER_PAUSE = "/vla/controller/pause"
 CONTROLLER_ESTOP = "/vla/controller/estop"
 ESTOP = "/vla/estop"
+OPERATOR_HEARTBEAT = "/vla/operator/heartbeat"
 CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
@@ -115,6 +116,9 @@ ENDPOINTS: list[Endpoint] = [
              "Object poses in the robot base frame (ns = object name)"),
     Endpoint(ESTOP, "std_msgs/Bool", "topic", "user (latched: transient local)", "controller_node",
              "Software e-stop, latched: true engages, false releases (same as the estop service)"),
+    Endpoint(OPERATOR_HEARTBEAT, "std_msgs/Bool", "topic", "operator device (pedal, joystick button, web page)",
+             "controller_node (operator_heartbeat)", "True at >= 1/heartbeat_timeout Hz while an operator is there; "
+             "missing or False brakes the arm to a hold until a fresh heartbeat and /vla/controller/enable"),
     Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
     Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
              "Simulated time"),

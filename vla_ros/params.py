@@ -139,6 +139,11 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
     ParamSpec("state_publish_rate", 100.0, "Rate of /vla/controller/state (commanded positions, velocities)",
               min=1.0, max=2000.0),
     ParamSpec("start_enabled", True, "Stream commands from start-up (else wait for ~/enable)"),
+    ParamSpec("operator_heartbeat", False, "Deadman: hold unless a True heartbeat (std_msgs/Bool on heartbeat_topic) "
+              "is fresher than heartbeat_timeout; a lost heartbeat brakes to a hold, and only a fresh heartbeat plus "
+              "/vla/controller/enable resumes (on by default with sim:=none)"),
+    ParamSpec("heartbeat_topic", "/vla/operator/heartbeat", "Operator heartbeat topic (std_msgs/Bool)"),
+    ParamSpec("heartbeat_timeout", 0.5, "A heartbeat older than this (s, receive time) is lost", min=0.01, max=10.0),
     ParamSpec("dry_run", False, "Plan and publish /vla/controller/state as usual but send no command (try a "
               "policy without moving the arm)", dynamic=True),
     ParamSpec("thread_priority", 50, "SCHED_FIFO priority of the control thread (0: normal scheduling); "

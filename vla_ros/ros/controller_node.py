@@ -22,6 +22,7 @@ from trajectory_msgs.msg import JointTrajectory
 from .. import interfaces as io
 from ..core.chunk import ChunkError, HaltedError, NotStartedError
 from ..core.control import ControlCore
+from ..core.deadman import Deadman
 from ..core.problems import ProblemTracker
 from ..core.stats import RateMeter, RollingStats
 from ..core.workspace import WorkspaceBox
@@ -68,7 +69,14 @@ class ControllerNode(Node):
         self.driver_error = ""  # why the driver cannot be commanded (ERROR on /diagnostics), '' when fine
         self._missing_since: float | None = None
         self.halts.add("driver")
-        self.core.halt("waiting for the driver")
+        # the operator's deadman: held until a heartbeat and an explicit enable
+        self.deadman = Deadman(p["heartbeat_timeout"]) if p["operator_heartbeat"] else None
+        if self.deadman is not None:
+            self.halts.add("operator")
+            self.create_subscription(Bool, p["heartbeat_topic"],
+                                     lambda msg: self.deadman.beat(bool(msg.data), time.monotonic()),
+                                     qos_profile_sensor_data)
+        self.core.halt(" + ".join(sorted(self.halts)))
 
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.state_pub = self.create_publisher(JointState, io.CONTROLLER_STATE, QoSProfile(depth=10))
@@ -140,6 +148,13 @@ class ControllerNode(Node):
                                  f"{accepted.outside_limits}; commands are clamped", now)
 
     def _on_enable(self, req, resp):
+        if req.data and self.deadman is not None:  # the explicit resume after a lost heartbeat
+            if not self.deadman.present(time.monotonic()):
+                resp.success = False
+                resp.message = f"no fresh operator heartbeat on {self.p['heartbeat_topic']}: not enabled"
+                return resp
+            self._set_halt("operator", False)
+            self.problems.resolve("operator")
         with self.lock:
             if req.data and not self.enabled:
                 self.core.reset()  # re-sync to the measured state before streaming again
@@ -247,6 +262,12 @@ class ControllerNode(Node):
                     next_t = time.monotonic()
             self.rate.tick(time.monotonic())
             now = self.now()
+            if self.deadman is not None and "operator" not in self.halts \
+                    and not self.deadman.present(time.monotonic()):
+                self._set_halt("operator", True)  # (brakes from this tick on)
+                self.problems.report("operator", f"operator heartbeat lost (no True on {self.p['heartbeat_topic']} "
+                                     f"for {self.p['heartbeat_timeout']:g} s): braking to a hold; resume with a fresh "
+                                     "heartbeat and /vla/controller/enable", now)
             try:
                 with self.lock:
                     result = self.core.tick(now)
