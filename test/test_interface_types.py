@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((Path(__file__).parent / "fixtures" / "interface_type_hashes.json").read_text())
 UPSTREAM = {name: value for name, value in FIXTURE.items() if not name.startswith("_")}
-PACKAGES = sorted(p.name for p in (ROOT / "interfaces").iterdir() if (p / "package.xml").is_file())
+OWN = {"vla_ros_interfaces"}  # this package's own interfaces: no upstream to match
+PACKAGES = sorted(p.name for p in (ROOT / "interfaces").iterdir()
+                  if (p / "package.xml").is_file() and p.name not in OWN)
 SUFFIXES = {
     "msg": [""],
     "srv": ["", "_Request", "_Response", "_Event"],

@@ -118,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     p_fuzz.add_argument("--rate", type=float, default=2000.0, help="messages per second (0: as fast as possible)")
     p_fuzz.add_argument("--out", type=Path, default=Path("output/fuzz"))
     p_fuzz.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
+    p_run = sub.add_parser("run", help="run an instruction on the running graph (RunTask action) until it succeeds, "
+                           "times out or Ctrl-C cancels it")
+    p_run.add_argument("instruction")
+    p_run.add_argument("--time-limit", type=float, default=0.0, help="seconds (0: until success or Ctrl-C)")
+    p_run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       help="a policy_node parameter for this run (YAML value), e.g. --set builtin.seed=3")
+    p_run.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the action server")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -152,6 +159,10 @@ def _run(ns: argparse.Namespace) -> int:
         summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
                           command_noise=ns.command_noise)
         return 0 if summary["episodes"] >= ns.episodes else 1
+    if ns.command == "run":
+        from .ros.run_task import run_task
+
+        return run_task(ns.instruction, ns.time_limit, ns.set, ns.wait)
     if ns.command == "status":
         from .ros.status import collect, render
 

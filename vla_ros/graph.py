@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from .interfaces import SIM_TASK_SUCCESS
 from .params import POLICY_PARAMS
 from .paths import resolve, share_dir
 from .robots import DRIVER_KINDS, OUTPUT_INTERFACES, load_robot
@@ -224,6 +225,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     seen = cams if _uses_images(args.policy) else []
     nodes.append(NodeSpec("policy", "policy_node", POLICY, {
         **common, "joint_states_topic": js_topic,
+        **({"task_success_topic": SIM_TASK_SUCCESS, "task_reset_sim": True} if args.sim == "mujoco" else {}),
         "image_keys": [c.key for c in seen], "image_topics": [c.image_topic for c in seen],
         "image_sizes": [f"{c.width}x{c.height}" for c in seen],
     }, [str(policy_file), *extra]))

@@ -17,6 +17,7 @@ CONTROLLER_PAUSE = "/vla/controller/pause"
 CONTROLLER_ESTOP = "/vla/controller/estop"
 ESTOP = "/vla/estop"
 OPERATOR_HEARTBEAT = "/vla/operator/heartbeat"
+RUN_TASK = "/vla/run_task"
 CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
@@ -93,6 +94,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint("/<ns>/set_operating_modes, reboot_motors, set_motor_registers, torque_enable",
              "interbotix_xs_msgs/srv/*", "service", "xs_sdk (or the sim's emulation)", "controller_node (set-up)",
              "Streaming modes at start (driver_setup)"),
+    Endpoint(RUN_TASK, "vla_ros_interfaces/action/RunTask", "action", "policy_node", "vla-ros run, user code",
+             "Run an instruction until success (task_success_topic), its time limit or a cancel; feedback: state, "
+             "chunks, latency; result: outcome, reason, duration"),
     Endpoint("/franka_gripper/move, /franka_gripper/grasp", "franka_msgs/action/Move, Grasp", "action",
              "franka_gripper (or the sim's emulation)", "controller_node (driver franka_ros2)",
              "One goal per open/close change of the commanded finger"),

@@ -79,6 +79,11 @@ POLICY_PARAMS: list[ParamSpec] = [
     ParamSpec("input_timeout", 5.0, "Missing inputs are awaited quietly (INFO) this long after start-up or a "
               "reset, then reported as errors (s)", min=0.0, max=600.0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages", min=0.05, max=60.0),
+    ParamSpec("task_success_topic", "", "RunTask: std_msgs/Bool that says the task succeeded (it must read False, "
+              "then True, during a run); empty: a run ends at its time limit or a cancel (the sim: /sim/task_success)"),
+    ParamSpec("task_reset_sim", False, "RunTask: reset the sim (/sim/reset) before each run (the graph sets it with "
+              "sim:=mujoco)"),
+    ParamSpec("task_preempt", False, "RunTask: a new goal pre-empts the running one (false: it is rejected)"),
 ]
 
 CONTROLLER_PARAMS: list[ParamSpec] = [

@@ -97,6 +97,13 @@ class PolicyNode(Node):
         self._worker = threading.Thread(target=self._work, name="inference", daemon=True)
         self._worker.start()
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
+        try:
+            from .task_server import TaskServer
+
+            self.task = TaskServer(self)
+        except ImportError:  # (a ROS install without vla_ros_interfaces: make venv or colcon builds it)
+            self.task = None
+            self.get_logger().info("vla_ros_interfaces is not installed: no RunTask action server")
         self.get_logger().info(
             f"policy ready: backend={p['backend']} robot={self.robot.name} cameras={dict(zip(keys, topics))} "
             f"chunk {p['horizon']}x{len(self.action_joints)} @ {p['chunk_dt']} s, trigger {p['trigger']}"
