@@ -207,7 +207,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     js_topic = robot.joint_states_topic
     output = args.output_interface
     real = args.sim == "none"
-    enabled = args.enable == "true" or (args.enable == "auto" and not real)
+    enabled = _on(args.enable, auto=not real)
     cams = robot.cameras
     nodes = []
     sim = SIM_PROVIDERS[args.sim]
@@ -232,7 +232,7 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     nodes.append(NodeSpec("controller", "controller_node", CONTROLLER, {
         **common, "joint_states_topic": js_topic, "output_interface": output, "driver": graph_driver(args),
         "start_enabled": enabled, **({"max_deviation": REAL_ROBOT_MAX_DEVIATION} if real else {}),
-        "operator_heartbeat": args.operator_heartbeat == "true" or (args.operator_heartbeat == "auto" and real),
+        "operator_heartbeat": _on(args.operator_heartbeat, auto=real),
     }, list(extra)))
     if args.record:
         nodes.append(NodeSpec("recorder", "recorder_node", RECORDER, {
@@ -242,6 +242,11 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     for node in nodes:
         node.parameters.update((overrides or {}).get(node.name, {}))
     return nodes
+
+
+def _on(choice: str, auto: bool) -> bool:
+    """An auto/true/false launch argument."""
+    return auto if choice == "auto" else choice == "true"
 
 
 def _uses_images(policy: str) -> bool:

@@ -17,10 +17,12 @@ COMMAND_QOS = QoSProfile(depth=io.COMMAND_QOS_DEPTH)
 
 class Output:
     """An output adapter: ``publish`` is called every control tick and sends one command every ``divider``
-    control periods of time (a late loop does not lower the driver's rate); ``missing`` names the endpoints
-    nobody serves (a topic without a subscriber, an absent action server)."""
+    control periods of time (a late loop does not lower the driver's rate); ``joints`` are the controller joints
+    it commands; ``missing`` names the endpoints nobody serves (a topic without a subscriber, an absent action
+    server)."""
 
     divider = 1
+    joints: list[str] = []
     publishers: list = []
     _due: float | None = None
 
@@ -38,9 +40,6 @@ class Output:
 
     def missing(self) -> list[str]:
         return [f"{p.topic_name} (no subscriber)" for p in self.publishers if p.get_subscription_count() == 0]
-
-    def close(self) -> None:
-        """Stop anything in flight (action goals)."""
 
 
 @dataclass
@@ -100,8 +99,7 @@ class DriverSetup:
                 if self._now() - self._waiting_since > self.timeout:
                     self.failed = (f"driver set-up: service {step.service} is not available after "
                                    f"{self.timeout:.0f} s (to {step.what}): is the driver running? "
-                                   "(driver_setup:=false "
-                                   "skips the set-up)")
+                                   "(driver_setup:=false skips the set-up)")
                 return
             self.failed = ""
             self._future = self._client.call_async(step.request)

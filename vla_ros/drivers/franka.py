@@ -30,6 +30,7 @@ class FrankaGripperOutput(Output):
 
         self.Move, self.Grasp = Move, Grasp
         self.spec, self.gripper = spec, gripper
+        self.joints = [gripper.joint]
         self.index = all_joints.index(gripper.joint)
         self.report, self.log = report, log
         self.names = {"move": action_name(spec.gripper_node, "move"), "grasp": action_name(spec.gripper_node, "grasp")}

@@ -49,6 +49,7 @@ class XsArmOutput(Output):
         self.arm, self.grip, self.divider = arm, gripper, divider
         self.index = [all_joints.index(j) for j in arm.joints] if arm_group else []
         self.finger = all_joints.index(arm.gripper) if arm.gripper in all_joints else None
+        self.joints = [*(arm.joints if arm_group else []), *([arm.gripper] if self.finger is not None else [])]
         self.limits = limits
         self.publishers = []
         if self.index:
@@ -73,10 +74,6 @@ class XsArmOutput(Output):
         self._last_finger, self._last_sent = finger, now
 
 
-def _ok(response) -> str:
-    return ""
-
-
 def setup_steps(arm: XsArmSpec, gripper: XsGripperSpec) -> list[SetupStep]:
     """The driver services that put one xs_sdk instance into streaming modes (in the order ALOHA's
     ``setup_follower_bot`` calls them)."""
@@ -86,19 +83,19 @@ def setup_steps(arm: XsArmSpec, gripper: XsGripperSpec) -> list[SetupStep]:
     steps = []
     if arm.gripper and gripper.reboot:
         steps.append(SetupStep(service(ns, "reboot_motors"), Reboot, Reboot.Request(
-            cmd_type="single", name="gripper", enable=True, smart_reboot=True), "reboot the gripper motor", _ok))
+            cmd_type="single", name="gripper", enable=True, smart_reboot=True), "reboot the gripper motor"))
     steps.append(SetupStep(service(ns, "set_operating_modes"), OperatingModes, OperatingModes.Request(
         cmd_type="group", name="arm", mode="position", profile_type="velocity", profile_velocity=0,
-        profile_acceleration=0), "put group 'arm' in position mode with no profile", _ok))
+        profile_acceleration=0), "put group 'arm' in position mode with no profile"))
     if arm.gripper:
         steps.append(SetupStep(service(ns, "set_operating_modes"), OperatingModes, OperatingModes.Request(
             cmd_type="single", name="gripper", mode=gripper.mode, profile_type="velocity", profile_velocity=0,
-            profile_acceleration=0), f"put the gripper in {gripper.mode} mode", _ok))
+            profile_acceleration=0), f"put the gripper in {gripper.mode} mode"))
         if gripper.current_limit:
             steps.append(SetupStep(service(ns, "set_motor_registers"), RegisterValues, RegisterValues.Request(
                 cmd_type="single", name="gripper", reg="Current_Limit", value=int(gripper.current_limit)),
-                f"set the gripper's Current_Limit to {gripper.current_limit}", _ok))
+                f"set the gripper's Current_Limit to {gripper.current_limit}"))
     # (set_operating_modes switches torque off while it changes a mode; ALOHA's setup ends with torque on)
     steps.append(SetupStep(service(ns, "torque_enable"), TorqueEnable, TorqueEnable.Request(
-        cmd_type="group", name="all", enable=True), "switch torque on", _ok))
+        cmd_type="group", name="all", enable=True), "switch torque on"))
     return steps

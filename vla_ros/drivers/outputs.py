@@ -96,19 +96,10 @@ def build_outputs(node: Node, robot: RobotPreset, joints: list[str], p: dict,
                                                       p["trajectory_publish_divider"]))
             else:
                 adapters.append(ForwardPositionOutput(node, c.name, group, joints, divider))
-    covered = taken | {j for a in adapters for j in _joints_of(a, joints)}
+    covered = {j for a in adapters for j in a.joints}
     uncovered = [j for j in joints if j not in covered]
     if uncovered:
         raise ValueError(f"joints {uncovered} are commanded by no output of driver {driver!r} (robot {robot.name!r})")
     if not p.get("driver_setup", True):
         steps = []
     return Outputs(adapters, steps, f"driver {driver}, output {interface}, commands every {divider} tick(s)")
-
-
-def _joints_of(adapter: Output, joints: list[str]) -> list[str]:
-    if isinstance(adapter, franka.FrankaGripperOutput):
-        return [joints[adapter.index]]
-    index = list(getattr(adapter, "index", []) or [])
-    if isinstance(adapter, interbotix.XsArmOutput) and adapter.finger is not None:
-        index.append(adapter.finger)
-    return [joints[i] for i in index]

@@ -18,6 +18,7 @@ class ForwardPositionOutput(Output):
     """``/<controller>/commands`` (Float64MultiArray) in the group's joint order."""
 
     def __init__(self, node: Node, controller: str, joints: list[str], all_joints: list[str], divider: int = 1):
+        self.joints = list(joints)
         self.index = [all_joints.index(j) for j in joints]
         self.divider = divider
         self.pub = node.create_publisher(Float64MultiArray, io.commands_topic(controller), COMMAND_QOS)

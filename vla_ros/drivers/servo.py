@@ -39,7 +39,8 @@ class CartesianOutput(Output):
 
     def __init__(self, node: Node, topic: str, chain: Chain, frame: str, all_joints: list[str], divider: int = 1):
         self.chain, self.frame, self.divider = chain, frame, divider
-        self.index = [all_joints.index(j) for j in chain.joint_names]
+        self.joints = list(chain.joint_names)
+        self.index = [all_joints.index(j) for j in self.joints]
         self.pub = node.create_publisher(self.MSG, topic, COMMAND_QOS)
         self.publishers = [self.pub]
 

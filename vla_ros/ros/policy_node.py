@@ -177,24 +177,35 @@ class PolicyNode(Node):
         return SetParametersResult(successful=True)
 
     # -- services ----------------------------------------------------------------------------
-    def _on_pause(self, _req, resp):
+    def pause(self) -> None:
+        """Start no inference (the services' and the RunTask server's)."""
         self.loop.pause()
         self._wake.set()
-        resp.success, resp.message = True, "paused"
-        return resp
 
-    def _on_resume(self, _req, resp):
+    def resume(self) -> None:
         self.loop.resume()
         self._wake.set()
-        resp.success, resp.message = True, "resumed"
-        return resp
 
-    def _on_reset(self, _req, resp):
+    def reset(self) -> None:
+        """Forget inputs and the backend's episode state; wait for fresh inputs."""
         with self.lock:
             self.buffer.clear()
             self._waiting_since = self.now()
         self.loop.reset()
         self._wake.set()
+
+    def _on_pause(self, _req, resp):
+        self.pause()
+        resp.success, resp.message = True, "paused"
+        return resp
+
+    def _on_resume(self, _req, resp):
+        self.resume()
+        resp.success, resp.message = True, "resumed"
+        return resp
+
+    def _on_reset(self, _req, resp):
+        self.reset()
         resp.success, resp.message = True, "backend reset; waiting for fresh inputs"
         return resp
 

@@ -111,8 +111,7 @@ class TaskServer:
     def _on_cancel(self, handle) -> CancelResponse:
         """Brake at once (the run's next tick reports the cancel): policy paused, the controller paused."""
         if handle is self.active:
-            self.node.loop.pause()
-            self.node._wake.set()
+            self.node.pause()
             if self.pause.service_is_ready():
                 self.pause.call_async(SetBool.Request(data=True))
         return CancelResponse.ACCEPT
@@ -155,14 +154,13 @@ class TaskServer:
 
     async def _stop(self) -> None:
         """Policy paused, the controller braking to a hold (within its limits)."""
-        self.node.loop.pause()
-        self.node._wake.set()
+        self.node.pause()
         await self._call(self.pause, SetBool.Request(data=True), "pause the controller")
 
     async def _start(self, goal) -> str:
         """Prepare and start a run; '' or why it cannot start."""
         node = self.node
-        node.loop.pause()
+        node.pause()
         params = [Parameter("instruction", value=goal.instruction)]
         if len(goal.parameter_names) != len(goal.parameter_values):
             return "parameter_names and parameter_values differ in length"
@@ -193,8 +191,8 @@ class TaskServer:
             why = await self._call(client, request, what)
             if why:
                 return why
-        node._on_reset(None, Trigger.Response())
-        node._on_resume(None, Trigger.Response())
+        node.reset()
+        node.resume()
         return ""
 
     async def _run(self, handle, goal):

@@ -140,9 +140,7 @@ class ArmSim:
             raise ValueError("non-finite command")
         self._trajectories[controller] = None
         for name, value in zip(joints, values):
-            i = self.actuated.index(name)
-            lo, hi = self.model.actuator_ctrlrange[i]
-            self.data.ctrl[i] = np.clip(value, lo, hi)
+            self.set_target(name, value)
 
     def set_target(self, name: str, value: float) -> None:
         """One actuated joint's servo target (clipped to its control range): an emulated driver's motor goal."""
@@ -208,9 +206,7 @@ class ArmSim:
             if traj is None:
                 continue
             for name, value in zip(self.controllers[controller], traj.sample(now)):
-                i = self.actuated.index(name)
-                lo, hi = self.model.actuator_ctrlrange[i]
-                self.data.ctrl[i] = np.clip(value, lo, hi)
+                self.set_target(name, value)
 
     def step(self, count: int = 1, now: float | None = None) -> None:
         """Advance ``count`` physics steps; ``now`` is the command clock at the first step."""
