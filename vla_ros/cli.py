@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                           "on the arm's servo targets: the expert corrects the strays it causes")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
     p_train.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
-                         help="folder(s) of recorded episode bags")
+                         help="folder(s) of recorded episode bags, or LeRobotDataset v3.0 folders")
     p_train.add_argument("--out", type=Path, default=Path("output/builtin"))
     p_train.add_argument("--robot", default="widowx")
     p_train.add_argument("--head", default="regression", choices=("regression", "flow"))
@@ -125,6 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                        help="a policy_node parameter for this run (YAML value), e.g. --set builtin.seed=3")
     p_run.add_argument("--wait", type=float, default=10.0, help="seconds to wait for the action server")
+    p_export = sub.add_parser("export", help="recorded episodes to a LeRobotDataset v3.0 (LeRobot / openpi train "
+                              "from it)")
+    p_export.add_argument("episodes", nargs="+", type=Path, help="episode bags, or folders of them")
+    p_export.add_argument("--format", default="lerobot", choices=("lerobot",))
+    p_export.add_argument("--out", type=Path, required=True, help="dataset folder (replaced if it exists)")
+    p_export.add_argument("--robot", default=None, help="preset (default: the one the episodes were recorded with)")
+    p_export.add_argument("--fps", type=int, default=None, help="frame rate (default: the preset's dataset.fps)")
+    p_export.add_argument("--image-size", default=None, metavar="WxH", help="resize the camera images")
+    p_export.add_argument("--successful-only", action="store_true", help="leave out failed episodes")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -183,6 +192,20 @@ def _run(ns: argparse.Namespace) -> int:
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0
+    if ns.command == "export":
+        from .datasets.export import export_lerobot
+
+        size = None
+        if ns.image_size:
+            try:
+                size = tuple(int(v) for v in ns.image_size.lower().split("x"))
+                assert len(size) == 2 and min(size) > 0
+            except (ValueError, AssertionError):
+                raise ValueError(f"--image-size {ns.image_size!r}: expected WIDTHxHEIGHT, e.g. 224x224") from None
+        report = export_lerobot(ns.episodes, ns.out, ns.robot, ns.fps, size, ns.successful_only)
+        print(f"exported {report.episodes} episodes ({report.frames} frames, {report.recorded_seconds:.1f} s) to "
+              f"{report.out} in {report.seconds:.1f} s ({report.speed:.1f}x real time); skipped {len(report.skipped)}")
+        return 0 if not report.skipped else 1
     if ns.command == "eval":
         from .evaluate import default_instructions, evaluate
 

@@ -185,7 +185,9 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
     time.sleep(0.3)  # fresh joint states and object poses after the reset
     bag = ""
     if record:
-        client.set_parameter("recorder", "episode_info", json.dumps({"seed": seed, "index": index}))
+        info = {"seed": seed, "index": index, **({"instruction": instruction} if instruction else {})}
+        # (by parameter: the recorder may not yet receive /vla/instruction when the first episode starts)
+        client.set_parameter("recorder", "episode_info", json.dumps(info))
         bag = client.call("record_start", Trigger.Request()).message
     client.call("enable", SetBool.Request(data=True))
     client.call("reset", Trigger.Request())

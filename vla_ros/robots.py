@@ -289,6 +289,29 @@ class DriverSpec:
 
 
 @dataclass
+class DatasetSpec:
+    """How a LeRobotDataset names this robot's rows (``vla-ros export``, and training from such a dataset).
+
+    ``joints``: dataset name per state/action joint (default: the joint's own name); ``names_key``: ``names``
+    written as ``{names_key: [...]}`` (LeRobot's ALOHA and DROID datasets) or, empty, as a flat list;
+    ``gripper``: the gripper joints' units in the dataset: ``metres`` as measured, ``open_is_1`` =
+    (x - closed) / (open - closed) (ALOHA's normalised gripper), ``closed_is_1`` = 1 - that (DROID's);
+    ``cameras``: dataset camera name per image key (default: the key); ``fps``: the default frame rate."""
+
+    robot_type: str = ""
+    joints: dict[str, str] = field(default_factory=dict)
+    names_key: str = ""
+    gripper: str = "metres"
+    cameras: dict[str, str] = field(default_factory=dict)
+    fps: int = 10
+
+    def __post_init__(self) -> None:
+        _choice("dataset.gripper", self.gripper, ("metres", "open_is_1", "closed_is_1"))
+        if self.fps <= 0:
+            raise ValueError(f"dataset.fps: {self.fps} must be > 0")
+
+
+@dataclass
 class RobotPreset:
     name: str
     urdf: str
@@ -316,6 +339,7 @@ class RobotPreset:
     action_space: ActionSpaceSpec = field(default_factory=ActionSpaceSpec)
     openpi: OpenpiSpec = field(default_factory=OpenpiSpec)
     driver: DriverSpec = field(default_factory=DriverSpec)
+    dataset: DatasetSpec = field(default_factory=DatasetSpec)
     path: Path = field(default=Path("."), init=False, compare=False)  # the YAML file (set by load_robot)
 
     def __post_init__(self) -> None:
@@ -331,6 +355,9 @@ class RobotPreset:
         keys = [c.key for c in self.cameras]
         if len(set(keys)) != len(keys):
             raise ValueError(f"cameras: image keys {keys} are not unique")
+        unknown = set(self.dataset.cameras) - set(keys)
+        if unknown:
+            raise ValueError(f"dataset.cameras: {sorted(unknown)} are not camera keys ({keys})")
         if self.sim is not None and self.sim.home and len(self.sim.home) != len(self.arm_joints):
             raise ValueError(f"sim.home: {len(self.sim.home)} values for {len(self.arm_joints)} arm_joints")
 
@@ -340,7 +367,7 @@ class RobotPreset:
         named = {"arm_joints": self.arm_joints, "state_joints": self.state_joints,
                  "arms.gripper": [a.gripper for a in self.arms],
                  "action_joints": self.action_joints, "grippers": [g.joint for g in self.grippers],
-                 "action_space.model_dims": self.action_space.model_dims,
+                 "action_space.model_dims": self.action_space.model_dims, "dataset.joints": list(self.dataset.joints),
                  **{f"controllers.{c.name}": c.joints for c in self.controllers}}
         for key, joints in named.items():
             unknown = [j for j in joints if j not in known]

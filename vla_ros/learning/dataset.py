@@ -110,9 +110,30 @@ def episode_dirs(folder: str | Path, successful_only: bool = True) -> list[Path]
     return out
 
 
-def load_folders(folders: list[str | Path], *args, **kwargs) -> Samples:
-    """``load_samples`` of each folder (each cached beside its bags), as one set."""
-    return Samples.concat([load_samples(f, *args, **kwargs) for f in folders])
+def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samples:
+    """``load_samples`` of each folder (each cached beside its bags), as one set; a folder holding a
+    LeRobotDataset (meta/info.json) is read with ``robot``'s dataset naming instead."""
+    from ..datasets.lerobot_read import is_lerobot_dataset
+
+    parts = []
+    for folder in folders:
+        if is_lerobot_dataset(folder):
+            if robot is None:
+                raise ValueError(f"{folder} is a LeRobotDataset: reading it needs the robot preset")
+            parts.append(load_lerobot(folder, robot, *args, **kwargs))
+        else:
+            parts.append(load_samples(folder, *args, **kwargs))
+    return Samples.concat(parts)
+
+
+def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_joints: list[str],
+                 action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
+                 **_ignored) -> Samples:
+    """The samples of a LeRobotDataset folder (see vla_ros.datasets.lerobot_read)."""
+    from ..datasets.lerobot_read import lerobot_samples
+
+    arrays = lerobot_samples(root, robot, list(image_topics), state_joints, action_joints, horizon, dt, size, progress)
+    return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"])
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],

@@ -166,7 +166,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
-                           joint_states_topic=robot.joint_states_topic)
+                           joint_states_topic=robot.joint_states_topic, robot=robot)
     samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None

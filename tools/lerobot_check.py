@@ -1,0 +1,144 @@
+"""Check vla_ros's LeRobotDataset v3 output with LeRobot's own code (run in the LeRobot venv, not the project's).
+
+Build that venv with tools/lerobot_venv.sh; then, with its python:
+  reference FRAMES.npz OUT.json   LeRobot 0.4.4 writes the frames in FRAMES.npz (LeRobotDataset.create /
+                                  add_frame / save_episode / finalize) and OUT.json records what it wrote:
+                                  info.json, stats.json, tasks, every episodes-parquet and data-parquet row.
+  load DATASET [TRUTH.npz]        LeRobotDataset(repo_id, root=DATASET) offline; every frame's state, action,
+                                  task, timestamp and decoded images, compared with TRUTH.npz (what vla_ros
+                                  exported, from `tools/lerobot_truth.py`); prints a JSON report.
+  train DATASET OUT_DIR STEPS     lerobot-train with ACT on the dataset for STEPS steps (CPU).
+An npz holds per episode e: e<e>_state, e<e>_action (float32), e<e>_task (str), e<e>_img_<camera> (uint8 NHWC),
+and fps, robot_type, state_names, action_names, names_key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+
+def episodes(data) -> list[int]:
+    return sorted({int(k[1:].split("_")[0]) for k in data.files if k.startswith("e")})
+
+
+def cameras(data, e: int) -> list[str]:
+    return sorted(k.split("_img_", 1)[1] for k in data.files if k.startswith(f"e{e}_img_"))
+
+
+def jsonable(value):
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def reference(frames: str, out: str) -> None:
+    import pyarrow.parquet as pq
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    data = np.load(frames)
+    names_key = str(data["names_key"])
+
+    def names(values):
+        return {names_key: [str(v) for v in values]} if names_key else [str(v) for v in values]
+
+    first = episodes(data)[0]
+    features = {"observation.state": {"dtype": "float32", "shape": (len(data["state_names"]),),
+                                      "names": names(data["state_names"])},
+                "action": {"dtype": "float32", "shape": (len(data["action_names"]),),
+                           "names": names(data["action_names"])}}
+    for cam in cameras(data, first):
+        features[f"observation.images.{cam}"] = {"dtype": "video", "shape": data[f"e{first}_img_{cam}"].shape[1:],
+                                                 "names": ["height", "width", "channels"]}
+    root = Path(tempfile.mkdtemp()) / "ds"
+    ds = LeRobotDataset.create("local/reference", fps=int(data["fps"]), features=features, root=root,
+                               robot_type=str(data["robot_type"]), use_videos=True)
+    for e in episodes(data):
+        for i in range(len(data[f"e{e}_state"])):
+            frame = {"observation.state": data[f"e{e}_state"][i], "action": data[f"e{e}_action"][i],
+                     "task": str(data[f"e{e}_task"])}
+            frame.update({f"observation.images.{c}": data[f"e{e}_img_{c}"][i] for c in cameras(data, e)})
+            ds.add_frame(frame)
+        ds.save_episode()
+    ds.finalize()
+    result = {"made_with": {"lerobot": __import__("lerobot").__version__, "numpy": np.__version__},
+              "info": json.loads((root / "meta/info.json").read_text()),
+              "stats": json.loads((root / "meta/stats.json").read_text()),
+              "tasks": pq.read_table(root / "meta/tasks.parquet").to_pylist(),
+              "episodes": pq.read_table(root / "meta/episodes/chunk-000/file-000.parquet").to_pylist(),
+              "data": pq.read_table(root / "data/chunk-000/file-000.parquet").to_pylist(),
+              "schemas": {name: pq.read_schema(root / path).to_string(show_schema_metadata=False)
+                          for name, path in [("tasks", "meta/tasks.parquet"),
+                                             ("episodes", "meta/episodes/chunk-000/file-000.parquet"),
+                                             ("data", "data/chunk-000/file-000.parquet")]}}
+    Path(out).write_text(json.dumps(jsonable(result), indent=1))
+    shutil.rmtree(root.parent)
+    print(f"reference written to {out}")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def load(dataset: str, truth: str | None) -> dict:
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    ds = LeRobotDataset("local/exported", root=dataset)
+    report = {"episodes": ds.num_episodes, "frames": ds.num_frames, "fps": ds.fps, "features": list(ds.features),
+              "camera_keys": ds.meta.camera_keys}
+    if truth:
+        data = np.load(truth)
+        worst = {"state": 0.0, "action": 0.0, "timestamp": 0.0}
+        min_psnr: dict[str, float] = {}
+        squared: dict[str, list[float]] = {}
+        tasks_equal = True
+        index = 0
+        for e in episodes(data):
+            for i in range(len(data[f"e{e}_state"])):
+                item = ds[index]
+                index += 1
+                worst["state"] = max(worst["state"], float(np.abs(item["observation.state"].numpy()
+                                                                  - data[f"e{e}_state"][i]).max()))
+                worst["action"] = max(worst["action"], float(np.abs(item["action"].numpy()
+                                                                    - data[f"e{e}_action"][i]).max()))
+                worst["timestamp"] = max(worst["timestamp"], abs(float(item["timestamp"]) - i / ds.fps))
+                tasks_equal &= item["task"] == str(data[f"e{e}_task"])
+                for cam in cameras(data, e):
+                    img = (item[f"observation.images.{cam}"].numpy().transpose(1, 2, 0) * 255).round()
+                    min_psnr[cam] = min(min_psnr.get(cam, np.inf), psnr(img, data[f"e{e}_img_{cam}"][i]))
+                    diff = img - data[f"e{e}_img_{cam}"][i].astype(np.float64)
+                    squared.setdefault(cam, []).append(float(np.mean(diff**2)))
+        report.update(compared_frames=index, max_abs_error=worst, tasks_equal=bool(tasks_equal),
+                      psnr_db={c: float(10 * np.log10(255.0**2 / np.mean(v))) for c, v in squared.items()},
+                      worst_frame_psnr_db=min_psnr)
+    print(json.dumps(report, indent=1))
+    return report
+
+
+def train(dataset: str, out: str, steps: str) -> None:
+    cmd = [str(Path(sys.executable).with_name("lerobot-train")), "--dataset.repo_id=local/exported",
+           f"--dataset.root={dataset}", "--policy.type=act", "--policy.device=cpu", "--policy.push_to_hub=false",
+           f"--output_dir={out}", f"--steps={steps}", "--batch_size=2", "--log_freq=1", "--save_checkpoint=false",
+           "--wandb.enable=false", "--num_workers=0", "--eval_freq=0"]
+    print(" ".join(cmd))
+    subprocess.run(cmd, check=True)
+
+
+if __name__ == "__main__":
+    command, *rest = sys.argv[1:]
+    {"reference": reference, "load": load, "train": train}[command](*rest)
