@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 export MUJOCO_GL ?= egl
 PACKAGE_FILES := $(shell git ls-files vla_ros config launch urdf scripts resource 2>/dev/null)
 
-.PHONY: venv demo test test-unit bench bench-gpu fuzz lint docs dev clean
+.PHONY: venv demo dataset lerobot-check test test-unit bench bench-gpu fuzz lint docs dev clean
 
 venv: $(STAMP)
 
@@ -18,6 +18,18 @@ $(STAMP): tools/setup_venv.sh requirements.txt requirements-ros.txt requirements
 
 demo: venv  ## seeded pick episodes through the full ROS graph in MuJoCo; writes output/demo/
 	$(VENV)/bin/vla-ros demo --episodes 5 --seed 0 --out output/demo
+
+dataset: venv  ## 5 WidowX demonstrations recorded through the graph, exported as a LeRobotDataset: output/lerobot_widowx/
+	$(VENV)/bin/vla-ros record --episodes 5 --seed 0 --out output/dataset_bags
+	$(VENV)/bin/vla-ros export output/dataset_bags --out output/lerobot_widowx
+	@echo "LeRobot opens it: lerobot-dataset-viz --repo-id local/widowx --root output/lerobot_widowx --episode-index 0"
+
+LEROBOT_VENV ?= $(HOME)/.cache/vla_ros/lerobot-venv
+lerobot-check: dataset  ## LeRobot 0.4.4's own loader and lerobot-train (ACT, 5 steps) on that dataset (side venv)
+	tools/lerobot_venv.sh $(LEROBOT_VENV)
+	$(PY) tools/lerobot_truth.py export output/dataset_bags --out output/lerobot_widowx
+	$(LEROBOT_VENV)/bin/python tools/lerobot_check.py load output/lerobot_widowx output/lerobot_widowx.truth.npz
+	$(LEROBOT_VENV)/bin/python tools/lerobot_check.py train output/lerobot_widowx output/lerobot_act 5
 
 test: venv  ## unit tests of the core + integration tests with real nodes over DDS
 	VLA_ROS_REQUIRE_INSTALL=1 $(PY) -m pytest

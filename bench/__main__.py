@@ -27,7 +27,15 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer seeds and episodes")
     ns = parser.parse_args()
     ns.out.mkdir(parents=True, exist_ok=True)
-    from . import backends, chunk_execution, controller_timing, image_decoding, kinematics
+    from . import (
+        backends,
+        chunk_execution,
+        controller_timing,
+        dataset_export,
+        image_decoding,
+        kinematics,
+        remote_frames,
+    )
 
     sections = []
     report = chunk_execution.run(2 if ns.quick else 5, [0.1, 0.3], 0.2, 0.01, ns.out)
@@ -40,12 +48,19 @@ def main() -> int:
     backend_report = backends.run(15 if ns.quick else 30, ns.out)
     (ns.out / "backends.json").write_text(json.dumps(backend_report, indent=2))
     sections.append("## Policy backends on this CPU (tiny models)\n\n" + backends.table(backend_report))
+    jpeg = remote_frames.run(20 if ns.quick else 100)
+    (ns.out / "remote_frames.json").write_text(json.dumps(jpeg, indent=2))
+    sections.append("## JPEG frames to a remote policy server (this CPU, loopback)\n\n" + remote_frames.table(jpeg))
     decoding = image_decoding.run(20 if ns.quick else 100)
     (ns.out / "image_decoding.json").write_text(json.dumps(decoding, indent=2))
     sections.append("## Camera frame decoding in the policy node (this CPU)\n\n" + image_decoding.table(decoding))
     ik = kinematics.run(200 if ns.quick else 1000)
     (ns.out / "kinematics.json").write_text(json.dumps(ik, indent=2))
     sections.append("## Inverse kinematics per arm (random reachable poses, this CPU)\n\n" + kinematics.table(ik))
+    export = dataset_export.run(2 if ns.quick else 5, ns.out)
+    (ns.out / "dataset_export.json").write_text(json.dumps(export, indent=2))
+    sections.append("## LeRobotDataset export (WidowX, one 224x224 camera, this CPU)\n\n"
+                    + dataset_export.table(export))
     sections.append(gpu_snapshot())
     text = "# vla_ros benchmarks\n\n" + "\n".join(sections)
     (ns.out / "RESULTS.md").write_text(text)

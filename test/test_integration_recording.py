@@ -54,3 +54,15 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
                            joint_states_topic=ROBOT.joint_states_topic)
     assert len(samples) >= images // 2 and samples.images.shape[1:] == (1, 3, 32, 32)  # (frames with a command)
     assert set(samples.instructions) == {"grab the green block", "pick up the red cube"}
+    # the same bags as a LeRobotDataset: both episodes, every frame's state as the bag's joint states had it
+    from vla_ros.datasets.episode_frames import read_episode
+    from vla_ros.datasets.export import export_lerobot
+    from vla_ros.datasets.lerobot_read import lerobot_samples
+
+    report = export_lerobot([bags], tmp_path / "lerobot", progress=False)
+    assert report.episodes == 2 and not report.skipped and report.frames >= 2 * seconds * 10 * 0.5
+    frames = read_episode(path, ROBOT, 10)
+    read_back = lerobot_samples(tmp_path / "lerobot", ROBOT, ["image_0"], ROBOT.state_joints, ROBOT.action_joints,
+                                10, 0.1, 32, progress=False)
+    assert read_back["state"][: len(frames)] == pytest.approx(frames.state)
+    assert read_back["instructions"][0] == "grab the green block"

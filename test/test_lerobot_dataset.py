@@ -173,7 +173,8 @@ def test_frames_follow_the_stated_rule(tmp_path):
 @pytest.mark.parametrize("case", ["truncated", "no_camera", "nan", "no_task", "other_robot"])
 def test_a_bad_recording_is_refused_with_the_reason(tmp_path, case):
     path = write_bag(tmp_path / "episode_000000", camera=case != "no_camera", nan_at=100.5 if case == "nan" else None,
-                     instruction="" if case == "no_task" else "lift it", robot="aloha" if case == "other_robot" else "widowx")
+                     instruction="" if case == "no_task" else "lift it",
+                     robot="aloha" if case == "other_robot" else "widowx")
     if case == "truncated":
         (path / "metadata.yaml").unlink()  # what a killed recorder leaves
     reason = {"truncated": "not a finished episode bag", "no_camera": "no camera image_0", "nan": "non-finite",

@@ -508,3 +508,41 @@ def test_layouts_never_write_into_decoded_input(name):
     obs = layout.parse_observation(decoded, ctx, 1.0)
     np.testing.assert_array_equal(decoded["state"], state)  # the input is untouched
     assert obs.instruction == "" and obs.state.shape == (14,)
+
+
+def test_jpeg_frames_cross_the_wire_smaller_and_come_back_in_their_layout():
+    from vla_ros.remote import frames
+
+    y, x = np.mgrid[0:224, 0:224]
+    picture = np.stack([x, y, (x + y) // 2], axis=2).astype(np.uint8)  # smooth, as a camera sees
+    request = {"state": np.zeros(14), "prompt": "hi", "images": {"cam_high": picture.transpose(2, 0, 1),
+                                                                 "cam_left_wrist": picture, "tiny": picture[:8, :8]}}
+    seen = {}
+
+    def infer(obs):
+        seen.update(obs)
+        return {"actions": np.zeros((2, 14))}
+
+    server = serve(infer)
+    try:
+        raw_client = PolicyClient("127.0.0.1", server.port, timeout=10.0)
+        raw_client.infer(request)
+        client = PolicyClient("127.0.0.1", server.port, timeout=10.0, jpeg_quality=90)
+        client.infer(request)
+        assert client.request_bytes < 0.1 * raw_client.request_bytes
+        images = seen["images"]
+        assert images["cam_high"].shape == (3, 224, 224) and images["cam_left_wrist"].shape == (224, 224, 3)
+        assert np.array_equal(images["tiny"], picture[:8, :8])  # (too small to be a camera frame: sent raw)
+        error = images["cam_left_wrist"].astype(float) - picture
+        assert 10 * np.log10(255.0**2 / np.mean(error**2)) > 35.0
+        # a frame the server cannot decode is the server's error for that request, not a crash
+        broken = msgpack_numpy.packb({"images": {"cam": {frames.KEY: b"not a jpeg", "layout": "hwc"}}})
+        with pytest.raises(frames.FrameError):
+            frames.decode(msgpack_numpy.unpackb(broken))
+        # an openpi server lists no frame encodings: JPEG is refused before anything is sent
+        server.metadata.pop("frame_encodings")
+        other = PolicyClient("127.0.0.1", server.port, timeout=10.0, jpeg_quality=90)
+        with pytest.raises(RemoteError, match="does not accept JPEG frames"):
+            other.infer(request)
+    finally:
+        server.stop()

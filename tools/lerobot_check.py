@@ -133,6 +133,7 @@ def load(dataset: str, truth: str | None) -> dict:
 def train(dataset: str, out: str, steps: str) -> None:
     cmd = [str(Path(sys.executable).with_name("lerobot-train")), "--dataset.repo_id=local/exported",
            f"--dataset.root={dataset}", "--policy.type=act", "--policy.device=cpu", "--policy.push_to_hub=false",
+           "--policy.pretrained_backbone_weights=null",  # (offline: no ImageNet download)
            f"--output_dir={out}", f"--steps={steps}", "--batch_size=2", "--log_freq=1", "--save_checkpoint=false",
            "--wandb.enable=false", "--num_workers=0", "--eval_freq=0"]
     print(" ".join(cmd))

@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--fps", type=int, default=None, help="frame rate (default: the preset's dataset.fps)")
     p_export.add_argument("--image-size", default=None, metavar="WxH", help="resize the camera images")
     p_export.add_argument("--successful-only", action="store_true", help="leave out failed episodes")
+    p_export.add_argument("--crf", type=int, default=None, help="AV1 quality: lower is better and bigger (default 20; "
+                          "LeRobot records at 30)")
     sub.add_parser("docs", help="print the node/parameter/topic tables (README format)")
     sub.add_parser("list", help="list robot presets, policy configs and backends")
     ns = parser.parse_args(argv)
@@ -202,7 +204,7 @@ def _run(ns: argparse.Namespace) -> int:
                 assert len(size) == 2 and min(size) > 0
             except (ValueError, AssertionError):
                 raise ValueError(f"--image-size {ns.image_size!r}: expected WIDTHxHEIGHT, e.g. 224x224") from None
-        report = export_lerobot(ns.episodes, ns.out, ns.robot, ns.fps, size, ns.successful_only)
+        report = export_lerobot(ns.episodes, ns.out, ns.robot, ns.fps, size, ns.successful_only, crf=ns.crf)
         print(f"exported {report.episodes} episodes ({report.frames} frames, {report.recorded_seconds:.1f} s) to "
               f"{report.out} in {report.seconds:.1f} s ({report.speed:.1f}x real time); skipped {len(report.skipped)}")
         return 0 if not report.skipped else 1

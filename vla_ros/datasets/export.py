@@ -55,7 +55,8 @@ def dataset_frames(robot: RobotPreset, episode: EpisodeFrames) -> EpisodeFrames:
 
 def export_lerobot(paths: list[str | Path], out: str | Path, robot: str | RobotPreset | None = None,
                    fps: int | None = None, image_size: tuple[int, int] | None = None,
-                   successful_only: bool = False, progress: bool = True, log=None) -> ExportReport:
+                   successful_only: bool = False, progress: bool = True, log=None,
+                   crf: int | None = None) -> ExportReport:
     """Every readable episode under ``paths`` into one dataset at ``out``; bad ones are reported and skipped.
     ``robot`` defaults to the one the first episode was recorded with."""
     from tqdm import tqdm
@@ -72,7 +73,7 @@ def export_lerobot(paths: list[str | Path], out: str | Path, robot: str | RobotP
                for c in robot.cameras}
     layout = Layout(robot.dataset.robot_type or robot.name, fps, naming.names(robot, robot.state_joints),
                     naming.names(robot, robot.action_joints), cameras, robot.dataset.names_key)
-    writer = LeRobotWriter(out, layout)
+    writer = LeRobotWriter(out, layout, crf=crf)
     report = ExportReport()
     try:
         bar = tqdm(bags, desc="exporting", unit="ep", disable=not progress)

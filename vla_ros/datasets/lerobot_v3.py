@@ -89,13 +89,14 @@ def _stat_array(values: np.ndarray):
 class LeRobotWriter:
     """Episodes in, a LeRobotDataset v3.0 out: ``add`` each episode, then ``close``."""
 
-    def __init__(self, out: str | Path, layout: Layout, codec: str = "libsvtav1"):
+    def __init__(self, out: str | Path, layout: Layout, codec: str = "libsvtav1", crf: int | None = None):
         self.out = Path(out)
         self.root = self.out.with_name(self.out.name + ".partial")
         if self.root.exists():
             shutil.rmtree(self.root)
         self.layout = layout
         self.codec = codec
+        self.crf = crf
         self.features = layout.features()
         self.tasks: dict[str, int] = {}
         self.episodes: list[dict] = []
@@ -147,7 +148,8 @@ class LeRobotWriter:
             index = self._video_files.setdefault(key, 0)
             chunk, file = _chunk_file(index)
             path = self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk, file_index=file)
-            stream = self._videos[key] = VideoStream(path, self.layout.fps, width, height, self.codec)
+            stream = self._videos[key] = VideoStream(path, self.layout.fps, width, height, self.codec,
+                                                         crf=self.crf)
             self._video_info.setdefault(key, video_info(stream))
         return stream
 

@@ -31,6 +31,8 @@ class OpenpiRemotePolicy(Policy):
         ParamSpec("timeout", 2.0, "Seconds to wait for each answer", min=0.01, max=120.0),
         ParamSpec("connect_timeout", 2.0, "Seconds to wait for a connection", min=0.01, max=120.0),
         ParamSpec("max_message_mb", 64.0, "Largest accepted answer (MB)", min=0.1, max=4096.0),
+        ParamSpec("jpeg_quality", 0, "Send camera frames as JPEG of this quality (1-100; 0: raw arrays). Only "
+                  "vla-ros serve decodes them; an openpi server is refused", min=0, max=100),
         ParamSpec("rotate_180", True, "libero layout: turn frames 180 degrees as LIBERO's robosuite renders were "
                   "stored (false for an upright camera)"),
     ]
@@ -43,7 +45,8 @@ class OpenpiRemotePolicy(Policy):
         self.layout_ctx = LayoutContext(context.robot, context.state_joints, context.action_joints,
                                         context.chunk_dt, dict(preset.cameras), bool(o["rotate_180"]))
         self.client = PolicyClient(o["host"], int(o["port"]), o["api_key"] or None, float(o["timeout"]),
-                                   float(o["connect_timeout"]), max_size=int(o["max_message_mb"] * 2**20))
+                                   float(o["connect_timeout"]), max_size=int(o["max_message_mb"] * 2**20),
+                                   jpeg_quality=int(o["jpeg_quality"]))
 
     def infer(self, observation: Observation) -> ActionChunk:
         if not np.all(np.isfinite(observation.state)):

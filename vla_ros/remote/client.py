@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from . import frames
 from .msgpack_numpy import packb, unpackb
 
 
@@ -21,11 +22,13 @@ class RemoteError(RuntimeError):
 class PolicyClient:
     def __init__(self, host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None,
                  timeout: float = 2.0, connect_timeout: float = 2.0, backoff: tuple[float, float] = (0.5, 8.0),
-                 max_size: int | None = 64 * 2**20):
+                 max_size: int | None = 64 * 2**20, jpeg_quality: int = 0):
         self.uri = host if host.startswith(("ws://", "wss://")) else f"ws://{host}:{port}"
         self.api_key, self.timeout, self.connect_timeout = api_key, timeout, connect_timeout
         self.backoff_min, self.backoff_max = backoff
         self.max_size = max_size
+        self.jpeg_quality = int(jpeg_quality)  # > 0: images travel as JPEG (a server that accepts them only)
+        self.request_bytes = 0  # the last request's size
         self.metadata: dict | None = None
         self._ws = None
         self._delay = self.backoff_min
@@ -92,8 +95,15 @@ class PolicyClient:
         from websockets.exceptions import ConnectionClosed
 
         self.ensure_connected()
+        if self.jpeg_quality > 0:
+            if frames.ENCODING not in (self.metadata or {}).get("frame_encodings", []):
+                raise RemoteError(f"{self.uri} does not accept JPEG frames (an openpi server reads raw arrays "
+                                  "only): set jpeg_quality to 0, or serve with vla-ros serve")
+            observation = frames.encode(observation, self.jpeg_quality)
+        message = packb(observation)
+        self.request_bytes = len(message)
         try:
-            self._ws.send(packb(observation))
+            self._ws.send(message)
             reply = self._ws.recv(timeout=self.timeout)
         except TimeoutError as exc:
             self._drop()  # a late answer must not be taken for the next request's

@@ -1,7 +1,8 @@
 """An openpi-compatible WebSocket policy server (``vla-ros serve``).
 
 Sends msgpack(metadata) on connect, then answers each msgpack(observation) with msgpack(actions) plus
-``server_timing`` ({infer_ms, prev_total_ms}). ``GET /healthz`` answers 200 "OK". With an API key,
+``server_timing`` ({infer_ms, prev_total_ms}); JPEG frames (:mod:`vla_ros.remote.frames`) are decoded first
+and the metadata says the server takes them. ``GET /healthz`` answers 200 "OK". With an API key,
 connections without ``Authorization: Api-Key <key>`` are refused (401). On a failure the traceback is
 sent as a text frame and the connection closed with 1011, as openpi's server does. Requests are
 served one at a time (one model); frames above ``max_size`` bytes close the connection (1009).
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
+from . import frames
 from .msgpack_numpy import packb, unpackb
 
 log = logging.getLogger("vla_ros.serve")
@@ -26,7 +28,8 @@ log = logging.getLogger("vla_ros.serve")
 class PolicyServer:
     def __init__(self, infer: Callable[[dict], dict], metadata: dict | None = None, host: str = "127.0.0.1",
                  port: int = 8000, api_key: str | None = None, max_size: int | None = 64 * 2**20):
-        self.infer, self.metadata = infer, dict(metadata or {})
+        self.infer = infer
+        self.metadata = {**dict(metadata or {}), "frame_encodings": [frames.ENCODING]}
         self.host, self.port, self.api_key, self.max_size = host, port, api_key, max_size
         self._lock = threading.Lock()  # one inference at a time, whatever the number of clients
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -54,7 +57,7 @@ class PolicyServer:
             try:
                 if isinstance(message, str):
                     raise ValueError("expected a binary msgpack frame")
-                observation = unpackb(message)
+                observation = frames.decode(unpackb(message))
                 t0 = time.perf_counter()
                 result: dict[str, Any] = await asyncio.to_thread(self._infer_locked, observation)
                 timing = {"infer_ms": (time.perf_counter() - t0) * 1000.0}
