@@ -243,3 +243,17 @@ def test_presets_name_rows_as_lerobots_datasets_of_that_robot_do():
     assert naming.camera_name(franka, "exterior_image_1_left") == "exterior_1_left"
     for written in (["a", "b"], {"motors": ["a", "b"]}, {"axes": ["a", "b"]}, [["a", "b"]]):
         assert flat_names(written) == ["a", "b"]
+
+
+def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
+    pytest.importorskip("torch")
+    from vla_ros.learning.train import train
+
+    bags = tmp_path / "bags"
+    for k, colour in enumerate(("red", "green", "blue")):
+        write_bag(bags / f"episode_{k:06d}", instruction=f"pick up the {colour} cube")
+    export_lerobot([bags], tmp_path / "ds", image_size=(32, 32), progress=False)
+    report = train([tmp_path / "ds"], tmp_path / "model", "widowx", image_size=32, epochs=1, val_fraction=0.34,
+                   progress=False)
+    assert report["episodes"] == 3 and report["samples"] == 60 and report["intervention_samples"] == 0
+    assert (tmp_path / "model" / "model.safetensors").exists() and np.isfinite(report["history"]["val_loss"][-1])

@@ -34,7 +34,7 @@ def joints(t: float, q):
                velocity=np.array([], float), effort=np.array([], float))
 
 
-def write_episode(path, success=True, instruction="pick up the red cube"):
+def write_episode(path, success=True, instruction="pick up the red cube", interventions=None):
     topics = {"/cam/image_raw": "sensor_msgs/msg/Image", "/joint_states": "sensor_msgs/msg/JointState",
               "/vla/controller/state": "sensor_msgs/msg/JointState"}
     writer = EpisodeWriter(path, topics, {"seed": 7})
@@ -47,7 +47,7 @@ def write_episode(path, success=True, instruction="pick up the red cube"):
         t = 100.005 + 0.2 * k
         writer.write("/cam/image_raw", int(t * 1e9), image(t, 10 * k))
     writer.event(int(1e9), event="end", success=success)
-    return writer.close(success=success)
+    return writer.close(success=success, **({"interventions_ns": interventions} if interventions else {}))
 
 
 def test_a_bag_round_trips_messages_events_and_episode_facts(tmp_path):
@@ -73,6 +73,16 @@ def test_samples_pair_each_frame_with_the_newest_state_and_the_commanded_future(
     np.testing.assert_allclose(arrays["targets"][1], [[0.355, 0.61], [0.455, 0.81], [0.555, 1.01]], atol=1e-6)
     # past the last command (stamped 101.00: (1.05, 2.0)) the targets hold it
     np.testing.assert_allclose(arrays["targets"][5][-1], [1.05, 2.0], atol=1e-6)
+
+
+def test_frames_inside_a_recorded_takeover_are_marked(tmp_path):
+    # a teleoperator had the arm from 100.3 s to 100.7 s: frames at 100.405 and 100.605 (not 100.205, 100.805)
+    path = write_episode(tmp_path / "episode_000000", interventions=[[100_300_000_000, 100_700_000_000]])
+    arrays, _ = episode_samples(path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, horizon=3, dt=0.1, size=4)
+    assert arrays["intervention"].tolist() == [False, False, True, True, False, False]
+    samples = load_samples(tmp_path, {"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
+    assert samples.intervention.tolist() == [False, False, True, True, False, False]
+    assert samples.subset(samples.intervention).state.shape == (2, 2)
 
 
 def test_only_finished_successful_episodes_are_loaded_and_the_result_is_cached(tmp_path):

@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--grip-jitter", type=float, default=0.0065, help="up to this much (m) added to the "
                          "finger's reading on frames that close or hold: the width a held cube reads at depends on "
                          "the grasp's angle to it (0: off)")
+    p_train.add_argument("--intervention-weight", type=float, default=1.0, help="frames a teleoperator drove "
+                         "(recorded takeovers) count this many times (0: left out)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -190,7 +192,7 @@ def _run(ns: argparse.Namespace) -> int:
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
                        word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
-                       grip_jitter=ns.grip_jitter)
+                       grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

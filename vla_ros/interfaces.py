@@ -17,6 +17,9 @@ CONTROLLER_PAUSE = "/vla/controller/pause"
 CONTROLLER_ESTOP = "/vla/controller/estop"
 ESTOP = "/vla/estop"
 OPERATOR_HEARTBEAT = "/vla/operator/heartbeat"
+TELEOP_COMMAND = "/vla/teleop/joint_command"
+TELEOP_ENGAGE = "/vla/teleop/engage"
+INTERVENTION = "/vla/controller/intervention"
 RUN_TASK = "/vla/run_task"
 CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
@@ -123,6 +126,14 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(OPERATOR_HEARTBEAT, "std_msgs/Bool", "topic", "operator device (pedal, joystick button, web page)",
              "controller_node (operator_heartbeat)", "True at >= 1/heartbeat_timeout Hz while an operator is there; "
              "missing or False brakes the arm to a hold until a fresh heartbeat and /vla/controller/enable"),
+    Endpoint(TELEOP_COMMAND, "sensor_msgs/JointState", "topic", "a leader arm, a teleop node",
+             "controller_node (teleop_topic)", "Joint positions to follow while a takeover is engaged (names: "
+             "the controller's joints, any subset)"),
+    Endpoint(TELEOP_ENGAGE, "std_msgs/Bool", "topic", "operator device (pedal, button)",
+             "controller_node (teleop_engage_topic)", "true: the teleoperator takes the arm (chunks refused); "
+             "false: hand back to the policy (only chunks stamped after it)"),
+    Endpoint(INTERVENTION, "vla_ros_interfaces/msg/Intervention", "topic", "controller_node (latched)",
+             "recorder_node, user", "Each takeover and hand-back, stamped when it took effect"),
     Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
     Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
              "Simulated time"),

@@ -149,6 +149,12 @@ CONTROLLER_PARAMS: list[ParamSpec] = [
               "/vla/controller/enable resumes (on by default with sim:=none)"),
     ParamSpec("heartbeat_topic", "/vla/operator/heartbeat", "Operator heartbeat topic (std_msgs/Bool)"),
     ParamSpec("heartbeat_timeout", 0.5, "A heartbeat older than this (s, receive time) is lost", min=0.01, max=10.0),
+    ParamSpec("teleop_topic", "/vla/teleop/joint_command", "Takeover: joint positions to follow (JointState, "
+              "e.g. a leader arm relayed to the controller's joint names) while teleop_engage_topic says true"),
+    ParamSpec("teleop_engage_topic", "/vla/teleop/engage", "Takeover: true takes the arm from the policy, false "
+              "hands it back (std_msgs/Bool)"),
+    ParamSpec("teleop_timeout", 0.2, "Takeover: a teleop target older than this (s) brakes the arm to a hold",
+              min=0.01, max=10.0),
     ParamSpec("dry_run", False, "Plan and publish /vla/controller/state as usual but send no command (try a "
               "policy without moving the arm)", dynamic=True),
     ParamSpec("thread_priority", 50, "SCHED_FIFO priority of the control thread (0: normal scheduling); "

@@ -91,6 +91,14 @@ class ControlCore:
         self.deviation = ""  # set when commanded and measured positions parted: held until reset()
         self.clock = ClockJumps()  # counts the jumps of the clock ``tick`` is given
         self.plan_dropped = ""  # why the plan was dropped (workspace), until the next accepted chunk
+        # a teleoperator's takeover: while on, the arm follows the teleop target (within the same limits) and
+        # chunks are refused; after the hand-back only chunks stamped after it are taken
+        self.takeover = False
+        self.teleop_target: np.ndarray | None = None
+        self.teleop_velocity = np.zeros(len(self.names))
+        self.teleop_time = -np.inf
+        self.teleop_timeout = 0.2
+        self.handed_back_at = -np.inf
 
     @property
     def period(self) -> float:
@@ -136,6 +144,37 @@ class ControlCore:
         self.halted = ""
         self.reset()
 
+    def set_takeover(self, on: bool, now: float) -> bool:
+        """A teleoperator takes the arm (``on``) or hands it back; True when that changed anything. Either way
+        the running plan goes: the teleop target replaces it, or the next chunk stamped after ``now``."""
+        if on == self.takeover:
+            return False
+        self.takeover = on
+        self._drop_plan()
+        self._pending_stamp = None
+        if on:
+            self.teleop_target, self.teleop_time = None, -np.inf
+        else:
+            self.handed_back_at = now
+        return True
+
+    def teleop(self, names: list[str], positions: np.ndarray, now: float) -> None:
+        """A teleop target (e.g. a leader arm's joint positions) for the joints it names; others keep theirs."""
+        target = self.teleop_target.copy() if self.teleop_target is not None else (
+            self.command.copy() if self.command is not None else None)
+        if target is None:
+            raise NotStartedError("no joint state received yet")
+        index = [self.names.index(n) for n in names if n in self.names]
+        values = np.asarray(positions, float)[[i for i, n in enumerate(names) if n in self.names]]
+        new = target.copy()
+        new[index] = values
+        dt = now - self.teleop_time
+        if self.teleop_target is not None and 1e-4 < dt < self.teleop_timeout:  # the leader's own velocity
+            self.teleop_velocity = (new - self.teleop_target) / dt
+        else:
+            self.teleop_velocity = np.zeros(len(self.names))
+        self.teleop_target, self.teleop_time = new, now
+
     @property
     def at_rest(self) -> bool:
         return not np.any(np.abs(self.velocity) > 1e-3)
@@ -145,7 +184,11 @@ class ControlCore:
         """Merge the chunk's targets that are still in the future into the plan."""
         if self.halted or self.deviation:
             raise HaltedError(f"halted ({self.halted or self.deviation})")
+        if self.takeover:
+            raise HaltedError("a teleoperator has the arm")
         chunk.validate()
+        if chunk.stamp <= self.handed_back_at:  # planned from what the robot saw before the hand-back
+            raise HaltedError(f"chunk stamped {self.handed_back_at - chunk.stamp:.3f} s before the hand-back")
         unknown = [n for n in chunk.names if n not in self.names]
         if unknown:
             raise ChunkError(f"chunk names unknown joints {unknown}; controller joints are {self.names}")
@@ -259,6 +302,8 @@ class ControlCore:
             self.deviation = self._deviation()
         if self.deviation:
             return self._hold(self.deviation)
+        if self.takeover:
+            return self._follow_teleop(now)
         if self.plan is None:
             return self._hold(self.plan_dropped or "no chunk")
         if now - self.last_chunk_time > self.config.chunk_timeout and now < self.plan.end_time:
@@ -280,6 +325,16 @@ class ControlCore:
                           result.clipped_position, result.clipped_velocity)
         self._pending_stamp = None
         return tick
+
+    def _follow_teleop(self, now: float) -> TickResult:
+        """Track the teleop target within the limits; hold when it is missing or older than teleop_timeout."""
+        if self.teleop_target is None or now - self.teleop_time > self.teleop_timeout:
+            return self._hold("teleop: no fresh target" if self.teleop_target is None else
+                              f"teleop: target stale ({now - self.teleop_time:.3f} s)")
+        self._hold_target = None  # (a hold after this brakes from the current motion)
+        result = self._advance(self.teleop_target, self.teleop_velocity)
+        return TickResult(self.command.copy(), self.velocity.copy(), False, "teleop", True, None,
+                          result.clipped_position, result.clipped_velocity)
 
     def _deviation(self) -> str:
         """A reason when a checked joint's command is further than ``max_deviation`` from its measured

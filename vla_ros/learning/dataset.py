@@ -4,7 +4,8 @@ For every camera frame of an episode (the first image key's frames; other camera
 newest frame at that time) a sample holds the images resized as the backend will resize them, the
 newest joint state at the frame's capture stamp, the episode's instruction and the **commanded joint
 positions** (``/vla/controller/state``) at ``t + k * chunk_dt`` for k = 1 .. horizon: the actions the
-robot executed, held at the last command past the episode's end.
+robot executed, held at the last command past the episode's end; and whether a teleoperator had the arm at
+the frame (the bag's ``interventions_ns`` spans), for training to weight or leave out those corrections.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class Samples:
     targets: np.ndarray  # (N, horizon, action_dim) float32, absolute commanded positions
     instructions: list[str]  # per sample
     episode: np.ndarray  # (N,) episode index
+    intervention: np.ndarray | None = None  # (N,) bool: a teleoperator had the arm (None: all False)
+
+    def __post_init__(self) -> None:
+        if self.intervention is None:
+            self.intervention = np.zeros(len(self.state), bool)
 
     def __len__(self) -> int:
         return len(self.state)
@@ -38,12 +44,13 @@ class Samples:
         offsets = np.cumsum([0] + [int(p.episode.max()) + 1 if len(p) else 0 for p in parts[:-1]])
         return Samples(np.concatenate([p.images for p in parts]), np.concatenate([p.state for p in parts]),
                        np.concatenate([p.targets for p in parts]), [t for p in parts for t in p.instructions],
-                       np.concatenate([p.episode + o for p, o in zip(parts, offsets)]))
+                       np.concatenate([p.episode + o for p, o in zip(parts, offsets)]),
+                       np.concatenate([p.intervention for p in parts]))
 
     def subset(self, mask: np.ndarray) -> Samples:
         idx = np.nonzero(mask)[0]
         return Samples(self.images[idx], self.state[idx], self.targets[idx], [self.instructions[i] for i in idx],
-                       self.episode[idx])
+                       self.episode[idx], self.intervention[idx])
 
 
 def _stamp(msg) -> float:
@@ -81,7 +88,8 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
     base = frames[keys[0]]
     if not base or not len(state_t) or not len(cmd_t):
         return {"images": np.zeros((0, len(keys), 3, size, size), np.uint8)}, []
-    images, state, targets = [], [], []
+    spans = np.array(info.get("interventions_ns") or [], dtype=np.float64).reshape(-1, 2) * 1e-9
+    images, state, targets, taken = [], [], [], []
     for t, _ in base:
         if t < max(state_t[0], cmd_t[0]):
             continue  # before the first joint state or command
@@ -95,8 +103,9 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
         state.append(state_q[np.searchsorted(state_t, t, side="right") - 1])
         future = t + dt * np.arange(1, horizon + 1)
         targets.append(np.stack([np.interp(future, cmd_t, cmd_q[:, j]) for j in range(len(action_joints))], 1))
+        taken.append(bool(np.any((spans[:, 0] <= t) & (t < spans[:, 1]))))
     arrays = {"images": np.array(images, np.uint8), "state": np.array(state, np.float32),
-              "targets": np.array(targets, np.float32)}
+              "targets": np.array(targets, np.float32), "intervention": np.array(taken, bool)}
     return arrays, [instruction] * len(images)
 
 
@@ -147,7 +156,8 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
     cache_file = Path(folder) / f"samples_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cache and cache_file.exists():
         data = np.load(cache_file, allow_pickle=False)
-        return Samples(data["images"], data["state"], data["targets"], list(data["instructions"]), data["episode"])
+        return Samples(data["images"], data["state"], data["targets"], list(data["instructions"]), data["episode"],
+                       data["intervention"] if "intervention" in data.files else None)
     from tqdm import tqdm
 
     parts, instructions, episode = [], [], []
@@ -159,8 +169,9 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
             instructions += texts
             episode += [i] * len(texts)
     samples = Samples(np.concatenate([p["images"] for p in parts]), np.concatenate([p["state"] for p in parts]),
-                      np.concatenate([p["targets"] for p in parts]), instructions, np.array(episode))
+                      np.concatenate([p["targets"] for p in parts]), instructions, np.array(episode),
+                      np.concatenate([p["intervention"] for p in parts]))
     if cache:
         np.savez(cache_file, images=samples.images, state=samples.state, targets=samples.targets,
-                 instructions=np.array(instructions), episode=samples.episode)
+                 instructions=np.array(instructions), episode=samples.episode, intervention=samples.intervention)
     return samples

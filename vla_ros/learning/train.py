@@ -140,7 +140,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
-          grip_jitter: float = 0.0065) -> dict:
+          grip_jitter: float = 0.0065, intervention_weight: float = 1.0) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -184,8 +184,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
 
-    def tensors(mask):
-        idx = np.nonzero(mask)[0]
+    def tensors(selection):
+        idx = np.nonzero(selection)[0] if selection.dtype == bool else selection
         return tuple(t.to(device) for t in (
             torch.from_numpy(samples.images[idx]),
             torch.from_numpy(stats.state.normalize(samples.state[idx], "zscore").astype(np.float32)),
@@ -194,8 +194,15 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
             torch.from_numpy(goal_weights[idx])))
 
-    train_set, val_set = tensors(~val), tensors(val)
-    train_holding = torch.from_numpy(holding[~val]).to(device)
+    # frames a teleoperator drove (recorded takeovers, DAgger-style corrections) count intervention_weight
+    # times: repeated in each epoch (a whole number of times, 0 leaves them out)
+    if not intervention_weight >= 0:
+        raise ValueError(f"intervention_weight must be >= 0, got {intervention_weight}")
+    repeats = np.where(samples.intervention, int(round(intervention_weight)), 1)
+    training = np.repeat(np.arange(len(samples)), repeats)
+    training = training[~val[training]]
+    train_set, val_set = tensors(training), tensors(val)
+    train_holding = torch.from_numpy(holding[training]).to(device)
     finger_std = float(stats.state.std[finger]) if finger is not None else 1.0
     n = len(train_set[0])
     steps_per_epoch = math.ceil(n / batch)
@@ -280,6 +287,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
               "word_dropout": word_dropout, "gripper_state": gripper_state, "still_weight": still_weight,
+              "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
               "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
               "holding_samples": int(holding[~val].sum()),
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,

@@ -15,7 +15,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Header
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory
 
@@ -61,7 +61,8 @@ class ControllerNode(Node):
         self.counts = {"chunks_accepted": 0, "chunks_rejected": 0, "chunks_before_state": 0,
                        "chunks_while_halted": 0, "ticks": 0,
                        "hold_ticks": 0, "stale_ticks": 0,
-                       "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0}
+                       "overruns": 0, "clipped_position": 0, "clipped_velocity": 0, "loop_errors": 0,
+                       "takeovers": 0, "handbacks": 0}
         self.hold_reason = ""
         self.scheduling = "starting"
         # the driver: set up first (its services), then commands only while every output has a listener
@@ -77,6 +78,22 @@ class ControllerNode(Node):
                                      lambda msg: self.deadman.beat(bool(msg.data), time.monotonic()),
                                      qos_profile_sensor_data)
         self.core.halt(" + ".join(sorted(self.halts)))
+        # a teleoperator's takeover: engage/release on a Bool topic, follow a JointState target meanwhile
+        self.core.teleop_timeout = p["teleop_timeout"]
+        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                             reliability=ReliabilityPolicy.RELIABLE)
+        try:
+            from vla_ros_interfaces.msg import Intervention
+
+            self._intervention = Intervention
+            self.intervention_pub = self.create_publisher(Intervention, io.INTERVENTION, latched)
+        except ImportError:  # (a ROS install without vla_ros_interfaces: make venv or colcon builds it)
+            self._intervention = self.intervention_pub = None
+            self.get_logger().info(f"vla_ros_interfaces is not installed: takeovers are not published on "
+                                   f"{io.INTERVENTION}")
+        self.create_subscription(Bool, p["teleop_engage_topic"], self._on_engage, QoSProfile(depth=10))
+        sized_subscription(self, JointState, p["teleop_topic"], self._on_teleop, qos_profile_sensor_data,
+                           io.MAX_JOINT_STATE_BYTES, self.problems, "teleop:size")
 
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         self.state_pub = self.create_publisher(JointState, io.CONTROLLER_STATE, QoSProfile(depth=10))
@@ -89,8 +106,6 @@ class ControllerNode(Node):
         self.create_service(Trigger, io.CONTROLLER_RESET, self._on_reset)
         self.create_service(SetBool, io.CONTROLLER_PAUSE, lambda req, resp: self._halt_service("paused", req, resp))
         self.create_service(SetBool, io.CONTROLLER_ESTOP, lambda req, resp: self._halt_service("e-stop", req, resp))
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
         self.create_subscription(Bool, io.ESTOP, lambda msg: self._set_halt("e-stop", msg.data), latched)
         self.add_on_set_parameters_callback(self._on_params)
         self.create_timer(p["diagnostics_period"], self._publish_diagnostics)
@@ -146,6 +161,35 @@ class ControllerNode(Node):
         if accepted.outside_limits:
             self.problems.report("chunk_limits", f"chunk targets outside position limits for "
                                  f"{accepted.outside_limits}; commands are clamped", now)
+
+    def _on_engage(self, msg: Bool) -> None:
+        now = self.now()
+        with self.lock:
+            changed = self.core.set_takeover(bool(msg.data), now)
+        if changed:
+            self.counts["takeovers" if msg.data else "handbacks"] += 1
+            if self.intervention_pub is not None:
+                self.intervention_pub.publish(self._intervention(
+                    header=Header(stamp=to_time(now)), active=bool(msg.data),
+                    source=self.p["teleop_topic"] if msg.data else io.ACTION_CHUNK))
+            self.log.info(f"teleop took the arm: following {self.p['teleop_topic']}" if msg.data else
+                          "teleop handed the arm back to the policy")
+
+    def _on_teleop(self, msg: JointState) -> None:
+        now = self.now()
+        names = list(msg.name)
+        values = np.asarray(msg.position, float)
+        known = [n for n in names if n in self.joints]
+        if len(values) != len(names) or not known or not np.all(np.isfinite(values)):
+            finite = bool(np.all(np.isfinite(values)))
+            self.problems.report("teleop", f"teleop target ignored: {len(names)} names, {len(values)} positions, "
+                                 f"{len(known)} of the controller's joints, finite: {finite}", now)
+            return
+        with self.lock:
+            try:
+                self.core.teleop(names, values, now)
+            except NotStartedError:
+                return
 
     def _on_enable(self, req, resp):
         if req.data and self.deadman is not None:  # the explicit resume after a lost heartbeat

@@ -3,7 +3,8 @@
 ``/vla/recorder/start`` (Trigger) opens ``<output_dir>/episode_NNNNNN`` and ``/vla/recorder/stop``
 (SetBool: data = success) closes it. Messages are recorded serialized as they arrive (no decoding),
 stamped with their receive time like ``ros2 bag record``; the episode's instruction, success and the
-``episode_info`` parameter (JSON) go into the bag as /vla/episode events and its custom_data.
+``episode_info`` parameter (JSON) go into the bag as /vla/episode events and its custom_data, with the spans
+(``interventions_ns``: [start, end] stamps) in which a teleoperator had the arm.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
@@ -41,9 +42,22 @@ def graph_topics(robot, driver: str, output_interface: str, commands: bool) -> d
     topics: dict[str, type] = {c.image_topic: Image for c in robot.cameras}
     topics.update({robot.joint_states_topic: JointState, io.INSTRUCTION: String, io.ACTION_CHUNK: JointTrajectory,
                    io.CONTROLLER_STATE: JointState, io.SIM_TASK_SUCCESS: Bool})
+    topics.update({io.TELEOP_ENGAGE: Bool, io.TELEOP_COMMAND: JointState})
+    intervention = intervention_type()
+    if intervention is not None:
+        topics[io.INTERVENTION] = intervention
     if commands:
         topics.update({s.topic: s.msg_type for s in command_streams(robot, driver, output_interface)})
     return topics
+
+
+def intervention_type():
+    """vla_ros_interfaces/msg/Intervention, or None where that package is not built."""
+    try:
+        from vla_ros_interfaces.msg import Intervention
+    except ImportError:
+        return None
+    return Intervention
 
 
 class RecorderNode(Node):
@@ -66,6 +80,13 @@ class RecorderNode(Node):
                              else ReliabilityPolicy.RELIABLE)
             self.create_subscription(kind, topic, lambda raw, t=topic: self._on_message(t, raw), qos, raw=True)
         self.create_subscription(String, io.INSTRUCTION, self._on_instruction, QoSProfile(depth=10))
+        # teleop takeovers (the controller's Intervention messages): each episode's spans in its info
+        self.takeover_ns: int | None = None  # when the running takeover began (None: the policy has the arm)
+        self.spans: list[list[int]] = []
+        if intervention_type() is not None:
+            latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                 reliability=ReliabilityPolicy.RELIABLE)
+            self.create_subscription(intervention_type(), io.INTERVENTION, self._on_intervention, latched)
         self.create_service(Trigger, io.RECORDER_START, self._on_start)
         self.create_service(SetBool, io.RECORDER_STOP, self._on_stop)
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
@@ -82,6 +103,20 @@ class RecorderNode(Node):
 
     def _on_instruction(self, msg: String) -> None:
         self.instruction = msg.data
+
+    def _on_intervention(self, msg) -> None:
+        stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        with self.lock:
+            if msg.active and self.takeover_ns is None:
+                self.takeover_ns = stamp
+            elif not msg.active and self.takeover_ns is not None:
+                if self.writer is not None:
+                    self.spans.append([max(self.takeover_ns, self.writer.info["start_ns"]), stamp])
+                self.takeover_ns = None
+            else:
+                return
+            if self.writer is not None:
+                self.writer.event(self.now_ns(), event="intervention", active=bool(msg.active), effective_ns=stamp)
 
     def _next_path(self) -> Path:
         numbers = [int(m.group(1)) for p in self.output.glob("episode_*")
@@ -102,6 +137,7 @@ class RecorderNode(Node):
             path = self._next_path()
             self.writer = EpisodeWriter(path, {t: ros_type(k) for t, k in self.topics.items()}, info)
             self.writer.event(self.now_ns(), event="start", **info)
+            self.spans = []
             self.episodes += 1
         resp.success, resp.message = True, str(path)
         self.get_logger().info(f"recording {path.name}: {info['instruction']!r}")
@@ -123,7 +159,10 @@ class RecorderNode(Node):
             return None
         end = self.now_ns()
         writer.event(end, event="end", success=success)
-        return writer.close(success=success, end_ns=end, duration_s=(end - writer.info["start_ns"]) * 1e-9)
+        if self.takeover_ns is not None:  # a takeover still running when the episode ended
+            self.spans.append([max(self.takeover_ns, writer.info["start_ns"]), end])
+        return writer.close(success=success, end_ns=end, duration_s=(end - writer.info["start_ns"]) * 1e-9,
+                            interventions_ns=self.spans)
 
     def _publish_diagnostics(self) -> None:
         writer = self.writer

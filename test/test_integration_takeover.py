@@ -1,0 +1,106 @@
+"""A teleoperator takes the arm mid-episode and hands it back, through the graph: the arm follows the teleop target
+within its limits, the policy finishes the task after the hand-back, and the recorded bag marks the takeover span
+at the times the operator engaged and released (a scripted operator in the test's process)."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
+from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+
+from vla_ros.core.chunk import ActionChunk, HaltedError
+from vla_ros.core.control import ControlConfig, ControlCore
+from vla_ros.episodes import EpisodeClient, run_episode
+from vla_ros.recording.bag import episode_info, read_topics
+from vla_ros.robots import load_robot
+
+pytestmark = pytest.mark.integration
+ROBOT = load_robot("widowx")
+
+
+def test_the_core_follows_a_teleop_target_then_only_chunks_planned_after_the_hand_back():
+    limits = ROBOT.limits_for(ROBOT.action_joints)
+    core = ControlCore(limits, ControlConfig(rate=500.0))
+    home = np.array([0.0, -0.5, 0.4, 0.0, 1.2, 0.0, 0.03])
+    t = 10.0
+    core.update_state(home, t)
+    assert core.set_takeover(True, t) and not core.set_takeover(True, t)
+    assert core.tick(t).reason.startswith("teleop: no fresh target")  # engaged, nothing to follow: hold
+    target = home + np.array([0.3, 0, 0, 0, 0, 0, 0])
+    core.teleop(["waist"], np.array([0.3]), t)  # a subset: the others keep their command
+    with pytest.raises(HaltedError, match="teleoperator"):
+        core.add_chunk(ActionChunk.uniform(t, ROBOT.action_joints, np.tile(home, (5, 1)), 0.1), t)
+    steps = []
+    for k in range(1, 1001):
+        now = t + k / 500.0
+        core.update_state(core.command, now)
+        core.teleop(["waist"], np.array([0.3]), now)
+        before = core.command.copy()
+        result = core.tick(now)
+        steps.append(np.abs(result.command - before) / limits.velocity * 500.0)
+    assert result.reason == "teleop" and np.allclose(core.command, target, atol=1e-4)
+    assert max(s.max() for s in steps) <= 1.0 + 1e-9  # never above one tick of the velocity limit
+    t += 2.0
+    assert core.set_takeover(False, t)
+    with pytest.raises(HaltedError, match="before the hand-back"):  # planned while the operator drove
+        core.add_chunk(ActionChunk.uniform(t - 0.05, ROBOT.action_joints, np.tile(home, (5, 1)), 0.1), t)
+    core.add_chunk(ActionChunk.uniform(t + 0.001, ROBOT.action_joints, np.tile(home, (5, 1)), 0.1), t + 0.002)
+    assert not core.tick(t + 0.004).holding
+
+
+def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_path):
+    probe = Probe("takeover_probe")
+    record_diagnostics(probe)
+    probe.record("/vla/controller/state", JointState, 4000)
+    monitor = limit_monitor(probe, ROBOT)
+    engage = probe.create_publisher(Bool, "/vla/teleop/engage", 10)
+    teleop = probe.create_publisher(JointState, "/vla/teleop/joint_command", 10)
+    bags = tmp_path / "bags"
+    graph = start_graph(tmp_path, policy="scripted", record="true", record_dir=str(bags),
+                        overrides={"policy_node": {"start_paused": True}})
+    operator: dict = {}
+
+    def operate() -> None:
+        """Take the arm 0.8 s into the episode, lift the shoulder 0.25 rad from where it was, hand back after 1 s."""
+        time.sleep(0.8)
+        start = probe.messages("/vla/controller/state")[-1].msg
+        q = dict(zip(start.name, start.position))
+        operator["engaged"] = time.time()
+        engage.publish(Bool(data=True))
+        for k in range(50):  # 50 Hz, a leader arm's rate
+            target = JointState(name=["shoulder"], position=[q["shoulder"] - 0.25 * min(1.0, k / 25)])
+            teleop.publish(target)
+            time.sleep(0.02)
+        operator["target"] = q["shoulder"] - 0.25
+        operator["released"] = time.time()
+        engage.publish(Bool(data=False))
+
+    try:
+        with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
+            wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
+            thread = threading.Thread(target=operate)
+            threading.Timer(0.0, thread.start).start()
+            episode = run_episode(client, 0, seed=4, timeout=20.0, instruction="pick up the red cube", record=True)
+            thread.join(5.0)
+    finally:
+        code = graph.stop()
+        probe.close()
+    assert code == 0 and episode.success, graph.log_path.read_text()[-3000:]
+    # the arm followed the operator: at the release its commanded shoulder was at the operator's target
+    states = [(r.t, r.msg) for r in probe.messages("/vla/controller/state")]
+    at_release = [m for t, m in states if t <= operator["released"]][-1]
+    assert dict(zip(at_release.name, at_release.position))["shoulder"] == pytest.approx(operator["target"], abs=0.02)
+    assert_no_violation(monitor, at_least=500)  # every command within one period's velocity limit, hand-back too
+    # the bag: one takeover span at the operator's times (DDS and one control tick apart)
+    info = episode_info(episode.bag)
+    (start_ns, end_ns), = info["interventions_ns"]
+    assert start_ns * 1e-9 == pytest.approx(operator["engaged"], abs=0.05)
+    assert end_ns * 1e-9 == pytest.approx(operator["released"], abs=0.05)
+    marks = read_topics(episode.bag, ["/vla/controller/intervention"])["/vla/controller/intervention"]
+    assert [m.active for _, m in marks] == [True, False]
+    assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in marks] == [start_ns, end_ns]
+    counts = probe.diagnostics("controller_node")[-1]
+    assert counts["takeovers"] == "1" and counts["handbacks"] == "1"
