@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
+from std_msgs.msg import Bool, Float64MultiArray
 from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
 
 from vla_ros.core.chunk import ActionChunk, HaltedError
@@ -55,6 +55,7 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     probe = Probe("takeover_probe")
     record_diagnostics(probe)
     probe.record("/vla/controller/state", JointState, 4000)
+    probe.record("/arm_controller/commands", Float64MultiArray, 20000)
     monitor = limit_monitor(probe, ROBOT)
     engage = probe.create_publisher(Bool, "/vla/teleop/engage", 10)
     teleop = probe.create_publisher(JointState, "/vla/teleop/joint_command", 10)
@@ -64,8 +65,19 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     operator: dict = {}
 
     def operate() -> None:
-        """Take the arm 0.8 s into the episode, lift the shoulder 0.25 rad from where it was, hand back after 1 s."""
-        time.sleep(0.8)
+        """Take the arm 0.3 s after the policy has moved it 0.05 rad, lift the shoulder 0.25 rad from where it was,
+        hand back after 1 s."""
+        began = time.time()
+        home = None
+        while time.time() - began < 15.0:
+            got = probe.messages("/vla/controller/state", began)
+            if got:
+                q = np.array(got[-1].msg.position)
+                home = q if home is None else home
+                if np.abs(q - home).max() > 0.05:
+                    break
+            time.sleep(0.01)
+        time.sleep(0.3)
         start = probe.messages("/vla/controller/state")[-1].msg
         q = dict(zip(start.name, start.position))
         operator["engaged"] = time.time()
@@ -82,9 +94,10 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
         with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
             wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
             thread = threading.Thread(target=operate)
-            threading.Timer(0.0, thread.start).start()
+            thread.start()
             episode = run_episode(client, 0, seed=4, timeout=20.0, instruction="pick up the red cube", record=True)
             thread.join(5.0)
+            assert "released" in operator, "the scripted operator did not finish"
     finally:
         code = graph.stop()
         probe.close()
@@ -94,6 +107,13 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     at_release = [m for t, m in states if t <= operator["released"]][-1]
     assert dict(zip(at_release.name, at_release.position))["shoulder"] == pytest.approx(operator["target"], abs=0.02)
     assert_no_violation(monitor, at_least=500)  # every command within one period's velocity limit, hand-back too
+    # the hand-back, tick by tick (500 Hz): no step above one tick of the controller's velocity limit
+    sent = [r for r in probe.messages("/arm_controller/commands")
+            if operator["released"] - 0.2 <= r.source <= operator["released"] + 1.5]
+    per_tick = ROBOT.limits_for(ROBOT.arm_joints).velocity / 500.0
+    ratios = [np.max(np.abs(np.subtract(b.msg.data, a.msg.data)) / per_tick)
+              for a, b in zip(sent, sent[1:]) if b.seq == a.seq + 1]
+    assert len(ratios) > 400 and max(ratios) <= 1.0 + 1e-6, max(ratios)
     # the bag: one takeover span at the operator's times (DDS and one control tick apart)
     info = episode_info(episode.bag)
     (start_ns, end_ns), = info["interventions_ns"]
@@ -102,5 +122,9 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     marks = read_topics(episode.bag, ["/vla/controller/intervention"])["/vla/controller/intervention"]
     assert [m.active for _, m in marks] == [True, False]
     assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in marks] == [start_ns, end_ns]
+    print(f"takeover: span starts {(start_ns * 1e-9 - operator['engaged']) * 1e3:+.1f} ms and ends "
+          f"{(end_ns * 1e-9 - operator['released']) * 1e3:+.1f} ms from the operator's engage/release; shoulder "
+          f"{abs(dict(zip(at_release.name, at_release.position))['shoulder'] - operator['target']):.4f} rad from "
+          f"the target at release; hand-back steps at most {max(ratios):.3f} of one tick's velocity limit")
     counts = probe.diagnostics("controller_node")[-1]
     assert counts["takeovers"] == "1" and counts["handbacks"] == "1"
