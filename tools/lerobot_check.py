@@ -4,9 +4,9 @@ Build that venv with tools/lerobot_venv.sh; then, with its python:
   reference FRAMES.npz OUT.json   LeRobot 0.4.4 writes the frames in FRAMES.npz (LeRobotDataset.create /
                                   add_frame / save_episode / finalize) and OUT.json records what it wrote:
                                   info.json, stats.json, tasks, every episodes-parquet and data-parquet row.
-  load DATASET [TRUTH.npz]        LeRobotDataset(repo_id, root=DATASET) offline; every frame's state, action,
-                                  task, timestamp and decoded images, compared with TRUTH.npz (what vla_ros
-                                  exported, from `tools/lerobot_truth.py`); prints a JSON report.
+  load DATASET [TRUTH.npz [K]]    LeRobotDataset(repo_id, root=DATASET) offline; every (K-th) frame's state,
+                                  action, task, timestamp and decoded images, compared with TRUTH.npz (what
+                                  vla_ros exported, from `tools/lerobot_truth.py`); prints a JSON report.
   train DATASET OUT_DIR STEPS     lerobot-train with ACT on the dataset for STEPS steps (CPU).
 An npz holds per episode e: e<e>_state, e<e>_action (float32), e<e>_task (str), e<e>_img_<camera> (uint8 NHWC),
 and fps, robot_type, state_names, action_names, names_key.
@@ -95,7 +95,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def load(dataset: str, truth: str | None) -> dict:
+def load(dataset: str, truth: str | None = None, stride: str = "1") -> dict:
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     ds = LeRobotDataset("local/exported", root=dataset)
@@ -108,10 +108,14 @@ def load(dataset: str, truth: str | None) -> dict:
         squared: dict[str, list[float]] = {}
         tasks_equal = True
         index = 0
+        compared = 0
         for e in episodes(data):
             for i in range(len(data[f"e{e}_state"])):
-                item = ds[index]
                 index += 1
+                if (index - 1) % int(stride):
+                    continue
+                item = ds[index - 1]
+                compared += 1
                 worst["state"] = max(worst["state"], float(np.abs(item["observation.state"].numpy()
                                                                   - data[f"e{e}_state"][i]).max()))
                 worst["action"] = max(worst["action"], float(np.abs(item["action"].numpy()
@@ -123,7 +127,7 @@ def load(dataset: str, truth: str | None) -> dict:
                     min_psnr[cam] = min(min_psnr.get(cam, np.inf), psnr(img, data[f"e{e}_img_{cam}"][i]))
                     diff = img - data[f"e{e}_img_{cam}"][i].astype(np.float64)
                     squared.setdefault(cam, []).append(float(np.mean(diff**2)))
-        report.update(compared_frames=index, max_abs_error=worst, tasks_equal=bool(tasks_equal),
+        report.update(compared_frames=compared, max_abs_error=worst, tasks_equal=bool(tasks_equal),
                       psnr_db={c: float(10 * np.log10(255.0**2 / np.mean(v))) for c, v in squared.items()},
                       worst_frame_psnr_db=min_psnr)
     print(json.dumps(report, indent=1))

@@ -96,7 +96,8 @@ class ControlCore:
         self.takeover = False
         self.teleop_target: np.ndarray | None = None
         self.teleop_velocity = np.zeros(len(self.names))
-        self.teleop_time = -np.inf
+        self.teleop_time = -np.inf  # when the target arrived (freshness)
+        self.teleop_sample = -np.inf  # its sample time (velocity)
         self.teleop_timeout = 0.2
         self.handed_back_at = -np.inf
 
@@ -158,8 +159,10 @@ class ControlCore:
             self.handed_back_at = now
         return True
 
-    def teleop(self, names: list[str], positions: np.ndarray, now: float) -> None:
-        """A teleop target (e.g. a leader arm's joint positions) for the joints it names; others keep theirs."""
+    def teleop(self, names: list[str], positions: np.ndarray, now: float, stamp: float = 0.0) -> None:
+        """A teleop target (e.g. a leader arm's joint positions) for the joints it names; others keep theirs.
+        ``stamp`` (the leader's sample time; 0: unknown) times its velocity, which messages bunched up in
+        transit would otherwise exaggerate."""
         target = self.teleop_target.copy() if self.teleop_target is not None else (
             self.command.copy() if self.command is not None else None)
         if target is None:
@@ -168,12 +171,13 @@ class ControlCore:
         values = np.asarray(positions, float)[[i for i, n in enumerate(names) if n in self.names]]
         new = target.copy()
         new[index] = values
-        dt = now - self.teleop_time
-        if self.teleop_target is not None and 1e-4 < dt < self.teleop_timeout:  # the leader's own velocity
+        sample = stamp if stamp > 0 else now
+        dt = sample - self.teleop_sample
+        if self.teleop_target is not None and 1e-3 < dt < self.teleop_timeout:  # the leader's own velocity
             self.teleop_velocity = (new - self.teleop_target) / dt
         else:
             self.teleop_velocity = np.zeros(len(self.names))
-        self.teleop_target, self.teleop_time = new, now
+        self.teleop_target, self.teleop_time, self.teleop_sample = new, now, sample
 
     @property
     def at_rest(self) -> bool:

@@ -31,7 +31,7 @@ from ..drivers.outputs import build_outputs
 from ..params import CONTROLLER_PARAMS, config_change, control_config
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import msg_to_chunk, to_time
+from .conversions import msg_to_chunk, to_sec, to_time
 from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
@@ -187,7 +187,7 @@ class ControllerNode(Node):
             return
         with self.lock:
             try:
-                self.core.teleop(names, values, now)
+                self.core.teleop(names, values, now, to_sec(msg.header.stamp))
             except NotStartedError:
                 return
 
