@@ -193,3 +193,25 @@ def test_guidance_weights_follow_the_node_chunk_the_controller_schedule_and_real
     np.testing.assert_allclose(w[:10, :7], np.tile(expected[:, None], (1, 7)), atol=1e-6)
     assert w.shape == (20, policy.max_action_dim) and not w[10:].any() and not w[:, 7:].any()
     assert expected[6] > 0 and expected[7] == 0 and 0 < expected[4] < (7 - 4) / (7 - 2 + 1)  # exp below linear
+
+
+def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_keys(model_dir, tmp_path):
+    """Weights a parameter does not take, or a parameter no weight fills, would leave random layers running: a
+    pi0.5 checkpoint (adaRMS time conditioning) loaded into pi0 did so without an error."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    bad = tmp_path / "pi05_like"
+    shutil.copytree(model_dir, bad)
+    weights = next(bad.glob("*.safetensors"))
+    tensors = load_file(weights)
+    dropped = next(k for k in sorted(tensors) if k.startswith("action_out_proj"))
+    tensors.pop(dropped)
+    tensors["model.time_mlp_in.weight"] = torch.zeros(4, 4)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(PolicyError) as err:
+        make(bad)
+    text = str(err.value)
+    assert "does not fit PI0ForConditionalGeneration" in text and dropped in text and "time_mlp_in" in text
+    assert "pi0.5 checkpoint" in text

@@ -546,3 +546,14 @@ def test_jpeg_frames_cross_the_wire_smaller_and_come_back_in_their_layout():
             other.infer(request)
     finally:
         server.stop()
+
+
+def test_a_layout_that_cannot_serve_the_configuration_is_refused_at_start():
+    """`vla-ros serve robot:=franka policy:=pi0` at the preset's 0.1 s: refused before serving, not per request."""
+    from vla_ros.policies.context import policy_context
+
+    policy = create_policy("scripted", policy_context(FRANKA, {"backend": "scripted", "chunk_dt": 0.1}))
+    with pytest.raises(LayoutError, match="set chunk_dt to 0.0667"):
+        BackendService(policy, "droid", FRANKA.openpi.cameras)
+    fitting = create_policy("scripted", policy_context(FRANKA, {"backend": "scripted", "chunk_dt": 1 / 15}))
+    assert BackendService(fitting, "droid", FRANKA.openpi.cameras).layout.name == "droid"

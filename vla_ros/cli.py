@@ -261,8 +261,23 @@ def _serve(ns: argparse.Namespace) -> int:
         name, _, value = item.partition("=")
         params[name] = yaml.safe_load(value)
     robot = load_robot(args.robot)
-    policy = build_policy(robot, params)
-    service = BackendService(policy, ns.layout or robot.openpi.layout, robot.openpi.cameras, ns.default_prompt)
+    from .policies import backend_class
+    from .policies.base import PolicyError
+    from .policies.context import DEFAULTS
+
+    backend = params.get("backend", DEFAULTS["backend"])
+    missing = backend_class(backend).preflight(
+        {k[len(backend) + 1:]: v for k, v in params.items() if k.startswith(backend + ".")}, robot)
+    if missing:  # (as the launch refuses it: before any model is loaded)
+        raise ValueError(missing)
+    try:
+        policy = build_policy(robot, params)
+    except PolicyError as exc:
+        raise ValueError(f"{backend}: {exc}") from None
+    try:
+        service = BackendService(policy, ns.layout or robot.openpi.layout, robot.openpi.cameras, ns.default_prompt)
+    except ValueError as exc:  # a layout that cannot serve this configuration: say so now, not per request
+        raise ValueError(f"{ns.layout or robot.openpi.layout} layout: {exc}") from None
     server = PolicyServer(service, service.metadata(), ns.host, ns.port, ns.api_key or None,
                           int(ns.max_message_mb * 2**20))
     logging.info(f"serving {policy.name} for {robot.name} ({service.layout.name} layout) on ws://{ns.host}:{ns.port}"

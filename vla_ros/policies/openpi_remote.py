@@ -44,6 +44,10 @@ class OpenpiRemotePolicy(Policy):
         self.layout = get_layout(o["layout"] or preset.layout)
         self.layout_ctx = LayoutContext(context.robot, context.state_joints, context.action_joints,
                                         context.chunk_dt, dict(preset.cameras), bool(o["rotate_180"]))
+        try:
+            getattr(self.layout, "check", lambda _ctx: None)(self.layout_ctx)
+        except LayoutError as exc:
+            raise PolicyError(f"{self.layout.name} layout: {exc}") from exc
         self.client = PolicyClient(o["host"], int(o["port"]), o["api_key"] or None, float(o["timeout"]),
                                    float(o["connect_timeout"]), max_size=int(o["max_message_mb"] * 2**20),
                                    jpeg_quality=int(o["jpeg_quality"]))

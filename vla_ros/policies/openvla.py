@@ -23,7 +23,7 @@ from ..core.tokenizers import BinTokenizer
 from ..params import ParamSpec
 from ..robots import ActionGripperSpec
 from .base import PolicyContext, PolicyError
-from .torch_utils import TorchPolicy
+from .torch_utils import TorchPolicy, load_checked
 
 EMPTY_TOKEN = 29871  # Llama-2 "▁": OpenVLA appends it to the prompt when missing
 
@@ -43,9 +43,9 @@ def load_vision2seq(path: str, dtype):
         from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
         cls = get_class_from_dynamic_module(target, path)
-        return cls.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+        return load_checked(cls, path, dtype=dtype, trust_remote_code=True)
     auto = getattr(transformers, "AutoModelForVision2Seq", None) or transformers.AutoModelForImageTextToText
-    return auto.from_pretrained(path, dtype=dtype, trust_remote_code=True)
+    return load_checked(auto, path, dtype=dtype, trust_remote_code=True)
 
 
 def select_stats(norm_stats: dict | None, unnorm_key: str) -> Stats:

@@ -7,7 +7,7 @@ zero-padded to ``max_state_dim``; flow matching with ``num_steps`` Euler steps f
 actions un-normalised and turned into absolute targets by the robot preset's action space. With the
 previous chunk available, sampling is guided towards its still-to-run actions (RTC inpainting).
 
-On CUDA (``pi0.compile``: auto) inference runs the static-shape fast path of :mod:`.pi0_fast`: the
+On CUDA (``pi0.compile``: auto) inference runs the static-shape fast path of :mod:`.pi0_static`: the
 prefix and every denoising step replay as CUDA graphs captured at load, so the first chunk the robot
 waits for costs what every later one does.
 """
@@ -31,7 +31,7 @@ from ..core.normalize import NormStats, Stats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
-from .torch_utils import TorchPolicy
+from .torch_utils import TorchPolicy, load_checked
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class Pi0Policy(TorchPolicy):
 
         o = self.options
         path = self.model_path
-        self.model = PI0ForConditionalGeneration.from_pretrained(path, dtype=self.dtype).to(self.device).eval()
+        self.model = load_checked(PI0ForConditionalGeneration, path, dtype=self.dtype).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config
         self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
@@ -149,10 +149,10 @@ class Pi0Policy(TorchPolicy):
 
     def _build_fast(self):
         """Static buffers, warm-up and graph capture at load (not on the first chunk the robot waits for)."""
-        from .pi0_fast import FastShape, Pi0Fast
+        from .pi0_static import Pi0Static, StaticShape
 
-        shape = FastShape(len(self.cameras), int(self.options["max_prompt_tokens"]), int(self.options["num_steps"]))
-        fast = Pi0Fast(self.model, shape, float(self.options["rtc_beta"]))
+        shape = StaticShape(len(self.cameras), int(self.options["max_prompt_tokens"]), int(self.options["num_steps"]))
+        fast = Pi0Static(self.model, shape, float(self.options["rtc_beta"]))
         torch = self.torch
         fast.load(torch.zeros_like(fast.pixels), self._text_ids(""), torch.zeros_like(fast.state), self._noise())
         capture_s = fast.capture(guided=bool(self.options["rtc_guidance"]))
@@ -334,5 +334,5 @@ class Pi0Policy(TorchPolicy):
         return chunk
 
     def diagnostics(self) -> dict:
-        return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_fast_fallbacks": self.fast_fallbacks,
+        return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_static_fallbacks": self.fast_fallbacks,
                 "pi0_prompt_truncations": self.prompt_truncations}

@@ -50,6 +50,28 @@ def require_model_path(path: str, backend: str) -> str:
     return str(local) if local.exists() else path
 
 
+def load_checked(cls, path: str, **kwargs):
+    """``cls.from_pretrained(path)``, refused (PolicyError naming the keys) when the checkpoint's weights leave a
+    model parameter uninitialised, go unused or do not fit: such a model runs with random layers (a pi0.5
+    checkpoint loaded as pi0 did, without an error)."""
+    from .base import PolicyError
+
+    model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
+    problems = []
+    for kind, what in (("missing_keys", "parameters the checkpoint does not hold (left random)"),
+                       ("unexpected_keys", "weights no parameter takes"), ("mismatched_keys", "shape mismatches"),
+                       ("error_msgs", "errors")):
+        keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in (info.get(kind) or []))
+        if keys:
+            problems.append(f"{len(keys)} {what}: {', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}")
+    if problems:
+        names = " ".join(str(k) for kind in ("missing_keys", "unexpected_keys") for k in info.get(kind) or [])
+        hint = (" The keys are pi0.5's (adaRMS time conditioning): this is a pi0.5 checkpoint, which the pi0 "
+                "backend cannot run." if "time_mlp" in names or "adarms" in names.lower() else "")
+        raise PolicyError(f"{path} does not fit {cls.__name__}: {'; '.join(problems)}.{hint}")
+    return model
+
+
 class TorchPolicy(Policy):
     """A backend whose model loads with ``from_pretrained``; subclasses add their own PARAMS."""
 

@@ -24,7 +24,7 @@ from .rtc_guidance import guidance_weight
 
 
 @dataclass(frozen=True)
-class FastShape:
+class StaticShape:
     """What a captured graph is specialised for."""
 
     cameras: int
@@ -101,10 +101,10 @@ def attend(layer: FusedLayer, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
     return torch.addmm(h, out, layer.o.t())
 
 
-class Pi0Fast:
+class Pi0Static:
     """pi0 inference over static buffers; ``sample`` is the graph replay on CUDA."""
 
-    def __init__(self, model, shape: FastShape, beta: float = 5.0, graphs: bool | None = None):
+    def __init__(self, model, shape: StaticShape, beta: float = 5.0, graphs: bool | None = None):
         self.model, self.shape, self.beta = model, shape, float(beta)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype

@@ -9,7 +9,7 @@ pytest.importorskip("transformers")
 from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.policies import create_policy  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
-from vla_ros.policies.pi0_fast import FastShape, Pi0Fast  # noqa: E402
+from vla_ros.policies.pi0_static import Pi0Static, StaticShape  # noqa: E402
 from vla_ros.policies.tiny_models import build_tiny_pi0  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
@@ -72,7 +72,7 @@ def test_prompt_longer_than_the_static_length_runs_the_eager_path(model_dir):
     fast, eager = make(model_dir, compile="on", max_prompt_tokens=4), make(model_dir, compile="off")
     obs = observation(instruction="pick up the red cube and put it in the blue block")
     np.testing.assert_allclose(fast.infer(obs).values, eager.infer(obs).values, rtol=1e-5, atol=1e-6)
-    assert fast.fast_fallbacks == 1 and fast.diagnostics()["pi0_fast_fallbacks"] == 1
+    assert fast.fast_fallbacks == 1 and fast.diagnostics()["pi0_static_fallbacks"] == 1
     short = observation(instruction="lift")
     fast.infer(short)
     assert fast.fast_fallbacks == 1
@@ -88,7 +88,7 @@ def test_first_chunk_is_timed_and_reported(model_dir):
 def test_padding_tokens_are_never_attended_to(model_dir):
     """Garbage in the padded prompt slots must not change the actions."""
     policy = make(model_dir, compile="off")
-    fast = Pi0Fast(policy.model, FastShape(len(KEYS), 12, 3))
+    fast = Pi0Static(policy.model, StaticShape(len(KEYS), 12, 3))
     inputs = policy.preprocess(observation())
     noise = torch.randn(1, 20, 32, generator=torch.Generator().manual_seed(3))
     fast.load(inputs["pixel_values"], inputs["text_ids"], inputs["state"], noise)
