@@ -215,3 +215,17 @@ def test_a_checkpoint_that_does_not_fit_is_refused_naming_the_keys(model_dir, tm
     text = str(err.value)
     assert "does not fit PI0ForConditionalGeneration" in text and dropped in text and "time_mlp_in" in text
     assert "pi0.5 checkpoint" in text
+
+
+def test_a_checkpoint_without_a_tokenizer_asks_for_tokenizer_path(model_dir, tmp_path):
+    """LeRobot saves no tokenizer beside a pi0's weights: the error names the parameter to set."""
+    import shutil
+
+    bare = tmp_path / "lerobot_like"
+    shutil.copytree(model_dir, bare)
+    for f in bare.iterdir():
+        if "token" in f.name or f.name == "special_tokens_map.json":
+            f.unlink()
+    with pytest.raises(PolicyError, match="set pi0.tokenizer_path"):
+        make(bare)
+    assert make(bare, tokenizer_path=str(model_dir)).infer(observation()).values.shape == (10, 7)

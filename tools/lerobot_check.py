@@ -8,6 +8,8 @@ Build that venv with tools/lerobot_venv.sh; then, with its python:
                                   action, task, timestamp and decoded images, compared with TRUTH.npz (what
                                   vla_ros exported, from `tools/lerobot_truth.py`); prints a JSON report.
   train DATASET OUT_DIR STEPS     lerobot-train with ACT on the dataset for STEPS steps (CPU).
+  normalizers OUT_DIR             LeRobot's policy_preprocessor/postprocessor files for each normalisation mode
+                                  and what its normaliser makes of fixed inputs (test/fixtures/lerobot_norm).
 An npz holds per episode e: e<e>_state, e<e>_action (float32), e<e>_task (str), e<e>_img_<camera> (uint8 NHWC),
 and fps, robot_type, state_names, action_names, names_key.
 """
@@ -144,6 +146,63 @@ def train(dataset: str, out: str, steps: str) -> None:
     subprocess.run(cmd, check=True)
 
 
+
+def normalizers(out: str) -> None:
+    """For each mode LeRobot writes: its policy pre/post-processor files (the normaliser steps as
+    make_pi05_pre_post_processors builds them, without the tokenizer step, which needs the hub) and what they
+    make of fixed inputs: OUT/<mode>/ + OUT/<mode>/expected.json."""
+    import torch
+    from lerobot.configs.types import FeatureType, NormalizationMode, PolicyFeature
+    from lerobot.processor import (
+        AddBatchDimensionProcessorStep,
+        DeviceProcessorStep,
+        NormalizerProcessorStep,
+        PolicyProcessorPipeline,
+        RenameObservationsProcessorStep,
+        UnnormalizerProcessorStep,
+    )
+    from lerobot.processor.converters import policy_action_to_transition, transition_to_policy_action
+
+    rng = np.random.default_rng(7)
+    features = {"observation.state": PolicyFeature(FeatureType.STATE, (6,)),
+                "observation.images.cam": PolicyFeature(FeatureType.VISUAL, (3, 8, 8))}
+    outputs = {"action": PolicyFeature(FeatureType.ACTION, (6,))}
+
+    def stats_for(scale: float) -> dict:
+        lo = rng.normal(size=6) * scale
+        spread = np.abs(rng.normal(size=6)) * scale + 0.1
+        spread[2] = 0.0  # a constant dimension: LeRobot's zero-denominator rule
+        return {"mean": lo + spread / 2, "std": spread / 3, "min": lo, "max": lo + spread, "q01": lo + spread * 0.01,
+                "q99": lo + spread * 0.99, "q10": lo + spread * 0.1, "q90": lo + spread * 0.9}
+
+    stats = {"observation.state": stats_for(1.0), "action": stats_for(2.0)}
+    state = torch.tensor(rng.normal(size=(4, 6)), dtype=torch.float32)
+    model_actions = torch.tensor(rng.uniform(-1.2, 1.2, size=(4, 6)), dtype=torch.float32)
+    for mode in ("MEAN_STD", "MIN_MAX", "QUANTILES", "QUANTILE10", "IDENTITY"):
+        norm_map = {FeatureType.VISUAL: NormalizationMode.IDENTITY, FeatureType.STATE: NormalizationMode(mode),
+                    FeatureType.ACTION: NormalizationMode(mode)}
+        pre = PolicyProcessorPipeline(steps=[
+            RenameObservationsProcessorStep(rename_map={}), AddBatchDimensionProcessorStep(),
+            NormalizerProcessorStep(features={**features, **outputs}, norm_map=norm_map, stats=stats),
+            DeviceProcessorStep(device="cpu")], name="policy_preprocessor")
+        post = PolicyProcessorPipeline(steps=[
+            UnnormalizerProcessorStep(features=outputs, norm_map=norm_map, stats=stats),
+            DeviceProcessorStep(device="cpu")], name="policy_postprocessor",
+            to_transition=policy_action_to_transition, to_output=transition_to_policy_action)
+        folder = Path(out) / mode.lower()
+        pre.save_pretrained(folder)
+        post.save_pretrained(folder)
+        normalizer = pre.steps[2]
+        unnormalizer = post.steps[0]
+        normalized = normalizer._apply_transform(state, "observation.state", FeatureType.STATE, inverse=False)
+        actions = unnormalizer._apply_transform(model_actions, "action", FeatureType.ACTION, inverse=True)
+        expected = {"made_with": {"lerobot": __import__("lerobot").__version__, "torch": torch.__version__},
+                    "state": state.tolist(), "normalized_state": normalized.tolist(),
+                    "model_actions": model_actions.tolist(), "actions": actions.tolist()}
+        (folder / "expected.json").write_text(json.dumps(expected, indent=1))
+        print(f"{mode}: {sorted(p.name for p in folder.iterdir())}")
+
+
 if __name__ == "__main__":
     command, *rest = sys.argv[1:]
-    {"reference": reference, "load": load, "train": train}[command](*rest)
+    {"reference": reference, "load": load, "train": train, "normalizers": normalizers}[command](*rest)

@@ -37,10 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def load_norm_stats(folder: str, mode: str) -> NormStats:
-    """``norm_stats.json`` beside the weights, else a PI0Processor config's mean/std (z-score)."""
+    """``norm_stats.json`` beside the weights (ours, openpi's), else LeRobot's normaliser files
+    (policy_preprocessor.json / policy_postprocessor.json), else a PI0Processor config's mean/std (z-score)."""
     path = Path(folder)
     if (path / NormStats.FILE).exists():
         stats = NormStats.load(path)
+        return stats if mode == "auto" else NormStats(mode, stats.state, stats.actions)
+    if (path / "policy_preprocessor.json").exists():
+        try:
+            stats = NormStats.from_lerobot(path)
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
         return stats if mode == "auto" else NormStats(mode, stats.state, stats.actions)
     proc = path / "processor_config.json"
     if proc.exists():
@@ -64,8 +71,8 @@ class Pi0Policy(TorchPolicy):
         *TorchPolicy.TORCH_PARAMS,
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
         ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
-        ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json)",
-                  choices=("auto", "zscore", "quantile", "identity")),
+        ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json or LeRobot's "
+                  "policy_preprocessor/postprocessor files)", choices=("auto", "zscore", "quantile", "identity")),
         ParamSpec("camera_keys", [], "Image keys in the model's camera order (empty: the node's image_keys)",
                   type="string_array"),
         ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
@@ -94,7 +101,13 @@ class Pi0Policy(TorchPolicy):
         self.model = load_checked(PI0ForConditionalGeneration, path, dtype=self.dtype).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config
-        self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
+        except (OSError, ValueError) as exc:
+            where = f"pi0.tokenizer_path {o['tokenizer_path']!r}" if o["tokenizer_path"] else f"{path}"
+            raise PolicyError(f"no tokenizer in {where} ({type(exc).__name__}): LeRobot checkpoints ship none; set "
+                              "pi0.tokenizer_path to a local copy of PaliGemma's tokenizer "
+                              "(google/paligemma-3b-pt-224)") from None
         self.stats = load_norm_stats(path, o["norm_mode"])
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
@@ -208,7 +221,7 @@ class Pi0Policy(TorchPolicy):
             raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
         padded = np.zeros(self.max_state_dim)
         model_state = self.aloha.state(state) if self.aloha else state
-        padded[: state.size] = self.stats.state.normalize(model_state, self.stats.mode)
+        padded[: state.size] = self.stats.normalize_state(model_state)
         ids = self._prompt_ids(observation.instruction)
         return {
             "state": torch.tensor(padded[None], dtype=self.dtype, device=self.device),
@@ -291,7 +304,7 @@ class Pi0Policy(TorchPolicy):
             elif kind == "joint_delta":
                 col = col - observation.state[self.context.state_joints.index(joint)]
             model[: len(col), k] = col
-        model[:, : self.action_width] = self.stats.actions.normalize(model[:, : self.action_width], self.stats.mode)
+        model[:, : self.action_width] = self.stats.normalize_actions(model[:, : self.action_width])
         # the schedule over the node's chunk (the steps that run), as the controller blends it; zero beyond it
         # and on the padding columns, which nothing executes
         horizon = self.context.horizon
@@ -314,7 +327,7 @@ class Pi0Policy(TorchPolicy):
         raw = actions[: ctx.horizon, : self.action_width]
         if not np.all(np.isfinite(raw)):
             raise PolicyError("the model produced NaN/inf actions")
-        values = self.stats.actions.unnormalize(raw, self.stats.mode)
+        values = self.stats.unnormalize_actions(raw)
         try:
             targets = (self.aloha.targets(values, observation.state) if self.aloha
                        else self.action_space.to_targets(values, observation.state))
