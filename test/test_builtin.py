@@ -32,7 +32,12 @@ STATE = np.array([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03])
 def test_tokenizer_words_unknowns_and_padding(tmp_path):
     tok = WordTokenizer.build(["Pick up the RED cube!", "grab the blue block"])
     assert tok.encode("pick up the red cube") == [tok.index[w] for w in ("pick", "up", "the", "red", "cube")]
-    assert tok.encode("pick up the purple cube")[3] == 1  # unknown word
+    assert tok.encode("pick up the purple cube")[3] == 1  # a colour it does not know stays unknown
+    # filler and polite words are left out, synonyms map to the demonstrations' words
+    assert tok.encode("could you please grasp the red one for me") == tok.encode("grab the red cube")
+    assert tok.encode("please pick up the red box thanks") == tok.encode("pick up the red block")
+    assert tok.ignored("could you please pick up the red one") == ["could", "you", "please"]
+    assert tok.encode("hello there") == [1]
     batch = tok.batch(["grab", "grab the blue block"])
     assert batch.shape == (2, 12) and batch[0, 1:].eq(0).all() and batch[1, :4].ne(0).all()
     tok.save(tmp_path)

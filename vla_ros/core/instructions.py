@@ -15,6 +15,17 @@ NOUNS = ("cube", "block")
 HELD_OUT = (("take", "block"), ("grab", "cube"))  # verb-noun pairs never demonstrated
 
 
+# Words a person types for the ones the demonstrations use (the built-in model's encoder maps them before
+# looking words up; words it has no entry for are left out rather than read as "unknown").
+SYNONYMS = {
+    "grasp": "grab", "grip": "grab", "seize": "grab", "get": "take", "fetch": "take", "collect": "take",
+    "bring": "take", "raise": "lift", "elevate": "lift", "pickup": "pick",
+    "box": "block", "brick": "block", "piece": "block", "blocks": "block", "cubes": "cube", "one": "cube",
+    "thing": "cube", "object": "cube", "square": "cube", "item": "cube",
+    "crimson": "red", "scarlet": "red", "lime": "green", "navy": "blue",
+}
+
+
 def clean_prompt(text: str) -> str:
     """openpi's prompt cleaning before PaliGemma tokenisation: stripped, '_' and newlines as spaces."""
     return text.strip().replace("_", " ").replace("\n", " ")

@@ -37,8 +37,21 @@ class WordTokenizer:
         return len(self.vocab)
 
     def encode(self, text: str) -> list[int]:
-        """Word ids, truncated to ``max_length`` (unknown words map to 1)."""
-        return [self.index.get(w, 1) for w in words(text)][: self.max_length]
+        """Word ids, truncated to ``max_length``: a word the vocabulary lacks is replaced by its synonym there
+        (``SYNONYMS``: "grasp" -> "grab", "one" -> "cube") or left out (filler and polite words: the model never
+        saw them). A colour the vocabulary lacks stays the unknown id 1: "the purple cube" must not read as
+        "the cube"; so does a text with no known word at all."""
+        from ..core.instructions import COLOURS, SYNONYMS
+
+        ids = [self.index.get(w, self.index.get(SYNONYMS.get(w, ""), 1 if w in COLOURS else 0)) for w in words(text)]
+        return [i for i in ids if i > 0][: self.max_length] or [1]
+
+    def ignored(self, text: str) -> list[str]:
+        """The words of ``text`` that ``encode`` leaves out."""
+        from ..core.instructions import COLOURS, SYNONYMS
+
+        return [w for w in words(text) if w not in self.index and SYNONYMS.get(w) not in self.index
+                and w not in COLOURS]
 
     def batch(self, texts: Iterable[str]):
         """(B, max_length) int64 tensor, zero-padded."""
