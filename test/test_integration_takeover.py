@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
 from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
@@ -56,6 +57,7 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     record_diagnostics(probe)
     probe.record("/vla/controller/state", JointState, 4000)
     probe.record("/arm_controller/commands", Float64MultiArray, 20000)
+    probe.record("/vla/planned_path", Path, 200)
     monitor = limit_monitor(probe, ROBOT)
     engage = probe.create_publisher(Bool, "/vla/teleop/engage", 10)
     teleop = probe.create_publisher(JointState, "/vla/teleop/joint_command", 10)
@@ -114,7 +116,7 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     per_tick = ROBOT.limits_for(ROBOT.arm_joints).velocity / 500.0
     ratios = [np.max(np.abs(np.subtract(b.msg.data, a.msg.data)) / per_tick)
               for a, b in zip(sent, sent[1:]) if b.seq == a.seq + 1]
-    assert len(ratios) > 100 and max(ratios) <= 1.0 + 1e-6, (len(ratios), max(ratios))
+    assert len(ratios) > 100 and max(ratios) <= 1.0 + 1e-6, (len(sent), len(ratios), max(ratios, default=0))
     # the bag: one takeover span at the operator's times (DDS and one control tick apart)
     info = episode_info(episode.bag)
     (start_ns, end_ns), = info["interventions_ns"]
@@ -127,5 +129,10 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
           f"{(end_ns * 1e-9 - operator['released']) * 1e3:+.1f} ms from the operator's engage/release; shoulder "
           f"{abs(dict(zip(at_release.name, at_release.position))['shoulder'] - operator['target']):.4f} rad from "
           f"the target at release; hand-back steps at most {max(ratios):.3f} of one tick's velocity limit")
+    # the policy's planned tool paths (RViz / Foxglove): in the base frame, the start and each target of a chunk
+    paths = [r.msg for r in probe.messages("/vla/planned_path")]
+    assert paths and all(p.header.frame_id == ROBOT.base_link and len(p.poses) == 11 for p in paths)
+    reach = [np.linalg.norm([q.pose.position.x, q.pose.position.y]) for p in paths for q in p.poses]
+    assert 0.05 < min(reach) and max(reach) < 0.7  # (a WidowX 250's reach)
     counts = probe.diagnostics("controller_node")[-1]
     assert counts["takeovers"] == "1" and counts["handbacks"] == "1"

@@ -99,3 +99,24 @@ def test_restarts_reach_a_pose_the_home_seed_cannot(chain):
     result = chain.ik(target, home, restarts=20)
     assert result.success and result.position_error < 1e-4
     np.testing.assert_allclose(chain.fk(result.q)[:3, 3], target[:3, 3], atol=1e-4)
+
+
+def test_a_chunks_tool_path_is_the_forward_kinematics_of_its_targets():
+    from vla_ros.core.chunk import ActionChunk
+    from vla_ros.core.planned_path import tool_paths
+
+    robot = load_robot("widowx")
+    chain = robot.chain()
+    state = np.array([0.0, -0.5, 0.4, 0.0, 1.2, 0.0, 0.03])
+    targets = state[None, :6] + np.linspace(0.0, 0.3, 5)[:, None]
+    chunk = ActionChunk.uniform(7.0, robot.arm_joints, targets, 0.1)  # the arm only: the finger is not on the chain
+    path = tool_paths({"arm": chain}, chunk, robot.state_joints, state)["arm"]
+    assert path.frame == robot.base_link and len(path.positions) == 6
+    np.testing.assert_allclose(path.times, 7.0 + 0.1 * np.arange(6))
+    np.testing.assert_allclose(path.positions[0], chain.fk(state[:6])[:3, 3])
+    np.testing.assert_allclose(path.positions[-1], chain.fk(targets[-1])[:3, 3])
+    assert np.allclose(np.linalg.norm(path.quats_wxyz, axis=1), 1.0)
+    aloha = load_robot("aloha")
+    both = tool_paths(aloha.arm_chains(), ActionChunk.uniform(0.0, aloha.action_joints, np.zeros((3, 14)), 0.02),
+                      aloha.state_joints, None)
+    assert set(both) == {"left", "right"} and len(both["left"].positions) == 3  # (no state: targets only)

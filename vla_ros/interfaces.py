@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 JOINT_STATES = "/joint_states"
 ACTION_CHUNK = "/vla/action_chunk"
+PLANNED_PATH = "/vla/planned_path"  # (several arms: PLANNED_PATH/<arm>)
 INSTRUCTION = "/vla/instruction"
 DIAGNOSTICS = "/diagnostics"
 POLICY_PAUSE = "/vla/pause"
@@ -126,6 +127,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(OPERATOR_HEARTBEAT, "std_msgs/Bool", "topic", "operator device (pedal, joystick button, web page)",
              "controller_node (operator_heartbeat)", "True at >= 1/heartbeat_timeout Hz while an operator is there; "
              "missing or False brakes the arm to a hold until a fresh heartbeat and /vla/controller/enable"),
+    Endpoint(PLANNED_PATH, "nav_msgs/Path", "topic", "policy_node (publish_path)", "RViz, Foxglove",
+             "Each chunk's tool path by forward kinematics, in the arm's base frame (several arms: "
+             "/vla/planned_path/<arm>)"),
     Endpoint(TELEOP_COMMAND, "sensor_msgs/JointState", "topic", "a leader arm, a teleop node",
              "controller_node (teleop_topic)", "Joint positions to follow while a takeover is engaged (names: "
              "the controller's joints, any subset)"),

@@ -73,6 +73,8 @@ POLICY_PARAMS: list[ParamSpec] = [
     ParamSpec("latency_quantile", 95.0, "Percentile of recent inference latencies used for scheduling",
               min=50.0, max=100.0),
     ParamSpec("trigger_margin", 0.01, "Extra seconds of lead when scheduling inference", min=0.0, max=10.0),
+    ParamSpec("publish_path", True, "Publish each chunk's planned tool path (nav_msgs/Path in the arm's base frame) "
+              "on /vla/planned_path (several arms: /vla/planned_path/<arm>) for RViz / Foxglove"),
     ParamSpec("max_input_age", 0.5, "Inputs older than this (s) are stale: no inference", min=0.01, max=60.0,
               dynamic=True),
     ParamSpec("start_paused", False, "Wait for /vla/resume before the first inference"),

@@ -6,6 +6,8 @@ import threading
 import traceback
 
 from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -21,6 +23,7 @@ from ..core.clock import ClockJumps
 from ..core.image import ImageError, fit_image, parse_size
 from ..core.inference import InferenceLoop
 from ..core.observation import MissingInput, Observation, ObservationBuffer
+from ..core.planned_path import tool_paths
 from ..core.problems import ProblemTracker
 from ..core.scheduling import InferenceScheduler
 from ..params import POLICY_PARAMS
@@ -28,7 +31,7 @@ from ..policies import backend_class
 from ..policies.context import camera_inputs, policy_context
 from ..robots import load_robot
 from . import diagnostics as diag
-from .conversions import chunk_to_msg, compressed_to_array, image_to_array, markers_to_objects, to_sec
+from .conversions import chunk_to_msg, compressed_to_array, image_to_array, markers_to_objects, to_sec, to_time
 from .inputs import checked_joint_state, sized_subscription
 from .node_main import QuietLogger, run
 from .param_util import choice_guard, declare
@@ -71,6 +74,13 @@ class PolicyNode(Node):
         self._announced_wait = False
 
         self.chunk_pub = self.create_publisher(JointTrajectory, io.ACTION_CHUNK, QoSProfile(depth=10))
+        self.path_chains, self.path_pubs = {}, {}
+        if p["publish_path"]:
+            robot = context.robot
+            self.path_chains = robot.arm_chains() if len(robot.arms) > 1 else {"arm": robot.chain()}
+            self.path_pubs = {arm: self.create_publisher(Path, io.PLANNED_PATH if len(self.path_chains) == 1 else
+                                                         f"{io.PLANNED_PATH}/{arm}", QoSProfile(depth=5))
+                              for arm in self.path_chains}
         self.diag_pub = self.create_publisher(DiagnosticArray, io.DIAGNOSTICS, QoSProfile(depth=10))
         sized_subscription(self, JointState, p["joint_states_topic"], self._on_joint_state, qos_profile_sensor_data,
                            io.MAX_JOINT_STATE_BYTES, self.problems, "joint_states:size")
@@ -256,6 +266,21 @@ class PolicyNode(Node):
             if self.loop.counts["published"] == 1:
                 self.log.info(f"first chunk after start-up: {outcome.latency * 1e3:.1f} ms")
             self.chunk_pub.publish(chunk_to_msg(outcome.chunk))
+            if self.path_pubs:
+                self._publish_paths(outcome.chunk, obs.state)
+
+    def _publish_paths(self, chunk, state) -> None:
+        for arm, path in tool_paths(self.path_chains, chunk, self.state_joints, state).items():
+            msg = Path()
+            msg.header.stamp, msg.header.frame_id = to_time(chunk.stamp), path.frame
+            for t, xyz, q in zip(path.times, path.positions, path.quats_wxyz):
+                pose = PoseStamped()
+                pose.header.stamp, pose.header.frame_id = to_time(float(t)), path.frame
+                pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in xyz)
+                pose.pose.orientation.w, pose.pose.orientation.x, pose.pose.orientation.y, pose.pose.orientation.z = (
+                    float(v) for v in q)
+                msg.poses.append(pose)
+            self.path_pubs[arm].publish(msg)
 
     def _observe(self, now: float) -> Observation | None:
         """The newest observation, or None while an input is missing or stale.
