@@ -23,6 +23,7 @@ SYNONYMS = {
     "box": "block", "brick": "block", "piece": "block", "blocks": "block", "cubes": "cube", "one": "cube",
     "thing": "cube", "object": "cube", "square": "cube", "item": "cube",
     "crimson": "red", "scarlet": "red", "lime": "green", "navy": "blue",
+    "that": "the", "this": "the", "a": "the", "an": "the",  # (every demonstration says "the": its mean needs it)
 }
 
 
