@@ -138,3 +138,6 @@ def test_driver_and_output_combinations_that_cannot_work_fail_at_launch():
     nodes = build_graph(GraphArgs.from_strings({"robot": "widowx", "driver": "ros2_control",
                                                 "output_interface": "forward_position"}))
     assert _controller(nodes)["driver"] == "ros2_control"
+    # a remote policy whose layout cannot serve the configuration: DROID's actions are 1/15 s apart
+    with pytest.raises(GraphError, match="chunk_dt to 0.0667"):
+        build_graph(GraphArgs.from_strings({"robot": "franka", "policy": "openpi"}))

@@ -105,7 +105,8 @@ def _log_time(line: str) -> float:
 def test_with_no_driver_the_controller_holds_and_names_what_is_missing_within_2_s(ros, tmp_path, robot, missing):
     probe = Probe("nodriver_probe")
     record_diagnostics(probe)
-    graph = start_graph(tmp_path, robot=robot, sim="none", policy="openpi", driver="preset")
+    params = {"policy_node": {"chunk_dt": 1 / 15}} if robot == "franka" else None  # (the DROID layout's)
+    graph = start_graph(tmp_path, robot=robot, sim="none", policy="openpi", driver="preset", params=params)
     try:
         wait_for_nodes(probe, graph, ["controller_node"])
         probe.wait_for(lambda: any(d["_level"] == 2 for d in probe.diagnostics("controller_node")), 10.0,

@@ -106,7 +106,8 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
         probe.close()
     assert code == 0 and episode.success, graph.log_path.read_text()[-3000:]
     # the arm followed the operator: at the release its commanded shoulder was at the operator's target
-    states = [(r.t, r.msg) for r in probe.messages("/vla/controller/state")]
+    states = [(r.msg.header.stamp.sec + r.msg.header.stamp.nanosec * 1e-9, r.msg)  # (stamped when commanded)
+              for r in probe.messages("/vla/controller/state")]
     at_release = [m for t, m in states if t <= operator["released"]][-1]
     assert dict(zip(at_release.name, at_release.position))["shoulder"] == pytest.approx(operator["target"], abs=0.02)
     assert_no_violation(monitor, at_least=500)  # every command within one period's velocity limit, hand-back too

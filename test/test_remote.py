@@ -553,7 +553,7 @@ def test_a_layout_that_cannot_serve_the_configuration_is_refused_at_start():
     from vla_ros.policies.context import policy_context
 
     policy = create_policy("scripted", policy_context(FRANKA, {"backend": "scripted", "chunk_dt": 0.1}))
-    with pytest.raises(LayoutError, match="set chunk_dt to 0.0667"):
+    with pytest.raises(LayoutError, match="set the policy.s chunk_dt to 0.0667"):
         BackendService(policy, "droid", FRANKA.openpi.cameras)
     fitting = create_policy("scripted", policy_context(FRANKA, {"backend": "scripted", "chunk_dt": 1 / 15}))
     assert BackendService(fitting, "droid", FRANKA.openpi.cameras).layout.name == "droid"

@@ -267,7 +267,7 @@ def _serve(ns: argparse.Namespace) -> int:
 
     backend = params.get("backend", DEFAULTS["backend"])
     missing = backend_class(backend).preflight(
-        {k[len(backend) + 1:]: v for k, v in params.items() if k.startswith(backend + ".")}, robot)
+        {k[len(backend) + 1:]: v for k, v in params.items() if k.startswith(backend + ".")}, robot, params)
     if missing:  # (as the launch refuses it: before any model is loaded)
         raise ValueError(missing)
     try:

@@ -177,7 +177,7 @@ def _check(args: GraphArgs, robot, backend: str, options: dict[str, Any]) -> Non
     except KeyError as exc:
         raise GraphError(str(exc).strip("'\"")) from None
     missing = cls.preflight({k[len(backend) + 1:]: v for k, v in options.items() if k.startswith(backend + ".")},
-                            robot)
+                            robot, options)
     if missing:
         raise GraphError(missing)
     if SIM_PROVIDERS[args.sim] is None:

@@ -49,9 +49,10 @@ class Policy(ABC):
         self.options = {p.name: context.options.get(p.name, p.default) for p in self.PARAMS}
 
     @classmethod
-    def preflight(cls, options: dict[str, Any], robot: RobotPreset) -> str:
-        """Before any node starts: what this backend lacks with ``options`` (its <backend>.* parameters) on
-        ``robot`` and what to set ('' when nothing is missing). Cheap: no model is loaded."""
+    def preflight(cls, options: dict[str, Any], robot: RobotPreset, node: dict[str, Any] | None = None) -> str:
+        """Before any node starts: what this backend lacks with ``options`` (its <backend>.* parameters; ``node``:
+        all the policy node's) on ``robot`` and what to set ('' when nothing is missing). Cheap: no model is
+        loaded."""
         return ""
 
     @abstractmethod

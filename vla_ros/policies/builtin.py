@@ -45,7 +45,7 @@ class BuiltinPolicy(Policy):
     ]
 
     @classmethod
-    def preflight(cls, options: dict, robot) -> str:
+    def preflight(cls, options: dict, robot, node: dict | None = None) -> str:
         try:
             resolve_model(str(options.get("model_path", "")), robot.name)
         except PolicyError as exc:

@@ -37,6 +37,20 @@ class OpenpiRemotePolicy(Policy):
                   "stored (false for an upright camera)"),
     ]
 
+    @classmethod
+    def preflight(cls, options: dict, robot, node: dict | None = None) -> str:
+        """A layout that cannot serve the node's joints and chunk_dt (DROID: 1/15 s) is refused at launch."""
+        from .context import policy_context
+
+        try:
+            context = policy_context(robot, {**(node or {}), "backend": cls.name})
+            layout = get_layout(str(options.get("layout", "")) or robot.openpi.layout)
+            getattr(layout, "check", lambda _ctx: None)(LayoutContext(
+                robot, context.state_joints, context.action_joints, context.chunk_dt, dict(robot.openpi.cameras)))
+        except (LayoutError, ValueError) as exc:
+            return f"policy openpi: {exc}"
+        return ""
+
     def __init__(self, context: PolicyContext):
         super().__init__(context)
         o = self.options

@@ -83,7 +83,7 @@ class TorchPolicy(Policy):
     ]
 
     @classmethod
-    def preflight(cls, options: dict, robot) -> str:
+    def preflight(cls, options: dict, robot, node: dict | None = None) -> str:
         path = str(options.get("model_path", ""))
         if not path:
             return (f"policy {cls.name!r} needs a checkpoint: set {cls.name}.model_path (a local checkpoint directory "

@@ -164,8 +164,8 @@ class DroidLayout:
         if len(ctx.action_joints) != 8 or not ctx.robot.grippers:
             raise LayoutError("the droid layout needs a 7-joint arm and a gripper (8 action joints)")
         if abs(ctx.dt - self.DT) > 1e-3:
-            raise LayoutError(f"DROID actions are 1/15 s apart: set chunk_dt to 0.0667, not {ctx.dt:g} (vla-ros "
-                              "serve: --set chunk_dt=0.0667)")
+            raise LayoutError(f"DROID actions are 1/15 s apart: set the policy's chunk_dt to 0.0667, not {ctx.dt:g} "
+                              "(vla-ros serve: --set chunk_dt=0.0667; a launch: in the policy config or params_file)")
         grip = ctx.robot.grippers[0].joint  # wire columns: 7 joint velocities, then the gripper
         dims = [j for j in ctx.action_joints if j != grip] + [grip]
         return ctx.space("joint_velocity", 1.0, 0.0, 0.5, model_dims=dims, velocity_step=self.STEP, clip=1.0)
