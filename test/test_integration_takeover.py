@@ -10,7 +10,7 @@ import pytest
 from nav_msgs.msg import Path
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Bool, Float64MultiArray
-from support import Probe, assert_no_violation, limit_monitor, record_diagnostics, start_graph, wait_for_nodes
+from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 
 from vla_ros.core.chunk import ActionChunk, HaltedError
 from vla_ros.core.control import ControlConfig, ControlCore
@@ -58,7 +58,6 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     probe.record("/vla/controller/state", JointState, 4000)
     probe.record("/arm_controller/commands", Float64MultiArray, 20000)
     probe.record("/vla/planned_path", Path, 200)
-    monitor = limit_monitor(probe, ROBOT)
     engage = probe.create_publisher(Bool, "/vla/teleop/engage", 10)
     teleop = probe.create_publisher(JointState, "/vla/teleop/joint_command", 10)
     bags = tmp_path / "bags"
@@ -96,6 +95,11 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     try:
         with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
             wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node", "recorder_node"])
+            others = probe.get_publishers_info_by_topic("/vla/controller/state")
+            assert len(others) == 1, [(i.node_name, i.node_namespace) for i in others]  # (no other graph's)
+            # the operator's devices are matched with the controller and the recorder before anyone touches them
+            probe.wait_for(lambda: engage.get_subscription_count() >= 2 and teleop.get_subscription_count() >= 2,
+                           10.0, "the teleop topics matched")
             thread = threading.Thread(target=operate)
             thread.start()
             episode = run_episode(client, 0, seed=4, timeout=20.0, instruction="pick up the red cube", record=True)
@@ -109,15 +113,19 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     states = [(r.msg.header.stamp.sec + r.msg.header.stamp.nanosec * 1e-9, r.msg)  # (stamped when commanded)
               for r in probe.messages("/vla/controller/state")]
     at_release = [m for t, m in states if t <= operator["released"]][-1]
-    assert dict(zip(at_release.name, at_release.position))["shoulder"] == pytest.approx(operator["target"], abs=0.02)
-    assert_no_violation(monitor, at_least=500)  # every command within one period's velocity limit, hand-back too
-    # the hand-back, tick by tick (500 Hz): no step above one tick of the controller's velocity limit
-    sent = [r for r in probe.messages("/arm_controller/commands")
-            if operator["released"] - 0.2 <= r.source <= operator["released"] + 1.5]
+    teleop_lines = [x for x in graph.log_path.read_text().splitlines() if "teleop" in x or "ERROR" in x]
+    shoulder = [(round(t - operator["engaged"], 3), round(dict(zip(m.name, m.position))["shoulder"], 3))
+                for t, m in states if operator["engaged"] - 0.1 <= t <= operator["released"] + 0.1][::10]
+    assert dict(zip(at_release.name, at_release.position))["shoulder"] == pytest.approx(operator["target"], abs=0.02), \
+        (teleop_lines, shoulder, operator)
+    # every command, tick by tick (500 Hz): no step above one tick of the controller's velocity limit, in the
+    # takeover, the hand-back and the rest of the episode (the hand-back's figure printed below)
+    sent = probe.messages("/arm_controller/commands")
     per_tick = ROBOT.limits_for(ROBOT.arm_joints).velocity / 500.0
-    ratios = [np.max(np.abs(np.subtract(b.msg.data, a.msg.data)) / per_tick)
-              for a, b in zip(sent, sent[1:]) if b.seq == a.seq + 1]
-    assert len(ratios) > 100 and max(ratios) <= 1.0 + 1e-6, (len(sent), len(ratios), max(ratios, default=0))
+    steps = [(b.source, np.max(np.abs(np.subtract(b.msg.data, a.msg.data)) / per_tick))
+             for a, b in zip(sent, sent[1:]) if b.seq == a.seq + 1]
+    assert len(steps) > 500 and max(r for _, r in steps) <= 1.0 + 1e-6, max(steps, key=lambda x: x[1])
+    ratios = [r for t, r in steps if operator["released"] - 0.2 <= t <= operator["released"] + 1.5]
     # the bag: one takeover span at the operator's times (DDS and one control tick apart)
     info = episode_info(episode.bag)
     (start_ns, end_ns), = info["interventions_ns"]
@@ -129,7 +137,7 @@ def test_a_takeover_mid_episode_is_followed_handed_back_and_recorded(ros, tmp_pa
     print(f"takeover: span starts {(start_ns * 1e-9 - operator['engaged']) * 1e3:+.1f} ms and ends "
           f"{(end_ns * 1e-9 - operator['released']) * 1e3:+.1f} ms from the operator's engage/release; shoulder "
           f"{abs(dict(zip(at_release.name, at_release.position))['shoulder'] - operator['target']):.4f} rad from "
-          f"the target at release; hand-back steps at most {max(ratios):.3f} of one tick's velocity limit")
+          f"the target at release; hand-back steps at most {max(ratios, default=0):.3f} of one tick's velocity limit")
     # the policy's planned tool paths (RViz / Foxglove): in the base frame, the start and each target of a chunk
     paths = [r.msg for r in probe.messages("/vla/planned_path")]
     assert paths and all(p.header.frame_id == ROBOT.base_link and len(p.poses) == 11 for p in paths)
