@@ -26,7 +26,7 @@ class BackendService:
         self.default_prompt = default_prompt  # used where a request has no "prompt" (openpi's --default_prompt)
         self.layout = get_layout(layout)
         self.ctx = LayoutContext(ctx.robot, ctx.state_joints, ctx.action_joints, ctx.chunk_dt, dict(cameras or {}))
-        getattr(self.layout, "check", lambda _ctx: None)(self.ctx)  # at start, not as every request's error
+        self.layout.check(self.ctx)  # at start, not as every request's error
 
     def metadata(self) -> dict[str, Any]:
         c = self.policy.context

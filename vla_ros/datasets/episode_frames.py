@@ -14,7 +14,6 @@ The rule (times are the messages' header stamps, i.e. capture / sample times):
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 
 from .. import interfaces as io
 from ..core.image import ImageError, decode_image
-from ..recording.bag import EPISODE_TOPIC, episode_info, read_topics
+from ..recording.bag import EPISODE_TOPIC, episode_info, episode_instruction, header_stamp, joint_rows, read_topics
 from ..robots import RobotPreset
 
 
@@ -52,22 +51,6 @@ class EpisodeFrames:
         return (np.arange(len(self)) / self.fps).astype(np.float32)
 
 
-def _stamp(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def _joint_rows(msgs, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(times, positions) of the JointState messages that carry every one of ``joints``, sorted by stamp."""
-    times, rows = [], []
-    for _, m in msgs:
-        index = {n: i for i, n in enumerate(m.name)}
-        if len(m.position) == len(m.name) and all(j in index for j in joints):
-            times.append(_stamp(m))
-            rows.append([m.position[index[j]] for j in joints])
-    order = np.argsort(times, kind="stable")
-    return np.asarray(times)[order], np.asarray(rows, np.float64).reshape(len(rows), len(joints))[order]
-
-
 def _newest(times: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Index of the newest of ``times`` (sorted) at or before each of ``at`` (1 us of slack for float stamps)."""
     return np.searchsorted(times, at + 1e-6, side="right") - 1
@@ -94,14 +77,12 @@ def read_episode(path: str | Path, robot: RobotPreset, fps: float, cameras: list
         raise BadEpisode(f"{path}: unreadable bag ({type(exc).__name__}: {exc})") from None
     if not msgs[state_topic]:
         state_topic = io.JOINT_STATES  # recordings made before the preset named its driver's topic
-    task = str(info.get("instruction", ""))
-    for _, m in msgs[EPISODE_TOPIC]:
-        task = json.loads(m.data).get("instruction", task) or task
-    state_t, state_q = _joint_rows(msgs[state_topic], robot.state_joints)
-    cmd_t, cmd_q = _joint_rows(msgs[io.CONTROLLER_STATE], robot.action_joints)
+    task = episode_instruction(info, msgs[EPISODE_TOPIC])
+    state_t, state_q = joint_rows(msgs[state_topic], robot.state_joints)
+    cmd_t, cmd_q = joint_rows(msgs[io.CONTROLLER_STATE], robot.action_joints)
     missing = [name for name, n in [(f"joint states with {robot.state_joints} on {state_topic}", len(state_t)),
                                     (f"commanded positions on {io.CONTROLLER_STATE}", len(cmd_t))] if n == 0]
-    frames = {c.key: sorted(((_stamp(m), m) for _, m in msgs[c.image_topic]), key=lambda x: x[0]) for c in specs}
+    frames = {c.key: sorted(((header_stamp(m), m) for _, m in msgs[c.image_topic]), key=lambda x: x[0]) for c in specs}
     missing += [f"camera {k} ({c.image_topic})" for c in specs for k in [c.key] if not frames[k]]
     if missing:
         raise BadEpisode(f"{path}: no {', no '.join(missing)}")

@@ -38,10 +38,7 @@ def find_episodes(paths: list[str | Path], successful_only: bool = False) -> lis
             found = sorted(q for q in p.glob("episode_*") if q.is_dir())
             if not found:
                 raise FileNotFoundError(f"{p}: no episode bags (episode_* folders)")
-        for q in found:
-            info = episode_info(q) or {}
-            if not successful_only or info.get("success"):
-                out.append(q)
+        out += [q for q in found if not successful_only or (episode_info(q) or {}).get("success")]
     return out
 
 

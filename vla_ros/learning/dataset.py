@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import interfaces as io
 from ..core.image import decode_image, resize_with_pad
-from ..recording.bag import EPISODE_TOPIC, episode_info, read_topics
+from ..recording.bag import EPISODE_TOPIC, episode_info, episode_instruction, header_stamp, joint_rows, read_topics
 
 
 @dataclass
@@ -53,21 +53,6 @@ class Samples:
                        self.episode[idx], self.intervention[idx])
 
 
-def _stamp(msg) -> float:
-    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-
-
-def _positions(msgs, joints: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(times, (T, len(joints)) positions) of JointState messages that carry every joint."""
-    times, rows = [], []
-    for _, m in msgs:
-        index = {n: i for i, n in enumerate(m.name)}
-        if all(j in index for j in joints) and len(m.position) == len(m.name):
-            times.append(_stamp(m))
-            rows.append([m.position[index[j]] for j in joints])
-    return np.array(times), np.array(rows, dtype=np.float64).reshape(len(rows), len(joints))
-
-
 def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int,
                     joint_states_topic: str = io.JOINT_STATES) -> tuple[dict, list]:
@@ -78,13 +63,11 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
     if not msgs[joint_states_topic]:
         joint_states_topic = io.JOINT_STATES
     info = episode_info(path) or {}
-    instruction = info.get("instruction", "")
-    for _, m in msgs[EPISODE_TOPIC]:
-        instruction = json.loads(m.data).get("instruction", instruction)
-    state_t, state_q = _positions(msgs[joint_states_topic], state_joints)
-    cmd_t, cmd_q = _positions(msgs[io.CONTROLLER_STATE], action_joints)
+    instruction = episode_instruction(info, msgs[EPISODE_TOPIC])
+    state_t, state_q = joint_rows(msgs[joint_states_topic], state_joints)
+    cmd_t, cmd_q = joint_rows(msgs[io.CONTROLLER_STATE], action_joints)
     keys = list(image_topics)
-    frames = {k: [(_stamp(m), m) for _, m in msgs[image_topics[k]]] for k in keys}
+    frames = {k: [(header_stamp(m), m) for _, m in msgs[image_topics[k]]] for k in keys}
     base = frames[keys[0]]
     if not base or not len(state_t) or not len(cmd_t):
         return {"images": np.zeros((0, len(keys), 3, size, size), np.uint8)}, []

@@ -45,7 +45,7 @@ class OpenpiRemotePolicy(Policy):
         try:
             context = policy_context(robot, {**(node or {}), "backend": cls.name})
             layout = get_layout(str(options.get("layout", "")) or robot.openpi.layout)
-            getattr(layout, "check", lambda _ctx: None)(LayoutContext(
+            layout.check(LayoutContext(
                 robot, context.state_joints, context.action_joints, context.chunk_dt, dict(robot.openpi.cameras)))
         except (LayoutError, ValueError) as exc:
             return f"policy openpi: {exc}"
@@ -59,7 +59,7 @@ class OpenpiRemotePolicy(Policy):
         self.layout_ctx = LayoutContext(context.robot, context.state_joints, context.action_joints,
                                         context.chunk_dt, dict(preset.cameras), bool(o["rotate_180"]))
         try:
-            getattr(self.layout, "check", lambda _ctx: None)(self.layout_ctx)
+            self.layout.check(self.layout_ctx)
         except LayoutError as exc:
             raise PolicyError(f"{self.layout.name} layout: {exc}") from exc
         self.client = PolicyClient(o["host"], int(o["port"]), o["api_key"] or None, float(o["timeout"]),

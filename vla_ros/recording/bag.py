@@ -116,3 +116,31 @@ def read_topics(path: str | Path, topics: list[str]) -> dict[str, list[tuple[int
         for connection, stamp, raw in reader.messages(connections=wanted):
             out[connection.topic].append((stamp, store.deserialize_cdr(raw, connection.msgtype)))
     return out
+
+
+def header_stamp(msg) -> float:
+    """A recorded message's header stamp (s)."""
+    return msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+
+
+def joint_rows(msgs, joints: list[str]):
+    """(times, (T, len(joints)) positions) of the recorded JointState messages that carry every one of ``joints``
+    (with a position per name), sorted by header stamp."""
+    import numpy as np
+
+    times, rows = [], []
+    for _, m in msgs:
+        index = {n: i for i, n in enumerate(m.name)}
+        if len(m.position) == len(m.name) and all(j in index for j in joints):
+            times.append(header_stamp(m))
+            rows.append([m.position[index[j]] for j in joints])
+    order = np.argsort(times, kind="stable")
+    return np.asarray(times, np.float64)[order], np.asarray(rows, np.float64).reshape(len(rows), len(joints))[order]
+
+
+def episode_instruction(info: dict, events) -> str:
+    """The episode's instruction: its info's, or the last non-empty one its /vla/episode events name."""
+    text = str(info.get("instruction", ""))
+    for _, m in events:
+        text = json.loads(m.data).get("instruction", text) or text
+    return text

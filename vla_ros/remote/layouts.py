@@ -62,7 +62,14 @@ def _hwc(img: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.transpose(img, (1, 2, 0))) if img.shape[0] == 3 else img
 
 
-class NativeLayout:
+class Layout:
+    """What every layout has besides its wire format."""
+
+    def check(self, ctx: LayoutContext) -> None:
+        """Refuse at start a context the layout cannot serve (LayoutError saying what to set); most serve any."""
+
+
+class NativeLayout(Layout):
     """This package's own: state by joint name, HWC images by key; absolute targets back."""
 
     name = "vla_ros"
@@ -95,7 +102,7 @@ class NativeLayout:
         return {"actions": np.asarray(targets, np.float64), "joint_names": list(ctx.action_joints)}
 
 
-class AlohaLayout:
+class AlohaLayout(Layout):
     """openpi ALOHA: 14-D state/actions [L 6, L gripper, R 6, R gripper], images cam_high/cam_low/
     cam_left_wrist/cam_right_wrist as CHW uint8. Grippers in openpi's units (:mod:`vla_ros.core.aloha`):
     state = finger position normalised over 0.01844-0.05800 m; action = motor angle normalised over
@@ -146,7 +153,7 @@ class AlohaLayout:
         return {"actions": out.astype(np.float32)}
 
 
-class DroidLayout:
+class DroidLayout(Layout):
     """openpi DROID: exterior + wrist images (HWC), 7 joint positions + gripper position [0, 1];
     actions (H, 8) = 7 joint velocities + gripper position (1 = closed), one per 1/15 s.
 
@@ -171,7 +178,6 @@ class DroidLayout:
         return ctx.space("joint_velocity", 1.0, 0.0, 0.5, model_dims=dims, velocity_step=self.STEP, clip=1.0)
 
     def check(self, ctx: LayoutContext) -> None:
-        """Refuse at start a context the layout cannot serve (LayoutError saying what to set)."""
         self._space(ctx)
 
     def observation(self, obs: Observation, ctx: LayoutContext) -> dict:
@@ -214,7 +220,7 @@ class DroidLayout:
         return {"actions": np.column_stack([vel, g])}
 
 
-class LiberoLayout:
+class LiberoLayout(Layout):
     """openpi LIBERO: state = EE position, axis-angle, two finger positions; images rotated 180 degrees
     (LIBERO's robosuite renders are stored upside down: ``rotate_180`` false for an upright camera);
     actions (H, 7) in [-1, 1] = EE deltas scaled by 0.05 m / 0.5 rad (robosuite OSC_POSE: the rotation a
