@@ -26,11 +26,11 @@ from ..core.aloha import GRIPPERS, OpenpiAloha
 from ..core.chunk import ActionChunk
 from ..core.image import resize_with_pad
 from ..core.instructions import clean_prompt
-from ..core.merge import rtc_weights
 from ..core.normalize import NormStats, Stats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
+from .flow_policy import FlowPolicy
 from .torch_utils import TorchPolicy, load_checked
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,10 @@ def load_norm_stats(folder: str, mode: str) -> NormStats:
                       "set pi0.norm_mode: identity only if the checkpoint was trained on raw values")
 
 
-class Pi0Policy(TorchPolicy):
+class Pi0Policy(FlowPolicy):
     name = "pi0"
     description = "pi0 (transformers PI0ForConditionalGeneration), flow matching, guided RTC"
     uses_images = True
-    supports_prefix = True
     PARAMS = [
         *TorchPolicy.TORCH_PARAMS,
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
@@ -75,11 +74,7 @@ class Pi0Policy(TorchPolicy):
                   "policy_preprocessor/postprocessor files)", choices=("auto", "zscore", "quantile", "identity")),
         ParamSpec("camera_keys", [], "Image keys in the model's camera order (empty: the node's image_keys)",
                   type="string_array"),
-        ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
-        ParamSpec("rtc_guidance", True, "Guide sampling towards the previous chunk's remaining actions"),
-        ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
-        ParamSpec("rtc_schedule", "exp", "Guidance weight decay over the overlap (as the controller's rtc_schedule)",
-                  choices=("linear", "exp")),
+        *FlowPolicy.FLOW_PARAMS,
         ParamSpec("compile", "auto", "Static-shape fast path (prefix cache in fixed buffers, CUDA graphs captured "
                   "at load); auto: on with CUDA", choices=("auto", "on", "off")),
         ParamSpec("transforms", "preset", "How state and actions meet the model: the preset's action space, or "
@@ -98,6 +93,7 @@ class Pi0Policy(TorchPolicy):
 
         o = self.options
         path = self.model_path
+        lerobot = self._lerobot_config(path)
         self.model = load_checked(PI0ForConditionalGeneration, path, dtype=self.dtype).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config
@@ -111,12 +107,14 @@ class Pi0Policy(TorchPolicy):
         self.stats = load_norm_stats(path, o["norm_mode"])
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
-                                                  list(context.image_keys))
+                                                  lerobot.cameras if lerobot else list(context.image_keys))
         if not self.cameras:
             raise PolicyError("pi0 needs at least one camera (image_keys / pi0.camera_keys)")
         unknown = [k for k in self.cameras if k not in context.image_keys]
         if unknown:
-            raise PolicyError(f"pi0.camera_keys {unknown} are not among the node's image_keys {context.image_keys}")
+            source = "pi0.camera_keys" if o["camera_keys"] else "the checkpoint's cameras (LeRobot input_features)"
+            raise PolicyError(f"{source} {unknown} are not among the node's image_keys {context.image_keys}: map "
+                              "the model's cameras to image keys with pi0.camera_keys")
         vision = cfg.vlm_config.vision_config
         self.image_size = int(vision.image_size)
         self.tokens_per_image = (self.image_size // int(vision.patch_size)) ** 2
@@ -136,6 +134,19 @@ class Pi0Policy(TorchPolicy):
         self.prompt_truncations = 0  # distinct instructions cut to max_token_len
         self._first_chunk = True
         self.fast = self._build_fast() if self._fast_wanted() else None
+
+    @staticmethod
+    def _lerobot_config(path: str):
+        """A LeRobot checkpoint's config (None for others), refused unless it is a pi0: a pi0.5, SmolVLA or
+        pi0-FAST checkpoint would load its matching weights and leave the rest random."""
+        from .lerobot_format import CheckpointFormatError, is_lerobot, read_config
+
+        if not is_lerobot(path):
+            return None
+        try:
+            return read_config(path, "pi0")
+        except CheckpointFormatError as exc:
+            raise PolicyError(str(exc)) from None
 
     @staticmethod
     def _aloha_transforms(context: PolicyContext, name: str) -> OpenpiAloha | None:
@@ -233,14 +244,6 @@ class Pi0Policy(TorchPolicy):
         }
 
     # -- sampling ----------------------------------------------------------------------------
-    def _noise(self):
-        torch = self.torch
-        gen = None
-        if self.options["seed"] >= 0:
-            gen = torch.Generator(device="cpu").manual_seed(int(self.options["seed"]))
-        noise = torch.randn(1, self.chunk_size, self.max_action_dim, generator=gen)
-        return noise.to(self.device, self.dtype)
-
     def sample(self, inputs: dict, prefix: tuple | None = None, noise=None):
         """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided (fast path where built)."""
         noise = self._noise() if noise is None else noise
@@ -281,59 +284,6 @@ class Pi0Policy(TorchPolicy):
         noise = self._noise() if noise is None else noise
         return guided_sample(velocity, noise, int(self.options["num_steps"]), target, weights,
                              float(self.options["rtc_beta"]))
-
-    def _guidance(self, observation: Observation):
-        """The previous chunk's remaining targets in the model's normalised action space, and weights W."""
-        prefix = observation.extras.get("prefix")
-        if prefix is None or not self.options["rtc_guidance"]:
-            return None
-        kind = self.action_space.kind
-        if kind not in ("joint_absolute", "joint_delta") and not self.aloha:
-            return None  # velocity / end-effector actions: no exact inverse of the targets
-        torch = self.torch
-        values = np.asarray(prefix["values"], float)  # (H_node, len(action_joints)) absolute targets
-        model = np.zeros((self.chunk_size, self.max_action_dim))
-        space = self.action_space
-        if self.aloha:
-            model[: len(values), :14] = self.aloha.model_actions(values, observation.state)
-        for k, joint in enumerate(space.model_dims if not self.aloha else []):
-            col = values[:, self.context.action_joints.index(joint)]
-            grip = space.gripper_of(joint)
-            if grip is not None:
-                col = grip.to_model(col)
-            elif kind == "joint_delta":
-                col = col - observation.state[self.context.state_joints.index(joint)]
-            model[: len(col), k] = col
-        model[:, : self.action_width] = self.stats.normalize_actions(model[:, : self.action_width])
-        # the schedule over the node's chunk (the steps that run), as the controller blends it; zero beyond it
-        # and on the padding columns, which nothing executes
-        horizon = self.context.horizon
-        w = np.zeros(self.chunk_size)
-        w[:horizon] = rtc_weights(horizon, int(prefix["delay"]), int(prefix["execution_horizon"]),
-                                  self.options["rtc_schedule"])
-        valid = np.zeros(self.chunk_size, dtype=bool)
-        valid[: len(prefix["valid"])] = prefix["valid"]
-        w = np.where(valid, w, 0.0)
-        if not np.any(w > 0):
-            return None
-        weights = np.zeros((self.chunk_size, self.max_action_dim))
-        weights[:, : self.action_width] = w[:, None]
-        return (torch.tensor(model[None], dtype=self.dtype, device=self.device),
-                torch.tensor(weights, dtype=self.dtype, device=self.device))
-
-    # -- post-processing ---------------------------------------------------------------------
-    def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:
-        ctx = self.context
-        raw = actions[: ctx.horizon, : self.action_width]
-        if not np.all(np.isfinite(raw)):
-            raise PolicyError("the model produced NaN/inf actions")
-        values = self.stats.unnormalize_actions(raw)
-        try:
-            targets = (self.aloha.targets(values, observation.state) if self.aloha
-                       else self.action_space.to_targets(values, observation.state))
-        except ValueError as exc:
-            raise PolicyError(str(exc)) from exc
-        return ActionChunk.uniform(observation.stamp, ctx.action_joints, targets, ctx.chunk_dt)
 
     def infer(self, observation: Observation) -> ActionChunk:
         start = time.perf_counter()

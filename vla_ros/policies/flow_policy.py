@@ -1,0 +1,91 @@
+"""What the flow-matching VLA backends (pi0, SmolVLA) share: noise, guided RTC towards the previous chunk's
+remaining actions, and turning the model's normalised actions into a chunk of absolute targets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.chunk import ActionChunk
+from ..core.merge import rtc_weights
+from ..core.observation import Observation
+from ..params import ParamSpec
+from .base import PolicyError
+from .torch_utils import TorchPolicy
+
+
+class FlowPolicy(TorchPolicy):
+    """A torch backend sampling (1, chunk_size, max_action_dim) normalised actions by flow matching.
+
+    Subclasses set ``stats`` (NormStats), ``action_space``, ``action_width``, ``chunk_size``, ``max_action_dim``
+    and optionally ``aloha`` (openpi's ALOHA transforms)."""
+
+    supports_prefix = True
+    FLOW_PARAMS = [
+        ParamSpec("seed", -1, "Noise seed (-1: fresh noise every call)", min=-1, max=2**31 - 1),
+        ParamSpec("rtc_guidance", True, "Guide sampling towards the previous chunk's remaining actions"),
+        ParamSpec("rtc_beta", 5.0, "Maximum guidance weight", min=0.0, max=100.0),
+        ParamSpec("rtc_schedule", "exp", "Guidance weight decay over the overlap (as the controller's rtc_schedule)",
+                  choices=("linear", "exp")),
+    ]
+    aloha = None
+
+    def _noise(self):
+        torch = self.torch
+        gen = None
+        if self.options["seed"] >= 0:
+            gen = torch.Generator(device="cpu").manual_seed(int(self.options["seed"]))
+        noise = torch.randn(1, self.chunk_size, self.max_action_dim, generator=gen)
+        return noise.to(self.device, self.dtype)
+
+    def _guidance(self, observation: Observation):
+        """The previous chunk's remaining targets in the model's normalised action space, and weights W."""
+        prefix = observation.extras.get("prefix")
+        if prefix is None or not self.options["rtc_guidance"]:
+            return None
+        kind = self.action_space.kind
+        if kind not in ("joint_absolute", "joint_delta") and not self.aloha:
+            return None  # velocity / end-effector actions: no exact inverse of the targets
+        torch = self.torch
+        values = np.asarray(prefix["values"], float)  # (H_node, len(action_joints)) absolute targets
+        model = np.zeros((self.chunk_size, self.max_action_dim))
+        space = self.action_space
+        if self.aloha:
+            model[: len(values), :14] = self.aloha.model_actions(values, observation.state)
+        for k, joint in enumerate(space.model_dims if not self.aloha else []):
+            col = values[:, self.context.action_joints.index(joint)]
+            grip = space.gripper_of(joint)
+            if grip is not None:
+                col = grip.to_model(col)
+            elif kind == "joint_delta":
+                col = col - observation.state[self.context.state_joints.index(joint)]
+            model[: len(col), k] = col
+        model[:, : self.action_width] = self.stats.normalize_actions(model[:, : self.action_width])
+        # the schedule over the node's chunk (the steps that run), as the controller blends it; zero beyond it
+        # and on the padding columns, which nothing executes
+        horizon = self.context.horizon
+        w = np.zeros(self.chunk_size)
+        w[:horizon] = rtc_weights(horizon, int(prefix["delay"]), int(prefix["execution_horizon"]),
+                                  self.options["rtc_schedule"])
+        valid = np.zeros(self.chunk_size, dtype=bool)
+        valid[: len(prefix["valid"])] = prefix["valid"]
+        w = np.where(valid, w, 0.0)
+        if not np.any(w > 0):
+            return None
+        weights = np.zeros((self.chunk_size, self.max_action_dim))
+        weights[:, : self.action_width] = w[:, None]
+        return (torch.tensor(model[None], dtype=self.dtype, device=self.device),
+                torch.tensor(weights, dtype=self.dtype, device=self.device))
+
+    def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:
+        """Normalised (chunk, max_action_dim) model actions to a chunk of absolute targets."""
+        ctx = self.context
+        raw = actions[: ctx.horizon, : self.action_width]
+        if not np.all(np.isfinite(raw)):
+            raise PolicyError("the model produced NaN/inf actions")
+        values = self.stats.unnormalize_actions(raw)
+        try:
+            targets = (self.aloha.targets(values, observation.state) if self.aloha
+                       else self.action_space.to_targets(values, observation.state))
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from exc
+        return ActionChunk.uniform(observation.stamp, ctx.action_joints, targets, ctx.chunk_dt)

@@ -1,0 +1,95 @@
+"""LeRobot policy checkpoints as published (``policy.save_pretrained`` + its processor pipelines).
+
+A LeRobot directory holds ``config.json`` (the policy dataclass: ``"type"``, no ``model_type``),
+``model.safetensors`` (the policy's state dict, keys under ``model.``) and, from 0.4 on, the normaliser
+pipelines ``policy_preprocessor.json`` / ``policy_postprocessor.json`` with their safetensors.
+Camera order is the insertion order of the VISUAL ``input_features``; ``empty_cameras`` adds masked
+dummy cameras (``observation.images.empty_camera_<i>``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+IMAGE_PREFIX = "observation.images."
+BACKEND_FOR_TYPE = {"pi0": "pi0", "pi05": "pi05", "smolvla": "smolvla", "pi0_fast": "pi0fast", "act": "act",
+                    "diffusion": "diffusion"}
+
+
+class CheckpointFormatError(ValueError):
+    """The checkpoint is not what the backend reads (message says what it is and what to use)."""
+
+
+@dataclass
+class LeRobotConfig:
+    """What a backend needs from a LeRobot ``config.json``."""
+
+    type: str
+    cameras: list[str]  # camera names (after observation.images.) in the model's order, empty cameras excluded
+    empty_cameras: int
+    state_dim: int
+    action_dim: int
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.raw.get(key, default)
+
+
+def is_lerobot(folder: str | Path) -> bool:
+    """A LeRobot policy directory: config.json with a ``type`` and no transformers ``model_type``."""
+    path = Path(folder) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(cfg, dict) and "type" in cfg and "model_type" not in cfg
+
+
+def read_config(folder: str | Path, expected: str) -> LeRobotConfig:
+    """The LeRobot config of ``folder``, refused unless its ``type`` is ``expected``."""
+    path = Path(folder) / "config.json"
+    try:
+        cfg = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointFormatError(f"cannot read {path}: {exc}") from None
+    kind = cfg.get("type")
+    if kind is None:
+        raise CheckpointFormatError(f"{path} is not a LeRobot policy config (no 'type')")
+    if kind != expected:
+        from .registry import available_backends
+
+        other = BACKEND_FOR_TYPE.get(kind)
+        hint = (f"; run it with policy:={other}" if other in available_backends()
+                else "; vla_ros has no backend for that kind yet")
+        raise CheckpointFormatError(f"{folder} is a LeRobot {kind!r} checkpoint, not {expected!r}{hint}")
+    features = cfg.get("input_features") or {}
+    cameras, state_dim = [], 0
+    for key, feat in features.items():
+        kind_of = str((feat or {}).get("type", "")).upper()
+        if kind_of == "VISUAL" and key.startswith(IMAGE_PREFIX):
+            name = key[len(IMAGE_PREFIX):]
+            if not name.startswith("empty_camera_"):
+                cameras.append(name)
+        elif kind_of == "STATE":
+            state_dim = int((feat.get("shape") or [0])[-1])
+    action = (cfg.get("output_features") or {}).get("action") or {}
+    action_dim = int((action.get("shape") or [0])[-1])
+    if not cameras or not state_dim or not action_dim:
+        raise CheckpointFormatError(f"{path}: input_features/output_features name no camera, state or action "
+                                    f"(cameras {cameras}, state {state_dim}, action {action_dim})")
+    return LeRobotConfig(kind, cameras, int(cfg.get("empty_cameras", 0) or 0), state_dim, action_dim, cfg)
+
+
+def letterbox(images, height: int, width: int, pad_value: float = 0.0):
+    """LeRobot's ``resize_with_pad`` on float (B, C, H, W) images: scale by the larger side ratio (int sizes,
+    bilinear without antialiasing), then pad on the left and top to ``height`` x ``width``."""
+    import torch.nn.functional as F  # noqa: N812
+
+    h, w = images.shape[2:]
+    ratio = max(w / width, h / height)
+    new_h, new_w = int(h / ratio), int(w / ratio)
+    resized = F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False)
+    return F.pad(resized, (max(0, width - new_w), 0, max(0, height - new_h), 0), value=pad_value)
