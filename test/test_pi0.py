@@ -229,3 +229,27 @@ def test_a_checkpoint_without_a_tokenizer_asks_for_tokenizer_path(model_dir, tmp
     with pytest.raises(PolicyError, match="set pi0.tokenizer_path"):
         make(bare)
     assert make(bare, tokenizer_path=str(model_dir)).infer(observation()).values.shape == (10, 7)
+
+
+def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_camera_order(model_dir, tmp_path):
+    """A LeRobot config.json (``type``, no ``model_type``) names the policy: a pi0.5 or SmolVLA checkpoint is
+    refused before its weights load; a pi0's cameras come in its input_features order."""
+    import json
+    import shutil
+
+    lerobot = tmp_path / "lerobot_pi0"
+    shutil.copytree(model_dir, lerobot)
+    cfg = json.loads((lerobot / "config.json").read_text())
+    cfg.pop("model_type")
+    features = {"observation.state": {"type": "STATE", "shape": [7]},
+                "observation.images.wrist": {"type": "VISUAL", "shape": [3, 224, 224]},
+                "observation.images.image_0": {"type": "VISUAL", "shape": [3, 224, 224]}}
+    cfg.update(type="pi0", input_features=features, output_features={"action": {"type": "ACTION", "shape": [7]}})
+    (lerobot / "config.json").write_text(json.dumps(cfg))
+    assert make(lerobot).cameras == ["wrist", "image_0"]
+    (lerobot / "config.json").write_text(json.dumps({**cfg, "type": "pi05"}))
+    with pytest.raises(PolicyError, match="LeRobot 'pi05' checkpoint, not 'pi0'"):
+        make(lerobot)
+    (lerobot / "config.json").write_text(json.dumps({**cfg, "type": "smolvla"}))
+    with pytest.raises(PolicyError, match="run it with policy:=smolvla"):
+        make(lerobot)
