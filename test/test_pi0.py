@@ -253,3 +253,35 @@ def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_cam
     (lerobot / "config.json").write_text(json.dumps({**cfg, "type": "smolvla"}))
     with pytest.raises(PolicyError, match="run it with policy:=smolvla"):
         make(lerobot)
+
+
+def test_a_lerobot_pi0_from_before_0_4_reads_its_statistics_from_the_weights(model_dir, tmp_path):
+    """LeRobot < 0.4 kept mean/std as buffers in model.safetensors: they are read (modes from config.json's
+    normalization_mapping) and are not counted as weights no parameter takes."""
+    import json
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    old = tmp_path / "pre_0_4"
+    shutil.copytree(model_dir, old)
+    stats = NormStats.load(old)
+    (old / NormStats.FILE).unlink()
+    cfg = json.loads((old / "config.json").read_text())
+    cfg.pop("model_type")
+    cfg.update(type="pi0", normalization_mapping={"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
+               input_features={"observation.state": {"type": "STATE", "shape": [7]},
+                               **{f"observation.images.{k}": {"type": "VISUAL", "shape": [3, 224, 224]} for k in KEYS}},
+               output_features={"action": {"type": "ACTION", "shape": [7]}})
+    (old / "config.json").write_text(json.dumps(cfg))
+    weights = next(old.glob("*.safetensors"))
+    tensors = load_file(weights)
+    for prefix, part, feature in (("normalize_inputs", stats.state, "observation_state"),
+                                  ("unnormalize_outputs", stats.actions, "action")):
+        tensors[f"{prefix}.buffer_{feature}.mean"] = torch.tensor(part.mean, dtype=torch.float32)
+        tensors[f"{prefix}.buffer_{feature}.std"] = torch.tensor(part.std, dtype=torch.float32)
+    save_file(tensors, weights, metadata={"format": "pt"})
+    policy = make(old)
+    assert policy.stats.mode == policy.stats.action_mode == "mean_std"
+    np.testing.assert_allclose(policy.stats.actions.std, stats.actions.std, rtol=1e-6)
+    assert policy.infer(observation()).values.shape == (10, 7)

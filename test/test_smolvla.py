@@ -146,3 +146,33 @@ def test_patch_positions_follow_the_transformers_generation_the_checkpoint_was_t
     finally:
         policy.model.legacy_positions = True
     assert not np.allclose(policy.model.embed_image(image).numpy(), vision(pixel_values=image).last_hidden_state)
+
+
+def test_a_checkpoint_from_before_lerobot_0_4_reads_its_statistics_from_the_weights(tmp_path):
+    """LeRobot < 0.4 saved no normaliser files: mean/std lived as buffers in model.safetensors
+    (normalize_inputs.buffer_observation_state.mean, ...). Same checkpoint, same chunk."""
+    from safetensors.numpy import load_file as load_np
+    from safetensors.torch import load_file, save_file
+
+    old = tmp_path / "pre_0_4"
+    shutil.copytree(CKPT, old)
+    pre = load_np(next(old.glob("policy_preprocessor_step_*.safetensors")))
+    post = load_np(next(old.glob("policy_postprocessor_step_*.safetensors")))
+    for f in old.glob("policy_*"):
+        f.unlink()
+    tensors = load_file(old / "model.safetensors")
+    for prefix, stats, feature in (("normalize_inputs", pre, "observation.state"),
+                                   ("unnormalize_outputs", post, "action"), ("normalize_targets", post, "action")):
+        for stat in ("mean", "std"):
+            key = f"{prefix}.buffer_{feature.replace('.', '_')}.{stat}"
+            tensors[key] = torch.from_numpy(stats[f"{feature}.{stat}"]).clone()
+    save_file(tensors, old / "model.safetensors", metadata={"format": "pt"})
+    policy = make(old)
+    assert policy.stats.mode == policy.stats.action_mode == "mean_std"
+    obs, c = case(0)
+    x = policy.sample(policy.preprocess(obs), None, torch.from_numpy(REF[c + "noise"]))[0].numpy()
+    np.testing.assert_allclose(policy.stats.unnormalize_actions(x[:, :7]), REF[c + "actions"][0], atol=5e-4)
+    tensors = {k: v for k, v in tensors.items() if "buffer_" not in k}
+    save_file(tensors, old / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(PolicyError, match="no statistics buffers"):
+        make(old)

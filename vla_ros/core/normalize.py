@@ -129,6 +129,16 @@ class Stats:
         return np.where(mask, 0.5 * (x + 1.0) * (q99 - q01) + q01, x)
 
 
+def _lerobot_part(config: dict, stats: dict, kind: str, key: str, where) -> tuple[str, Stats]:
+    """The mode and statistics LeRobot's normaliser ``config`` applies to feature ``key`` of type ``kind``."""
+    mode = LEROBOT_MODES.get(str(config.get("norm_map", {}).get(kind, "IDENTITY")))
+    if mode is None:
+        raise ValueError(f"{where}: unknown LeRobot normalisation mode {config['norm_map'][kind]!r}")
+    if mode != "identity" and key not in stats:
+        raise ValueError(f"{where}: the {kind} normaliser has no statistics for {key!r} ({sorted(stats)})")
+    return mode, Stats.from_dict(stats.get(key, {}), float(config.get("eps", LEROBOT_EPS)))
+
+
 @dataclass
 class NormStats:
     """Statistics of ``state`` and ``actions`` and the mode that applies them."""
@@ -180,18 +190,21 @@ class NormStats:
                 stats.setdefault(key, {})[stat] = value
             return found[0].get("config", {}), stats
 
-        def part(config: dict, stats: dict, kind: str, key: str) -> tuple[str, Stats]:
-            mode = LEROBOT_MODES.get(str(config.get("norm_map", {}).get(kind, "IDENTITY")))
-            if mode is None:
-                raise ValueError(f"{folder}: unknown LeRobot normalisation mode {config['norm_map'][kind]!r}")
-            if mode != "identity" and key not in stats:
-                raise ValueError(f"{folder}: the {kind} normaliser has no statistics for {key!r} ({sorted(stats)})")
-            return mode, Stats.from_dict(stats.get(key, {}), float(config.get("eps", LEROBOT_EPS)))
-
         pre_cfg, pre_stats = step("policy_preprocessor.json", "normalizer_processor")
         post_cfg, post_stats = step("policy_postprocessor.json", "unnormalizer_processor")
-        state_mode, state = part(pre_cfg, pre_stats, "STATE", "observation.state")
-        action_mode, actions = part(post_cfg, post_stats, "ACTION", "action")
+        state_mode, state = _lerobot_part(pre_cfg, pre_stats, "STATE", "observation.state", folder)
+        action_mode, actions = _lerobot_part(post_cfg, post_stats, "ACTION", "action", folder)
+        return cls(state_mode, state, actions, action_mode)
+
+    @classmethod
+    def from_lerobot_buffers(cls, stats: dict[str, dict[str, np.ndarray]], norm_map: dict,
+                             where: str = "") -> NormStats:
+        """LeRobot before 0.4: statistics as buffers inside model.safetensors (``normalize_inputs.buffer_
+        observation_state.mean``, ``unnormalize_outputs.buffer_action.std``, ...; ``stats`` by feature), modes
+        from config.json's ``normalization_mapping``, the same formulas and eps as 0.4's normaliser steps."""
+        config = {"norm_map": norm_map, "eps": LEROBOT_EPS}
+        state_mode, state = _lerobot_part(config, stats, "STATE", "observation.state", where)
+        action_mode, actions = _lerobot_part(config, stats, "ACTION", "action", where)
         return cls(state_mode, state, actions, action_mode)
 
     @classmethod

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 IMAGE_PREFIX = "observation.images."
+# where LeRobot < 0.4 kept dataset statistics inside model.safetensors (its migrate_policy_normalization reads these)
+BUFFER_PREFIXES = ("normalize_inputs.buffer_", "unnormalize_outputs.buffer_", "normalize_targets.buffer_")
 BACKEND_FOR_TYPE = {"pi0": "pi0", "pi05": "pi05", "smolvla": "smolvla", "pi0_fast": "pi0fast", "act": "act",
                     "diffusion": "diffusion"}
 
@@ -81,6 +83,32 @@ def read_config(folder: str | Path, expected: str) -> LeRobotConfig:
         raise CheckpointFormatError(f"{path}: input_features/output_features name no camera, state or action "
                                     f"(cameras {cameras}, state {state_dim}, action {action_dim})")
     return LeRobotConfig(kind, cameras, int(cfg.get("empty_cameras", 0) or 0), state_dim, action_dim, cfg)
+
+
+def split_buffers(weights: dict) -> tuple[dict, dict[str, dict]]:
+    """(weights without LeRobot < 0.4's statistics buffers, {feature: {stat: numpy array}} from them)."""
+    kept, stats = {}, {}
+    for key, value in weights.items():
+        prefix = next((p for p in BUFFER_PREFIXES if key.startswith(p)), None)
+        if prefix is None:
+            kept[key] = value
+            continue
+        feature, _, stat = key[len(prefix):].rpartition(".")
+        stats.setdefault(feature.replace("_", "."), {})[stat] = value.float().cpu().numpy()
+    return kept, stats
+
+
+def norm_stats(folder: str | Path, buffers: dict[str, dict], norm_map: dict):
+    """The checkpoint's statistics: the normaliser pipelines (LeRobot >= 0.4), else the buffers that
+    LeRobot < 0.4 kept in the weights. ValueError saying what is missing."""
+    from ..core.normalize import NormStats
+
+    if (Path(folder) / "policy_preprocessor.json").exists() or not buffers:
+        try:
+            return NormStats.from_lerobot(folder)
+        except ValueError as exc:
+            raise ValueError(f"{exc} (and model.safetensors holds no statistics buffers of LeRobot < 0.4)") from None
+    return NormStats.from_lerobot_buffers(buffers, norm_map, str(folder))
 
 
 def letterbox(images, height: int, width: int, pad_value: float = 0.0):

@@ -31,21 +31,24 @@ from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
+from .lerobot_format import BUFFER_PREFIXES, norm_stats, split_buffers
 from .torch_utils import TorchPolicy, load_checked
 
 log = logging.getLogger(__name__)
 
 
-def load_norm_stats(folder: str, mode: str) -> NormStats:
+def load_norm_stats(folder: str, mode: str, lerobot=None) -> NormStats:
     """``norm_stats.json`` beside the weights (ours, openpi's), else LeRobot's normaliser files
-    (policy_preprocessor.json / policy_postprocessor.json), else a PI0Processor config's mean/std (z-score)."""
+    (policy_preprocessor.json / policy_postprocessor.json) or, for a LeRobot < 0.4 checkpoint (``lerobot``: its
+    config), the statistics buffers in its weights, else a PI0Processor config's mean/std (z-score)."""
     path = Path(folder)
     if (path / NormStats.FILE).exists():
         stats = NormStats.load(path)
         return stats if mode == "auto" else NormStats(mode, stats.state, stats.actions)
-    if (path / "policy_preprocessor.json").exists():
+    buffers = _weight_buffers(path) if lerobot is not None else {}
+    if (path / "policy_preprocessor.json").exists() or buffers:
         try:
-            stats = NormStats.from_lerobot(path)
+            stats = norm_stats(path, buffers, lerobot.get("normalization_mapping", {}) if lerobot else {})
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
         return stats if mode == "auto" else NormStats(mode, stats.state, stats.actions)
@@ -58,8 +61,21 @@ def load_norm_stats(folder: str, mode: str) -> NormStats:
                              Stats(mean=cfg["actions_mean"], std=cfg["actions_std"]))
     if mode == "identity":
         return NormStats("identity", Stats(), Stats())
-    raise PolicyError(f"no normalisation statistics in {folder} ({NormStats.FILE} or processor_config.json); "
+    raise PolicyError(f"no normalisation statistics in {folder} ({NormStats.FILE}, LeRobot's policy_preprocessor."
+                      "json or the statistics buffers of LeRobot < 0.4 in its weights, or processor_config.json); "
                       "set pi0.norm_mode: identity only if the checkpoint was trained on raw values")
+
+
+def _weight_buffers(path: Path) -> dict[str, dict]:
+    """LeRobot < 0.4's statistics buffers in the checkpoint's safetensors (none: {})."""
+    from safetensors import safe_open
+
+    stats: dict[str, dict] = {}
+    for file in sorted(path.glob("*.safetensors")):
+        with safe_open(str(file), "pt") as f:
+            found = {k: f.get_tensor(k) for k in f.keys() if k.startswith(BUFFER_PREFIXES)}
+        stats.update(split_buffers(found)[1])
+    return stats
 
 
 class Pi0Policy(FlowPolicy):
@@ -94,7 +110,8 @@ class Pi0Policy(FlowPolicy):
         o = self.options
         path = self.model_path
         lerobot = self._lerobot_config(path)
-        self.model = load_checked(PI0ForConditionalGeneration, path, dtype=self.dtype).to(self.device).eval()
+        self.model = load_checked(PI0ForConditionalGeneration, path, BUFFER_PREFIXES if lerobot else (),
+                                  dtype=self.dtype).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config
         try:
@@ -104,7 +121,7 @@ class Pi0Policy(FlowPolicy):
             raise PolicyError(f"no tokenizer in {where} ({type(exc).__name__}): LeRobot checkpoints ship none; set "
                               "pi0.tokenizer_path to a local copy of PaliGemma's tokenizer "
                               "(google/paligemma-3b-pt-224)") from None
-        self.stats = load_norm_stats(path, o["norm_mode"])
+        self.stats = load_norm_stats(path, o["norm_mode"], lerobot)
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
                                                   lerobot.cameras if lerobot else list(context.image_keys))

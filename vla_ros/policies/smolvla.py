@@ -22,12 +22,11 @@ import numpy as np
 
 from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
-from ..core.normalize import NormStats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
-from .lerobot_format import CheckpointFormatError, letterbox, read_config
+from .lerobot_format import CheckpointFormatError, letterbox, norm_stats, read_config, split_buffers
 from .smolvla_model import SmolVLAModel, SmolVLAShape
 from .torch_utils import TorchPolicy
 
@@ -36,15 +35,16 @@ VLM_HINT = ("set smolvla.vlm_path to a local folder with that VLM's config.json 
             "(tokenizer.json, tokenizer_config.json, special_tokens_map.json; ~5 MB, no weights needed)")
 
 
-def load_state(model, path: Path) -> None:
+def load_state(model, path: Path) -> dict[str, dict]:
     """``model.safetensors`` into ``model``, refused (PolicyError naming keys) unless every parameter gets a
-    weight of its shape and every weight a parameter (tied copies that safetensors de-duplicated excepted)."""
+    weight of its shape and every weight a parameter (tied copies that safetensors de-duplicated excepted);
+    returns the statistics buffers of LeRobot < 0.4 found among the weights."""
     from safetensors.torch import load_file
 
     file = path / "model.safetensors"
     if not file.exists():
         raise PolicyError(f"{path} has no model.safetensors")
-    weights = load_file(str(file))
+    weights, buffers = split_buffers(load_file(str(file)))
     own = model.state_dict()
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
                   if k in own and v.shape != own[k].shape]
@@ -57,7 +57,8 @@ def load_state(model, path: Path) -> None:
                 if keys]
     if problems:
         raise PolicyError(f"{path} does not fit SmolVLA as its config.json describes it: {'; '.join(problems)}")
-    model.load_state_dict({k: v for k, v in weights.items()}, strict=False)
+    model.load_state_dict(weights, strict=False)
+    return buffers
 
 
 class SmolVlaPolicy(FlowPolicy):
@@ -117,13 +118,12 @@ class SmolVlaPolicy(FlowPolicy):
         self.torch.manual_seed(0)  # construction draws random weights, all overwritten below
         with self.torch.device("cpu"):
             self.model = SmolVLAModel(vlm_config, shape, special, legacy_positions=o["lerobot_version"] == "0.4")
-        load_state(self.model, path)
+        buffers = load_state(self.model, path)
         self.model.to(self.device, self.dtype).eval().requires_grad_(False)
         try:
-            self.stats = NormStats.from_lerobot(path)
+            self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
         except ValueError as exc:
-            raise PolicyError(f"{exc} (LeRobot checkpoints before 0.4 keep their statistics in the weights: "
-                              "re-save them with LeRobot >= 0.4's migrate_policy_normalization)") from None
+            raise PolicyError(str(exc)) from None
         self.cameras = self._cameras(context, list(o["camera_keys"]))
         self.image_hw = self._image_size()
         self.chunk_size, self.max_action_dim = shape.chunk_size, shape.max_action_dim

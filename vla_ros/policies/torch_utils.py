@@ -50,10 +50,11 @@ def require_model_path(path: str, backend: str) -> str:
     return str(local) if local.exists() else path
 
 
-def load_checked(cls, path: str, **kwargs):
+def load_checked(cls, path: str, unused_ok: tuple[str, ...] = (), **kwargs):
     """``cls.from_pretrained(path)``, refused (PolicyError naming the keys) when the checkpoint's weights leave a
     model parameter uninitialised, go unused or do not fit: such a model runs with random layers (a pi0.5
-    checkpoint loaded as pi0 did, without an error)."""
+    checkpoint loaded as pi0 did, without an error). Unused weights whose names start with ``unused_ok`` (the
+    statistics buffers of LeRobot < 0.4, read elsewhere) are expected."""
     from .base import PolicyError
 
     model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
@@ -62,6 +63,8 @@ def load_checked(cls, path: str, **kwargs):
                        ("unexpected_keys", "weights no parameter takes"), ("mismatched_keys", "shape mismatches"),
                        ("error_msgs", "errors")):
         keys = sorted(str(k[0] if isinstance(k, tuple) else k) for k in (info.get(kind) or []))
+        if kind == "unexpected_keys":
+            keys = [k for k in keys if not unused_ok or not k.startswith(unused_ok)]
         if keys:
             problems.append(f"{len(keys)} {what}: {', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}")
     if problems:
