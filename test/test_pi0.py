@@ -285,3 +285,33 @@ def test_a_lerobot_pi0_from_before_0_4_reads_its_statistics_from_the_weights(mod
     assert policy.stats.mode == policy.stats.action_mode == "mean_std"
     np.testing.assert_allclose(policy.stats.actions.std, stats.actions.std, rtol=1e-6)
     assert policy.infer(observation()).values.shape == (10, 7)
+
+
+def test_an_openpi_checkpoint_takes_its_chunk_length_and_the_assets_statistics(model_dir, tmp_path):
+    """openpi's PyTorch converter writes config.json {action_dim, action_horizon, ...} and copies
+    assets/<asset_id>/norm_stats.json: the chunk is action_horizon long (not transformers' default 50), states and
+    actions pad to action_dim, the statistics come from the assets."""
+    import json
+    import shutil
+
+    conv = tmp_path / "openpi"
+    shutil.copytree(model_dir, conv)
+    cfg = json.loads((conv / "config.json").read_text())
+    cfg.update(action_dim=32, action_horizon=12, paligemma_variant="gemma_2b", action_expert_variant="gemma_300m",
+               precision="float32", chunk_size=50)
+    (conv / "config.json").write_text(json.dumps(cfg))
+    (conv / "assets" / "trossen").mkdir(parents=True)
+    shutil.move(conv / NormStats.FILE, conv / "assets" / "trossen" / NormStats.FILE)
+    policy = make(conv)
+    assert policy.chunk_size == 12 and policy.max_state_dim == 32
+    assert policy.infer(observation()).values.shape == (10, 7)
+    np.testing.assert_allclose(policy.stats.actions.std, NormStats.load(model_dir).actions.std)
+    (conv / "assets" / "other").mkdir()
+    shutil.copy(conv / "assets" / "trossen" / NormStats.FILE, conv / "assets" / "other" / NormStats.FILE)
+    with pytest.raises(PolicyError, match="several .*choose one with asset_id"):
+        make(conv)
+    assert make(conv, asset_id="other").chunk_size == 12
+    bare = {k: v for k, v in cfg.items() if k not in ("vlm_config", "dit_config")}  # as the converter writes it
+    (conv / "config.json").write_text(json.dumps({**bare, "paligemma_variant": "dummy"}))
+    with pytest.raises(PolicyError, match="paligemma_variant 'dummy'"):
+        make(conv, asset_id="other")

@@ -31,7 +31,8 @@ from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
-from .lerobot_format import BUFFER_PREFIXES, norm_stats, split_buffers
+from .lerobot_format import BUFFER_PREFIXES, CheckpointFormatError, is_lerobot, norm_stats, read_config, split_buffers
+from .openpi_format import assets_folder, pi0_overrides, read_openpi
 from .torch_utils import TorchPolicy, load_checked
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class Pi0Policy(FlowPolicy):
         *TorchPolicy.TORCH_PARAMS,
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
         ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
+        ParamSpec("asset_id", "", "openpi checkpoints: the assets/<asset_id>/norm_stats.json to use (empty: the "
+                  "only one)"),
         ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json or LeRobot's "
                   "policy_preprocessor/postprocessor files)", choices=("auto", "zscore", "quantile", "identity")),
         ParamSpec("camera_keys", [], "Image keys in the model's camera order (empty: the node's image_keys)",
@@ -110,8 +113,13 @@ class Pi0Policy(FlowPolicy):
         o = self.options
         path = self.model_path
         lerobot = self._lerobot_config(path)
+        try:
+            openpi = read_openpi(path)
+        except CheckpointFormatError as exc:
+            raise PolicyError(str(exc)) from None
+        sizes = pi0_overrides(openpi) if openpi else {}
         self.model = load_checked(PI0ForConditionalGeneration, path, BUFFER_PREFIXES if lerobot else (),
-                                  dtype=self.dtype).to(self.device).eval()
+                                  dtype=self.dtype, **sizes).to(self.device).eval()
         self.model.requires_grad_(False)
         cfg = self.model.config
         try:
@@ -121,7 +129,11 @@ class Pi0Policy(FlowPolicy):
             raise PolicyError(f"no tokenizer in {where} ({type(exc).__name__}): LeRobot checkpoints ship none; set "
                               "pi0.tokenizer_path to a local copy of PaliGemma's tokenizer "
                               "(google/paligemma-3b-pt-224)") from None
-        self.stats = load_norm_stats(path, o["norm_mode"], lerobot)
+        try:
+            stats_dir = assets_folder(path, o["asset_id"]) if openpi else path
+        except CheckpointFormatError as exc:
+            raise PolicyError(str(exc)) from None
+        self.stats = load_norm_stats(str(stats_dir), o["norm_mode"], lerobot)
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
                                                   lerobot.cameras if lerobot else list(context.image_keys))
@@ -156,8 +168,6 @@ class Pi0Policy(FlowPolicy):
     def _lerobot_config(path: str):
         """A LeRobot checkpoint's config (None for others), refused unless it is a pi0: a pi0.5, SmolVLA or
         pi0-FAST checkpoint would load its matching weights and leave the rest random."""
-        from .lerobot_format import CheckpointFormatError, is_lerobot, read_config
-
         if not is_lerobot(path):
             return None
         try:
