@@ -315,3 +315,33 @@ def test_an_openpi_checkpoint_takes_its_chunk_length_and_the_assets_statistics(m
     (conv / "config.json").write_text(json.dumps({**bare, "paligemma_variant": "dummy"}))
     with pytest.raises(PolicyError, match="paligemma_variant 'dummy'"):
         make(conv, asset_id="other")
+
+
+def test_lerobot_image_preprocessing_matches_lerobots_own_function():
+    """LeRobot 0.4.4's resize_with_pad_torch + *2-1 on frames of several sizes (test/fixtures/lerobot_pi0_images,
+    made by tools/lerobot_pi0_images.py with LeRobot's code): centred padding at -3, bilinear without antialias."""
+    from pathlib import Path
+
+    from vla_ros.policies.lerobot_format import pi0_pixels
+
+    ref = np.load(Path(__file__).parent / "fixtures" / "lerobot_pi0_images" / "reference.npz")
+    n = len([k for k in ref.files if k.startswith("frame_")])
+    assert n == 5
+    for i in range(n):
+        frame = torch.from_numpy(ref[f"frame_{i}"]).permute(2, 0, 1)[None].float() / 255.0
+        ours = pi0_pixels(frame, 56, 56, "0.4")[0].numpy()
+        np.testing.assert_allclose(ours, ref[f"model_{i}"], atol=1e-6)
+    wide = torch.from_numpy(ref["frame_2"]).permute(2, 0, 1)[None].float() / 255.0  # 25x75: padded rows
+    assert pi0_pixels(wide, 56, 56, "0.4")[0, :, 0].max() == -3.0
+    assert pi0_pixels(wide, 56, 56, "0.5")[0, :, 0].max() == -1.0
+
+
+def test_lerobot_checkpoints_take_the_task_as_given(model_dir, tmp_path):
+    """openpi cleans the prompt (underscores to spaces); LeRobot feeds the task + newline unchanged."""
+    policy = make(model_dir)
+    assert policy.conventions == "openpi"
+    cleaned = policy._text_ids("pick_up the red cube")
+    assert cleaned == policy._text_ids("pick up the red cube")
+    lerobot = make(model_dir, conventions="lerobot_0.4")
+    assert lerobot._text_ids("pick_up the red cube") != cleaned
+    assert lerobot._text_ids("pick up the red cube") == cleaned

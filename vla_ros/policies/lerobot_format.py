@@ -111,13 +111,26 @@ def norm_stats(folder: str | Path, buffers: dict[str, dict], norm_map: dict):
     return NormStats.from_lerobot_buffers(buffers, norm_map, str(folder))
 
 
-def letterbox(images, height: int, width: int, pad_value: float = 0.0):
-    """LeRobot's ``resize_with_pad`` on float (B, C, H, W) images: scale by the larger side ratio (int sizes,
-    bilinear without antialiasing), then pad on the left and top to ``height`` x ``width``."""
+def letterbox(images, height: int, width: int, pad_value: float = 0.0, centre: bool = False):
+    """LeRobot's resize-with-pad on float (B, C, H, W) images: scale by the larger side ratio (int sizes,
+    bilinear without antialiasing), then pad to ``height`` x ``width`` on the left and top (SmolVLA) or on
+    both sides, the odd pixel after (pi0, ``centre``)."""
     import torch.nn.functional as F  # noqa: N812
 
     h, w = images.shape[2:]
     ratio = max(w / width, h / height)
     new_h, new_w = int(h / ratio), int(w / ratio)
     resized = F.interpolate(images, size=(new_h, new_w), mode="bilinear", align_corners=False)
-    return F.pad(resized, (max(0, width - new_w), 0, max(0, height - new_h), 0), value=pad_value)
+    pad_h, pad_w = max(0, height - new_h), max(0, width - new_w)
+    if centre:
+        return F.pad(resized, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=pad_value)
+    return F.pad(resized, (pad_w, 0, pad_h, 0), value=pad_value)
+
+
+def pi0_pixels(frames, height: int, width: int, version: str):
+    """LeRobot pi0's image input from float [0, 1] (B, C, H, W) frames: resized with centred padding unless
+    already ``height`` x ``width``, then to [-1, 1]. LeRobot 0.4 pads with -1 before the scaling (so -3 for the
+    model), 0.5 with 0 (-1)."""
+    if tuple(frames.shape[2:]) != (height, width):
+        frames = letterbox(frames, height, width, -1.0 if version == "0.4" else 0.0, centre=True)
+    return frames * 2.0 - 1.0

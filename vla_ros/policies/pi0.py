@@ -31,7 +31,15 @@ from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
-from .lerobot_format import BUFFER_PREFIXES, CheckpointFormatError, is_lerobot, norm_stats, read_config, split_buffers
+from .lerobot_format import (
+    BUFFER_PREFIXES,
+    CheckpointFormatError,
+    is_lerobot,
+    norm_stats,
+    pi0_pixels,
+    read_config,
+    split_buffers,
+)
 from .openpi_format import assets_folder, pi0_overrides, read_openpi
 from .torch_utils import TorchPolicy, load_checked
 
@@ -87,6 +95,10 @@ class Pi0Policy(FlowPolicy):
         *TorchPolicy.TORCH_PARAMS,
         ParamSpec("tokenizer_path", "", "Tokenizer directory or hub id (empty: the checkpoint's)"),
         ParamSpec("num_steps", 10, "Flow-matching integration steps", min=1, max=100),
+        ParamSpec("conventions", "auto", "Image and prompt preprocessing: openpi (PIL bilinear, centred zero "
+                  "padding, openpi's prompt cleaning) or LeRobot's (float bilinear without antialiasing, centred "
+                  "padding -3 in 0.4 / -1 in 0.5, the task as given); auto: LeRobot 0.4's for LeRobot checkpoints, "
+                  "openpi's for others", choices=("auto", "openpi", "lerobot_0.4", "lerobot_0.5")),
         ParamSpec("asset_id", "", "openpi checkpoints: the assets/<asset_id>/norm_stats.json to use (empty: the "
                   "only one)"),
         ParamSpec("norm_mode", "auto", "State/action normalisation (auto: from norm_stats.json or LeRobot's "
@@ -134,6 +146,11 @@ class Pi0Policy(FlowPolicy):
         except CheckpointFormatError as exc:
             raise PolicyError(str(exc)) from None
         self.stats = load_norm_stats(str(stats_dir), o["norm_mode"], lerobot)
+        self.conventions = o["conventions"] if o["conventions"] != "auto" else (
+            "lerobot_0.4" if lerobot else "openpi")
+        if lerobot and lerobot.empty_cameras:
+            raise PolicyError(f"{path}: empty_cameras {lerobot.empty_cameras} (masked dummy cameras) is not "
+                              "supported by the pi0 backend yet")
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
                                                   lerobot.cameras if lerobot else list(context.image_keys))
@@ -223,7 +240,8 @@ class Pi0Policy(FlowPolicy):
     def _text_ids(self, instruction: str) -> list[int]:
         """<bos> + the cleaned instruction + newline, cut to ``max_token_len`` (openpi's PaligemmaTokenizer)."""
         tok = self.tokenizer
-        ids = list(tok(f"{tok.bos_token or ''}{clean_prompt(instruction)}\n", add_special_tokens=False)["input_ids"])
+        text = instruction.rstrip("\n") if self.conventions.startswith("lerobot") else clean_prompt(instruction)
+        ids = list(tok(f"{tok.bos_token or ''}{text}\n", add_special_tokens=False)["input_ids"])
         limit = int(self.options["max_token_len"])
         if limit and len(ids) > limit:
             self.prompt_truncations += 1
@@ -251,9 +269,13 @@ class Pi0Policy(FlowPolicy):
             img = observation.images[key]
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
-            frames.append(resize_with_pad(img, self.image_size, self.image_size))
-        pixels = torch.from_numpy(np.stack(frames)).to(self.device).permute(0, 3, 1, 2)
-        pixels = (pixels.to(self.dtype) / 127.5 - 1.0)[None]  # SigLIP: [-1, 1]
+            if self.conventions == "openpi":
+                img = resize_with_pad(img, self.image_size, self.image_size)
+                frames.append(torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0)  # SigLIP: [-1, 1]
+            else:
+                frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+                frames.append(pi0_pixels(frame, self.image_size, self.image_size, self.conventions[-3:])[0])
+        pixels = torch.stack(frames).to(self.device, self.dtype)[None]
         state = np.asarray(observation.state, dtype=np.float64)
         if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
             raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
