@@ -72,9 +72,18 @@ class FlowPolicy(TorchPolicy):
         if not np.any(w > 0):
             return None
         weights = np.zeros((self.chunk_size, self.max_action_dim))
-        weights[:, : self.action_width] = w[:, None]
+        weights[:, : self.action_width] = w[:, None] * self._guidable()[None, :]
         return (torch.tensor(model[None], dtype=self.dtype, device=self.device),
                 torch.tensor(weights, dtype=self.dtype, device=self.device))
+
+    def _guidable(self) -> np.ndarray:
+        """Action dimensions whose statistics allow guidance: a dimension constant in the training data (zero
+        std or quantile span, normalised with LeRobot's eps 1e-8) maps any other target 1e8 units away, which
+        would pull the whole chunk off; such dimensions are not guided."""
+        width = self.action_width
+        slope = np.abs(self.stats.normalize_actions(np.ones((1, width))) - self.stats.normalize_actions(
+            np.zeros((1, width))))[0]
+        return (np.isfinite(slope) & (slope < 1e4)).astype(float)
 
     def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:
         """Normalised (chunk, max_action_dim) model actions to a chunk of absolute targets."""

@@ -10,6 +10,7 @@ _BACKENDS: dict[str, str] = {
     "builtin": "vla_ros.policies.builtin:BuiltinPolicy",
     "scripted": "vla_ros.policies.scripted:ScriptedPickPolicy",
     "pi0": "vla_ros.policies.pi0:Pi0Policy",
+    "pi05": "vla_ros.policies.pi05:Pi05Policy",
     "smolvla": "vla_ros.policies.smolvla:SmolVlaPolicy",
     "openvla": "vla_ros.policies.openvla:OpenVlaPolicy",
     "openpi": "vla_ros.policies.openpi_remote:OpenpiRemotePolicy",

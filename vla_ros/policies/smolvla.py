@@ -35,16 +35,18 @@ VLM_HINT = ("set smolvla.vlm_path to a local folder with that VLM's config.json 
             "(tokenizer.json, tokenizer_config.json, special_tokens_map.json; ~5 MB, no weights needed)")
 
 
-def load_state(model, path: Path) -> dict[str, dict]:
-    """``model.safetensors`` into ``model``, refused (PolicyError naming keys) unless every parameter gets a
-    weight of its shape and every weight a parameter (tied copies that safetensors de-duplicated excepted);
-    returns the statistics buffers of LeRobot < 0.4 found among the weights."""
+def load_state(model, path: Path, rename=None) -> dict[str, dict]:
+    """``model.safetensors`` into ``model`` (keys through ``rename`` where given), refused (PolicyError naming
+    keys) unless every parameter gets a weight of its shape and every weight a parameter (tied copies that
+    safetensors de-duplicated excepted); returns the statistics buffers of LeRobot < 0.4 found among the weights."""
     from safetensors.torch import load_file
 
     file = path / "model.safetensors"
     if not file.exists():
         raise PolicyError(f"{path} has no model.safetensors")
     weights, buffers = split_buffers(load_file(str(file)))
+    if rename is not None:
+        weights = {rename(k): v for k, v in weights.items()}
     own = model.state_dict()
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
                   if k in own and v.shape != own[k].shape]

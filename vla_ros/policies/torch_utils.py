@@ -69,8 +69,8 @@ def load_checked(cls, path: str, unused_ok: tuple[str, ...] = (), **kwargs):
             problems.append(f"{len(keys)} {what}: {', '.join(keys[:6])}{', ...' if len(keys) > 6 else ''}")
     if problems:
         names = " ".join(str(k) for kind in ("missing_keys", "unexpected_keys") for k in info.get(kind) or [])
-        hint = (" The keys are pi0.5's (adaRMS time conditioning): this is a pi0.5 checkpoint, which the pi0 "
-                "backend cannot run." if "time_mlp" in names or "adarms" in names.lower() else "")
+        hint = (" The keys are pi0.5's (adaRMS time conditioning): this is a pi0.5 checkpoint; run it with "
+                "policy:=pi05." if "time_mlp" in names or "adarms" in names.lower() else "")
         raise PolicyError(f"{path} does not fit {cls.__name__}: {'; '.join(problems)}.{hint}")
     return model
 

@@ -1,0 +1,204 @@
+"""pi0.5 from a LeRobot checkpoint (``policy:=pi05``), native on transformers' PaliGemma and Gemma modules.
+
+Reads what LeRobot's ``PI05Policy.save_pretrained`` and its pipelines write: ``config.json`` (``type: pi05``,
+Gemma variants, chunk size, steps, image resolution, cameras in ``input_features`` order), ``model.safetensors``
+(every weight must fit) and the normaliser pipelines (quantiles by default, per checkpoint). The PaliGemma
+tokenizer is not in the checkpoint: ``pi05.tokenizer_path``.
+
+Inputs as LeRobot builds them: cameras letterboxed to ``image_resolution`` as its pi0 does; the normalised state
+(LeRobot 0.4: padded to ``max_state_dim`` first, 0.5: as is) discretised into 256 bins in the prompt
+``Task: <task>, State: <bins>;\\nAction: `` (task stripped, underscores and newlines to spaces), tokenised with
+BOS and cut at ``tokenizer_max_length``. Sampling is guided towards the previous chunk's remaining actions
+(RTC) as for pi0.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..core.action_space import from_preset
+from ..core.chunk import ActionChunk
+from ..core.observation import Observation
+from ..params import ParamSpec
+from . import pi05_model
+from .base import PolicyContext, PolicyError
+from .flow_policy import FlowPolicy
+from .lerobot_format import CheckpointFormatError, norm_stats, pi0_pixels, read_config
+from .pi05_model import Pi05Model, Pi05Shape
+from .smolvla import load_state
+from .torch_utils import TorchPolicy
+
+log = logging.getLogger(__name__)
+
+
+def discretise(state: np.ndarray, width: int) -> str:
+    """The normalised state as pi0.5's prompt writes it: padded with zeros to ``width`` (0: not padded), each
+    value's bin among 256 over [-1, 1] (numpy's digitize, as openpi and LeRobot)."""
+    padded = np.zeros(max(width, state.size))
+    padded[: state.size] = state
+    bins = np.digitize(padded, bins=np.linspace(-1, 1, 256 + 1)[:-1]) - 1
+    return " ".join(str(int(b)) for b in bins)
+
+
+def prompt(task: str, state: np.ndarray, width: int) -> str:
+    cleaned = task.strip().replace("_", " ").replace("\n", " ")
+    return f"Task: {cleaned}, State: {discretise(state, width)};\nAction: "
+
+
+def shape_from(cfg: dict) -> Pi05Shape:
+    """The network's sizes from a LeRobot pi05 config.json."""
+    variants = pi05_model.GEMMA_VARIANTS
+    try:
+        vlm, expert = variants[cfg.get("paligemma_variant", "gemma_2b")], \
+            variants[cfg.get("action_expert_variant", "gemma_300m")]
+    except KeyError as exc:
+        raise CheckpointFormatError(f"unknown Gemma variant {exc} (known: {sorted(variants)})") from None
+    resolution = cfg.get("image_resolution") or [224, 224]
+    if resolution[0] != resolution[1]:
+        raise CheckpointFormatError(f"image_resolution {resolution} is not square (PaliGemma)")
+    shape = Pi05Shape(vlm, expert, image_size=int(resolution[0]), vocab=pi05_model.VOCAB,
+                      vision=tuple(pi05_model.VISION.items()))
+    fields = ("chunk_size", "max_state_dim", "max_action_dim", "min_period", "max_period")
+    return replace(shape, **{k: type(getattr(shape, k))(cfg[k]) for k in fields if cfg.get(k) is not None})
+
+
+class Pi05Policy(FlowPolicy):
+    name = "pi05"
+    description = "pi0.5 (LeRobot checkpoint) on transformers' PaliGemma/Gemma, adaRMS expert, guided RTC"
+    uses_images = True
+    PARAMS = [
+        *TorchPolicy.TORCH_PARAMS,
+        ParamSpec("tokenizer_path", "", "PaliGemma tokenizer folder (google/paligemma-3b-pt-224; LeRobot "
+                  "checkpoints ship none)"),
+        ParamSpec("lerobot_version", "0.4", "LeRobot generation that trained the checkpoint: 0.4 (state padded "
+                  "to max_state_dim before it is written into the prompt, images padded with -3) or 0.5 (state "
+                  "as is, padding -1)", choices=("0.4", "0.5")),
+        ParamSpec("num_steps", 0, "Flow-matching integration steps (0: the checkpoint's num_inference_steps)",
+                  min=0, max=100),
+        ParamSpec("camera_keys", [], "Node image keys in the checkpoint's camera order (empty: the checkpoint's "
+                  "camera names, observation.images.<name>, must be image keys)", type="string_array"),
+        *FlowPolicy.FLOW_PARAMS,
+    ]
+
+    @classmethod
+    def preflight(cls, options: dict, robot, node: dict | None = None) -> str:
+        problem = super().preflight(options, robot, node)
+        if problem:
+            return problem
+        if not options.get("tokenizer_path"):
+            return ("pi0.5 checkpoints ship no tokenizer: set pi05.tokenizer_path to a local copy of PaliGemma's "
+                    "(google/paligemma-3b-pt-224)")
+        return ""
+
+    def __init__(self, context: PolicyContext):
+        super().__init__(context)
+        from transformers import AutoTokenizer
+
+        o = self.options
+        path = Path(self.model_path)
+        try:
+            self.cfg = read_config(path, "pi05")
+            shape = shape_from(self.cfg.raw)
+        except CheckpointFormatError as exc:
+            raise PolicyError(str(exc)) from None
+        if self.cfg.empty_cameras:
+            raise PolicyError(f"{path}: empty_cameras {self.cfg.empty_cameras} is not supported by pi05 yet")
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or str(path))
+        except (OSError, ValueError) as exc:
+            where = o["tokenizer_path"] or path
+            raise PolicyError(f"no tokenizer at {where} ({type(exc).__name__}): set pi05.tokenizer_path to a local "
+                              "copy of PaliGemma's (google/paligemma-3b-pt-224)") from None
+        self.shape = shape
+        self.torch.manual_seed(0)  # construction draws random weights, all overwritten below
+        with self.torch.device("cpu"):
+            self.model = Pi05Model(shape)
+        buffers = load_state(self.model, path, rename=lambda k: k.replace(".vision_tower.vision_model.",
+                                                                          ".vision_tower."))
+        self.model.to(self.device, self.dtype).eval().requires_grad_(False)
+        try:
+            self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
+        except ValueError as exc:
+            raise PolicyError(str(exc)) from None
+        self.version = o["lerobot_version"]
+        self.cameras = list(o["camera_keys"]) or self.cfg.cameras
+        unknown = [k for k in self.cameras if k not in context.image_keys]
+        if unknown or len(self.cameras) != len(self.cfg.cameras):
+            raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "
+                              f"{self.cfg.cameras} to the node's image_keys {context.image_keys}: set pi05.camera_keys")
+        self.chunk_size, self.max_action_dim = shape.chunk_size, shape.max_action_dim
+        self.num_steps = int(o["num_steps"] or self.cfg.get("num_inference_steps", 10))
+        if context.horizon > self.chunk_size:
+            raise PolicyError(f"horizon {context.horizon} exceeds the checkpoint's chunk_size {self.chunk_size}")
+        self.action_space = from_preset(context.robot, context.chunk_dt, None, context.action_joints,
+                                        context.state_joints)
+        self.action_width = self.action_space.model_width
+        if self.cfg.state_dim != len(context.state_joints) or self.cfg.action_dim != self.action_width:
+            raise PolicyError(f"the checkpoint takes a {self.cfg.state_dim}-D state and gives {self.cfg.action_dim}-D "
+                              f"actions; this robot has {len(context.state_joints)} state joints and "
+                              f"{self.action_width} action dimensions")
+        self._first_chunk = True
+        self.timing: dict[str, float] = {}
+        self.prompt_truncations = 0
+
+    def preprocess(self, observation: Observation) -> dict:
+        torch = self.torch
+        images, masks = [], []
+        for key in self.cameras:
+            img = observation.images.get(key)
+            if img is None:
+                raise PolicyError(f"observation lacks camera {key!r}")
+            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+            frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+            size = self.shape.image_size
+            images.append(pi0_pixels(frame, size, size, self.version).to(self.device, self.dtype))
+            masks.append(torch.ones(1, dtype=torch.bool, device=self.device))
+        state = np.asarray(observation.state, dtype=np.float64)
+        if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
+            raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
+        normalised = np.float32(self.stats.normalize_state(state))
+        text = prompt(observation.instruction, normalised,
+                      self.shape.max_state_dim if self.version == "0.4" else 0)
+        limit = int(self.cfg.get("tokenizer_max_length", 200))
+        ids = self.tokenizer(text, max_length=limit, truncation=True, return_tensors="pt")
+        if ids["input_ids"].shape[1] == limit:
+            self.prompt_truncations += 1
+        return {"images": images, "image_masks": masks, "tokens": ids["input_ids"].to(self.device),
+                "token_mask": ids["attention_mask"].bool().to(self.device), "prompt": text}
+
+    def sample(self, inputs: dict, prefix: tuple | None = None, noise=None):
+        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided."""
+        from .rtc_guidance import guided_sample
+
+        torch, model = self.torch, self.model
+        with torch.no_grad():
+            cache, prefix_pad = model.prefix(inputs["images"], inputs["image_masks"], inputs["tokens"],
+                                             inputs["token_mask"])
+
+        def velocity(x, t: float):  # ours: t = 0 noise -> 1 data; pi0.5: 1 noise -> 0 data, v = noise - data
+            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
+            return -model.velocity(x, tau, cache, prefix_pad).to(x.dtype)
+
+        target, weights = prefix if prefix is not None else (None, None)
+        noise = self._noise() if noise is None else noise
+        return guided_sample(velocity, noise, self.num_steps, target, weights, float(self.options["rtc_beta"]))
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
+        inputs = self.preprocess(observation)
+        actions = self.sample(inputs, self._guidance(observation))
+        chunk = self.postprocess(actions[0].float().cpu().numpy(), observation)
+        if self._first_chunk:
+            self._first_chunk = False
+            self.timing["first_chunk_ms"] = (time.perf_counter() - start) * 1e3
+            log.info("pi05: first chunk after start-up in %.1f ms", self.timing["first_chunk_ms"])
+        return chunk
+
+    def diagnostics(self) -> dict:
+        return {**{f"pi05_{k}": v for k, v in self.timing.items()}, "pi05_prompt_truncations": self.prompt_truncations}
