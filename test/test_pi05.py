@@ -109,7 +109,8 @@ def test_lerobot_0_5_writes_the_state_unpadded(policy):
     normalised = REF[c + "state_norm"][0]
     assert prompt(obs.instruction, normalised, 32) == META["cases"][0]["prompt"]
     short = prompt(obs.instruction, normalised, 0)
-    assert short.count(" 128") < META["cases"][0]["prompt"].count(" 128") and len(short.split("State: ")[1].split(";")[0].split()) == 7
+    assert short.count(" 128") < META["cases"][0]["prompt"].count(" 128")
+    assert len(short.split("State: ")[1].split(";")[0].split()) == 7
 
 
 def test_what_does_not_fit_is_refused_at_start(tiny_sizes, tmp_path):
