@@ -18,6 +18,29 @@ ROBOT = load_robot("widowx")
 KEYS = ["image_0", "wrist"]
 
 
+@pytest.fixture
+def tiny_variants():
+    """The tiny model's sizes standing in for the Gemma variants a LeRobot config.json names."""
+    from vla_ros.policies import paligemma_sizes as sizes
+
+    saved = (dict(sizes.GEMMA_VARIANTS), dict(sizes.VISION), sizes.VOCAB)
+    tiny = sizes.Gemma(64, 2, 128, 2, 1, 32)
+    sizes.GEMMA_VARIANTS.update(gemma_2b=tiny, gemma_300m=tiny)
+    sizes.VISION.update(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                        patch_size=14)
+    sizes.VOCAB = 300
+    yield
+    sizes.GEMMA_VARIANTS.update(saved[0])
+    sizes.VISION.update(saved[1])
+    sizes.VOCAB = saved[2]
+
+
+def lerobot_config(cfg: dict) -> dict:
+    """A LeRobot pi0 config.json for the tiny model: no model_type, variants instead of sizes."""
+    out = {k: v for k, v in cfg.items() if k not in ("model_type", "vlm_config", "dit_config")}
+    return {**out, "type": "pi0", "paligemma_variant": "gemma_2b", "action_expert_variant": "gemma_300m"}
+
+
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return build_tiny_pi0(tmp_path_factory.mktemp("pi0"), state_dim=7, action_dim=7, chunk_size=20)
@@ -231,7 +254,8 @@ def test_a_checkpoint_without_a_tokenizer_asks_for_tokenizer_path(model_dir, tmp
     assert make(bare, tokenizer_path=str(model_dir)).infer(observation()).values.shape == (10, 7)
 
 
-def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_camera_order(model_dir, tmp_path):
+def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_camera_order(model_dir, tmp_path,
+                                                                                          tiny_variants):
     """A LeRobot config.json (``type``, no ``model_type``) names the policy: a pi0.5 or SmolVLA checkpoint is
     refused before its weights load; a pi0's cameras come in its input_features order."""
     import json
@@ -239,8 +263,7 @@ def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_cam
 
     lerobot = tmp_path / "lerobot_pi0"
     shutil.copytree(model_dir, lerobot)
-    cfg = json.loads((lerobot / "config.json").read_text())
-    cfg.pop("model_type")
+    cfg = lerobot_config(json.loads((lerobot / "config.json").read_text()))
     features = {"observation.state": {"type": "STATE", "shape": [7]},
                 "observation.images.wrist": {"type": "VISUAL", "shape": [3, 224, 224]},
                 "observation.images.image_0": {"type": "VISUAL", "shape": [3, 224, 224]}}
@@ -255,7 +278,7 @@ def test_lerobot_checkpoints_of_another_kind_are_refused_and_pi0_takes_their_cam
         make(lerobot)
 
 
-def test_a_lerobot_pi0_from_before_0_4_reads_its_statistics_from_the_weights(model_dir, tmp_path):
+def test_a_lerobot_pi0_from_before_0_4_reads_its_statistics_from_the_weights(model_dir, tmp_path, tiny_variants):
     """LeRobot < 0.4 kept mean/std as buffers in model.safetensors: they are read (modes from config.json's
     normalization_mapping) and are not counted as weights no parameter takes."""
     import json
@@ -267,9 +290,8 @@ def test_a_lerobot_pi0_from_before_0_4_reads_its_statistics_from_the_weights(mod
     shutil.copytree(model_dir, old)
     stats = NormStats.load(old)
     (old / NormStats.FILE).unlink()
-    cfg = json.loads((old / "config.json").read_text())
-    cfg.pop("model_type")
-    cfg.update(type="pi0", normalization_mapping={"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
+    cfg = lerobot_config(json.loads((old / "config.json").read_text()))
+    cfg.update(normalization_mapping={"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
                input_features={"observation.state": {"type": "STATE", "shape": [7]},
                                **{f"observation.images.{k}": {"type": "VISUAL", "shape": [3, 224, 224]} for k in KEYS}},
                output_features={"action": {"type": "ACTION", "shape": [7]}})

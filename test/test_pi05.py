@@ -12,11 +12,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from vla_ros.core.observation import Observation  # noqa: E402
-from vla_ros.policies import (  # noqa: E402
-    PolicyError,
-    create_policy,
-    pi05_model,  # noqa: E402
-)
+from vla_ros.policies import PolicyError, create_policy  # noqa: E402
+from vla_ros.policies import paligemma_sizes as sizes  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
@@ -36,19 +33,19 @@ def tiny_sizes():
     arch = META["architecture"]
 
     def gemma(d):
-        return pi05_model.Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
+        return sizes.Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
 
     v = arch["vision"]
-    saved = (dict(pi05_model.GEMMA_VARIANTS), dict(pi05_model.VISION), pi05_model.VOCAB)
-    pi05_model.GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
-    pi05_model.VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
+    saved = (dict(sizes.GEMMA_VARIANTS), dict(sizes.VISION), sizes.VOCAB)
+    sizes.GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
+    sizes.VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
                              num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
                              patch_size=v["patch_size"])
-    pi05_model.VOCAB = arch["vocab_size"]
+    sizes.VOCAB = arch["vocab_size"]
     yield
-    pi05_model.GEMMA_VARIANTS.update(saved[0])
-    pi05_model.VISION.update(saved[1])
-    pi05_model.VOCAB = saved[2]
+    sizes.GEMMA_VARIANTS.update(saved[0])
+    sizes.VISION.update(saved[1])
+    sizes.VOCAB = saved[2]
 
 
 def make(model_path=CKPT, **options):

@@ -41,6 +41,7 @@ from .lerobot_format import (
     split_buffers,
 )
 from .openpi_format import assets_folder, pi0_overrides, read_openpi
+from .paligemma_sizes import pi0_config
 from .torch_utils import TorchPolicy, load_checked
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,11 @@ class Pi0Policy(FlowPolicy):
         except CheckpointFormatError as exc:
             raise PolicyError(str(exc)) from None
         sizes = pi0_overrides(openpi) if openpi else {}
+        if lerobot:  # LeRobot's config.json names Gemma variants: transformers' PI0Config gets their sizes
+            try:
+                sizes = {"config": pi0_config(lerobot.raw)}
+            except ValueError as exc:
+                raise PolicyError(f"{path}: {exc}") from None
         self.model = load_checked(PI0ForConditionalGeneration, path, BUFFER_PREFIXES if lerobot else (),
                                   dtype=self.dtype, **sizes).to(self.device).eval()
         self.model.requires_grad_(False)

@@ -25,7 +25,7 @@ from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
 from ..core.observation import Observation
 from ..params import ParamSpec
-from . import pi05_model
+from . import paligemma_sizes
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
 from .lerobot_format import CheckpointFormatError, norm_stats, pi0_pixels, read_config
@@ -52,17 +52,13 @@ def prompt(task: str, state: np.ndarray, width: int) -> str:
 
 def shape_from(cfg: dict) -> Pi05Shape:
     """The network's sizes from a LeRobot pi05 config.json."""
-    variants = pi05_model.GEMMA_VARIANTS
     try:
-        vlm, expert = variants[cfg.get("paligemma_variant", "gemma_2b")], \
-            variants[cfg.get("action_expert_variant", "gemma_300m")]
-    except KeyError as exc:
-        raise CheckpointFormatError(f"unknown Gemma variant {exc} (known: {sorted(variants)})") from None
-    resolution = cfg.get("image_resolution") or [224, 224]
-    if resolution[0] != resolution[1]:
-        raise CheckpointFormatError(f"image_resolution {resolution} is not square (PaliGemma)")
-    shape = Pi05Shape(vlm, expert, image_size=int(resolution[0]), vocab=pi05_model.VOCAB,
-                      vision=tuple(pi05_model.VISION.items()))
+        vlm, expert = paligemma_sizes.variants(cfg)
+        size = paligemma_sizes.image_size(cfg)
+    except ValueError as exc:
+        raise CheckpointFormatError(str(exc)) from None
+    shape = Pi05Shape(vlm, expert, image_size=size, vocab=paligemma_sizes.VOCAB,
+                      vision=tuple(paligemma_sizes.VISION.items()))
     fields = ("chunk_size", "max_state_dim", "max_action_dim", "min_period", "max_period")
     return replace(shape, **{k: type(getattr(shape, k))(cfg[k]) for k in fields if cfg.get(k) is not None})
 

@@ -25,27 +25,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .paligemma_sizes import VISION, VOCAB, Gemma, text_config, vision_config
 from .smolvla_model import attend, block_mask, sincos
-
-VOCAB = 257152  # PaliGemma's vocabulary, hard-coded by openpi and LeRobot
-
-
-@dataclass(frozen=True)
-class Gemma:
-    """A Gemma size (openpi's ``get_config``)."""
-
-    width: int
-    depth: int
-    mlp_dim: int
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
-
-
-GEMMA_VARIANTS = {"gemma_2b": Gemma(2048, 18, 16_384, 8, 1, 256), "gemma_300m": Gemma(1024, 18, 4096, 8, 1, 256)}
-# SigLIP So400m/14 as PaliGemma's default vision config (LeRobot keeps it, with its MLP at 4304)
-VISION = {"hidden_size": 1152, "intermediate_size": 4304, "num_hidden_layers": 27, "num_attention_heads": 16,
-          "patch_size": 14}
 
 
 @dataclass(frozen=True)
@@ -111,11 +92,8 @@ class _PaliGemmaWithExpert(nn.Module):
         from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration
 
         v, e = shape.vlm, shape.expert
-        text = {"model_type": "gemma", "hidden_size": v.width, "intermediate_size": v.mlp_dim,
-                "num_attention_heads": v.num_heads, "num_key_value_heads": v.num_kv_heads, "head_dim": v.head_dim,
-                "num_hidden_layers": v.depth, "hidden_activation": "gelu_pytorch_tanh", "vocab_size": shape.vocab}
-        vision = {"model_type": "siglip_vision_model", "image_size": shape.image_size, **dict(shape.vision),
-                  "projection_dim": v.width, "vision_use_head": False}
+        text = {**text_config(v), "vocab_size": shape.vocab}
+        vision = {**vision_config(shape.image_size, v.width), **dict(shape.vision)}
         config = PaliGemmaConfig(text_config=text, vision_config=vision, projection_dim=v.width,
                                  image_token_index=shape.vocab, vocab_size=shape.vocab)
         self.paligemma = PaliGemmaForConditionalGeneration(config)
