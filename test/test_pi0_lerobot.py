@@ -1,0 +1,70 @@
+"""pi0 backend on a LeRobot pi0 checkpoint against LeRobot 0.4.4's own PI0Policy (openpi's patched transformers
+4.53.2): a tiny random-weight checkpoint saved by LeRobot (test/fixtures/pi0_lerobot, made by
+tools/lerobot_pi0_fixture.py in a scratch venv, recipe in its README) and the chunks LeRobot produced."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.policies import create_policy  # noqa: E402
+from vla_ros.policies import paligemma_sizes as sizes  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
+from vla_ros.robots import load_robot  # noqa: E402
+
+FIXTURE = Path(__file__).parent / "fixtures" / "pi0_lerobot"
+META = json.loads((FIXTURE / "cases.json").read_text())
+REF = np.load(FIXTURE / "reference.npz")
+ROBOT = load_robot("widowx")
+KEYS = ["top", "wrist"]
+TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def policy():
+    """LeRobot's config.json names the Gemma variants; the fixture was built with them shrunk (its README)."""
+    arch = META["architecture"]
+
+    def gemma(d):
+        return sizes.Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
+
+    v = arch["vision"]
+    saved = (dict(sizes.GEMMA_VARIANTS), dict(sizes.VISION), sizes.VOCAB)
+    sizes.GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
+    sizes.VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
+                        num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
+                        patch_size=v["patch_size"])
+    sizes.VOCAB = arch["vocab_size"]
+    backend = {"model_path": str(FIXTURE / "checkpoint"), "tokenizer_path": str(FIXTURE / "tokenizer"),
+               "device": "cpu", "seed": 0}
+    params = {"backend": "pi0", "image_keys": KEYS, "image_topics": [f"/{k}" for k in KEYS], "chunk_dt": 0.1,
+              "horizon": 10, **{f"pi0.{k}": v for k, v in backend.items()}}
+    try:
+        yield create_policy("pi0", policy_context(ROBOT, params))
+    finally:
+        sizes.GEMMA_VARIANTS.update(saved[0])
+        sizes.VISION.update(saved[1])
+        sizes.VOCAB = saved[2]
+
+
+@pytest.mark.parametrize("i", [0, 1, 2])
+def test_action_chunks_match_lerobot(policy, i):
+    c = f"c{i}_"
+    obs = Observation(5.0, REF[c + "state"].astype(np.float64), {k: REF[c + f"img_{k}"] for k in KEYS},
+                      META["cases"][i]["task"], {})
+    assert policy.conventions == "lerobot_0.4" and policy.cameras == KEYS
+    inputs = policy.preprocess(obs)
+    valid = REF[c + "lang_mask"][0].astype(bool)
+    assert inputs["text_ids"] == REF[c + "lang_tokens"][0][valid].tolist()
+    x = policy.sample(inputs, None, torch.from_numpy(REF[c + "noise"]))[0].numpy()
+    actions = policy.stats.unnormalize_actions(x[:, :7])
+    error = np.abs(actions - REF[c + "actions"][0]).max()
+    assert error <= TOL, error  # the issue's goal: max abs action error <= 1e-4 (float32, CPU)
+    # the normalised chunk reaches |7|; c2's constant state dimension (999999 after LeRobot's 1e-8 eps) makes
+    # float32 rounding of the state token show: 1.2e-4 there, 6e-5 elsewhere
+    np.testing.assert_allclose(x, REF[c + "x_t"][0], atol=3e-4)
