@@ -123,3 +123,63 @@ def test_action_dim_comes_from_the_checkpoints_statistics(model_dir):
     assert make(model_dir).action_dim == 7  # bridge_orig: 7 q01/q99 values
     with pytest.raises(PolicyError, match="does not match the 7 dimensions"):
         make(model_dir, action_dim=6)
+
+
+def test_cached_greedy_decoding_sees_the_image_and_equals_recomputing_every_step(model_dir):
+    """The backend decodes token by token with the cache (OpenVLA's remote generate ignores the image under
+    transformers >= 4.50, openvla issue #346): the tokens equal a full forward pass per step, and depend on the
+    image."""
+    policy = make(model_dir)
+    o = obs(3)
+    inputs = policy._inputs(o)
+    ids, expected = inputs["input_ids"], []
+    with torch.no_grad():
+        for _ in range(policy.action_dim):
+            logits = policy.model(**{**inputs, "input_ids": ids,
+                                     "attention_mask": torch.ones_like(ids)}).logits[:, -1].float()
+            logits[:, policy.model.generation_config.eos_token_id] = float("-inf")
+            expected.append(int(logits.argmax()))
+            ids = torch.cat([ids, torch.tensor([[expected[-1]]])], dim=1)
+    assert policy.generate_tokens(o).tolist() == expected
+    others = {tuple(policy.generate_tokens(obs(s)).tolist()) for s in (4, 5, 6)}
+    assert len(others | {tuple(expected)}) > 1
+
+
+def test_remote_code_written_for_transformers_4_loads_under_5():
+    """OpenVLA's remote classes: a ``_supports_sdpa`` property that reads a submodule __init__ has not made yet,
+    and a ``tie_weights()`` without the arguments transformers 5 passes. Both fail at construction unpatched."""
+    from torch import nn
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    from vla_ros.policies.openvla import alias_tokenization_names, remote_compat
+
+    def classes():
+        class Config(PretrainedConfig):
+            model_type = "prismatic_like"
+
+        class Base(PreTrainedModel):
+            config_class = Config
+
+            @property
+            def _supports_sdpa(self):
+                return self.language_model._supports_sdpa
+
+        class Model(Base):
+            def __init__(self, config):
+                super().__init__(config)
+                self.language_model = nn.Linear(2, 2)
+                self.post_init()
+
+            def tie_weights(self):
+                self.tied = True
+
+        return Config, Model
+
+    config_cls, model_cls = classes()
+    with pytest.raises((AttributeError, TypeError)):
+        model_cls(config_cls())
+    config_cls, model_cls = classes()
+    model = remote_compat(model_cls)(config_cls())
+    assert model.tied and isinstance(model.language_model, nn.Linear)
+    alias_tokenization_names()
+    from transformers.tokenization_utils import PaddingStrategy, TruncationStrategy  # noqa: F401

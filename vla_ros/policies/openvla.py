@@ -32,6 +32,35 @@ def prompt_for(instruction: str) -> str:
     return f"In: What action should the robot take to {instruction.lower()}?\nOut:"
 
 
+def remote_compat(cls):
+    """OpenVLA's remote code (written for transformers 4.40) under transformers 5, fixed on the class: its
+    ``_supports_sdpa`` property reads ``self.language_model`` before ``__init__`` has made it (AttributeError at
+    load), and its ``tie_weights()`` takes none of the arguments transformers 5 passes (TypeError). Both were
+    the load errors of a tiny Prismatic checkpoint with OpenVLA's own code under transformers 5.23."""
+    import inspect
+
+    for klass in cls.__mro__:
+        if isinstance(klass.__dict__.get("_supports_sdpa"), property):
+            klass._supports_sdpa = True  # the Llama-2 backbone supports SDPA
+        tie = klass.__dict__.get("tie_weights")
+        if callable(tie) and not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(tie).parameters.values()):
+            klass.tie_weights = (lambda original: lambda self, *args, **kwargs: original(self))(tie)
+    return cls
+
+
+def alias_tokenization_names() -> None:
+    """OpenVLA's remote processor imports PaddingStrategy, PreTokenizedInput, TextInput and TruncationStrategy
+    from ``transformers.tokenization_utils``, which no longer holds them in transformers 5 (ImportError)."""
+    import transformers.tokenization_utils as old
+    from transformers import tokenization_utils_base as base
+    from transformers.utils import PaddingStrategy
+
+    for name, value in (("PaddingStrategy", PaddingStrategy), ("PreTokenizedInput", base.PreTokenizedInput),
+                        ("TextInput", base.TextInput), ("TruncationStrategy", base.TruncationStrategy)):
+        if not hasattr(old, name):
+            setattr(old, name, value)
+
+
 def load_vision2seq(path: str, dtype):
     """The checkpoint's own Vision2Seq class (remote code) or transformers' image-text-to-text auto class."""
     import transformers
@@ -42,7 +71,7 @@ def load_vision2seq(path: str, dtype):
     if target:
         from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
-        cls = get_class_from_dynamic_module(target, path)
+        cls = remote_compat(get_class_from_dynamic_module(target, path))
         return load_checked(cls, path, dtype=dtype, trust_remote_code=True)
     auto = getattr(transformers, "AutoModelForVision2Seq", None) or transformers.AutoModelForImageTextToText
     return load_checked(auto, path, dtype=dtype, trust_remote_code=True)
@@ -91,6 +120,7 @@ class OpenVlaPolicy(TorchPolicy):
         o = self.options
         path = self.model_path
         self.model = load_vision2seq(path, self.dtype).to(self.device).eval()
+        alias_tokenization_names()
         self.processor = AutoProcessor.from_pretrained(path, trust_remote_code=True)
         cfg = self.model.config
         text_vocab = cfg.text_config.vocab_size if hasattr(cfg, "text_config") else cfg.vocab_size
@@ -138,12 +168,29 @@ class OpenVlaPolicy(TorchPolicy):
                 for k, v in inputs.items()}
 
     def generate_tokens(self, observation: Observation) -> np.ndarray:
-        """The ``action_dim`` greedily generated action token ids."""
-        n = self.action_dim
-        with self.torch.no_grad():
-            out = self.model.generate(**self._inputs(observation), max_new_tokens=n, min_new_tokens=n,
-                                      do_sample=False)
-        return out[0, -n:].cpu().numpy()
+        """The ``action_dim`` greedily decoded action token ids (end-of-sequence excluded, as ``generate`` with
+        ``min_new_tokens`` does).
+
+        Not ``generate``: under transformers >= 4.50 OpenVLA's remote ``prepare_inputs_for_generation`` gets an
+        empty cache instead of None on the first step, cuts the prompt to its last token and never runs the
+        vision path (openvla issue #346): on a tiny Prismatic checkpoint under our transformers 5.23, black,
+        white and random images all gave the same 7 tokens. The prompt with the image runs once with the cache
+        on, then one token at a time, which gives exactly the tokens of recomputing everything per step."""
+        torch, n = self.torch, self.action_dim
+        eos = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        tokens = []
+        with torch.no_grad():
+            out = self.model(**self._inputs(observation), use_cache=True)
+            for step in range(n):
+                logits = out.logits[:, -1].float()
+                if eos:
+                    logits[:, eos] = float("-inf")
+                token = logits.argmax(-1, keepdim=True)
+                tokens.append(int(token[0, 0]))
+                if step + 1 < n:
+                    out = self.model(input_ids=token, past_key_values=out.past_key_values, use_cache=True)
+        return np.asarray(tokens)
 
     def predict_action(self, observation: Observation) -> np.ndarray:
         """The un-normalised action (dx, dy, dz, droll, dpitch, dyaw, gripper for BridgeData)."""
