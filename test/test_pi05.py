@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from parity import paligemma_sizes_of  # noqa: E402
+
 from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.policies import PolicyError, create_policy  # noqa: E402
-from vla_ros.policies import paligemma_sizes as sizes  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
@@ -30,22 +31,8 @@ TOL = 1e-4  # the issue's parity goal (float32, CPU)
 def tiny_sizes():
     """LeRobot's config.json names the Gemma variants only: the fixture was built with them shrunk (as its
     README says), so the same sizes stand in for the variants here."""
-    arch = META["architecture"]
-
-    def gemma(d):
-        return sizes.Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
-
-    v = arch["vision"]
-    saved = (dict(sizes.GEMMA_VARIANTS), dict(sizes.VISION), sizes.VOCAB)
-    sizes.GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
-    sizes.VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
-                             num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
-                             patch_size=v["patch_size"])
-    sizes.VOCAB = arch["vocab_size"]
-    yield
-    sizes.GEMMA_VARIANTS.update(saved[0])
-    sizes.VISION.update(saved[1])
-    sizes.VOCAB = saved[2]
+    with paligemma_sizes_of(META["architecture"]):
+        yield
 
 
 def make(model_path=CKPT, **options):

@@ -11,9 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+from parity import paligemma_sizes_of  # noqa: E402
+
 from vla_ros.core.observation import Observation  # noqa: E402
 from vla_ros.policies import create_policy  # noqa: E402
-from vla_ros.policies import paligemma_sizes as sizes  # noqa: E402
 from vla_ros.policies.context import policy_context  # noqa: E402
 from vla_ros.robots import load_robot  # noqa: E402
 
@@ -28,28 +29,12 @@ TOL = 1e-4
 @pytest.fixture(scope="module")
 def policy():
     """LeRobot's config.json names the Gemma variants; the fixture was built with them shrunk (its README)."""
-    arch = META["architecture"]
-
-    def gemma(d):
-        return sizes.Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
-
-    v = arch["vision"]
-    saved = (dict(sizes.GEMMA_VARIANTS), dict(sizes.VISION), sizes.VOCAB)
-    sizes.GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
-    sizes.VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
-                        num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
-                        patch_size=v["patch_size"])
-    sizes.VOCAB = arch["vocab_size"]
     backend = {"model_path": str(FIXTURE / "checkpoint"), "tokenizer_path": str(FIXTURE / "tokenizer"),
                "device": "cpu", "seed": 0}
     params = {"backend": "pi0", "image_keys": KEYS, "image_topics": [f"/{k}" for k in KEYS], "chunk_dt": 0.1,
               "horizon": 10, **{f"pi0.{k}": v for k, v in backend.items()}}
-    try:
+    with paligemma_sizes_of(META["architecture"]):
         yield create_policy("pi0", policy_context(ROBOT, params))
-    finally:
-        sizes.GEMMA_VARIANTS.update(saved[0])
-        sizes.VISION.update(saved[1])
-        sizes.VOCAB = saved[2]
 
 
 @pytest.mark.parametrize("i", [0, 1, 2])

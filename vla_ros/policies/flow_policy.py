@@ -3,6 +3,9 @@ remaining actions, and turning the model's normalised actions into a chunk of ab
 
 from __future__ import annotations
 
+import logging
+import time
+
 import numpy as np
 
 from ..core.chunk import ActionChunk
@@ -12,12 +15,15 @@ from ..params import ParamSpec
 from .base import PolicyError
 from .torch_utils import TorchPolicy
 
+log = logging.getLogger(__name__)
+
 
 class FlowPolicy(TorchPolicy):
     """A torch backend sampling (1, chunk_size, max_action_dim) normalised actions by flow matching.
 
-    Subclasses set ``stats`` (NormStats), ``action_space``, ``action_width``, ``chunk_size``, ``max_action_dim``
-    and optionally ``aloha`` (openpi's ALOHA transforms)."""
+    Subclasses set ``stats`` (NormStats), ``action_space``, ``action_width``, ``chunk_size``, ``max_action_dim``,
+    ``timing`` and ``_first_chunk``, optionally ``aloha`` (openpi's ALOHA transforms), and implement
+    ``preprocess(observation)`` and ``sample(inputs, prefix)``."""
 
     supports_prefix = True
     FLOW_PARAMS = [
@@ -84,6 +90,32 @@ class FlowPolicy(TorchPolicy):
         slope = np.abs(self.stats.normalize_actions(np.ones((1, width))) - self.stats.normalize_actions(
             np.zeros((1, width))))[0]
         return (np.isfinite(slope) & (slope < 1e4)).astype(float)
+
+    def sample_cached(self, model, cache, prefix_pad, prefix: tuple | None, noise, steps: int):
+        """Flow matching over a model's cached prefix (``model.velocity(x, t, cache, prefix_pad)`` in LeRobot's
+        convention: t = 1 noise -> 0 data, v = noise - data), optionally RTC-guided."""
+        from .rtc_guidance import guided_sample
+
+        torch = self.torch
+
+        def velocity(x, t: float):  # ours: t = 0 noise -> 1 data
+            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
+            return -model.velocity(x, tau, cache, prefix_pad).to(x.dtype)
+
+        target, weights = prefix if prefix is not None else (None, None)
+        noise = self._noise() if noise is None else noise
+        return guided_sample(velocity, noise, steps, target, weights, float(self.options["rtc_beta"]))
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        start = time.perf_counter()
+        inputs = self.preprocess(observation)
+        actions = self.sample(inputs, self._guidance(observation))
+        chunk = self.postprocess(actions[0].float().cpu().numpy(), observation)
+        if self._first_chunk:
+            self._first_chunk = False
+            self.timing["first_chunk_ms"] = (time.perf_counter() - start) * 1e3
+            log.info("%s: first chunk after start-up in %.1f ms", self.name, self.timing["first_chunk_ms"])
+        return chunk
 
     def postprocess(self, actions: np.ndarray, observation: Observation) -> ActionChunk:
         """Normalised (chunk, max_action_dim) model actions to a chunk of absolute targets."""

@@ -23,7 +23,6 @@ import numpy as np
 
 from ..core.action_space import from_preset
 from ..core.aloha import GRIPPERS, OpenpiAloha
-from ..core.chunk import ActionChunk
 from ..core.image import resize_with_pad
 from ..core.instructions import clean_prompt
 from ..core.normalize import NormStats, Stats
@@ -339,17 +338,6 @@ class Pi0Policy(FlowPolicy):
         noise = self._noise() if noise is None else noise
         return guided_sample(velocity, noise, int(self.options["num_steps"]), target, weights,
                              float(self.options["rtc_beta"]))
-
-    def infer(self, observation: Observation) -> ActionChunk:
-        start = time.perf_counter()
-        inputs = self.preprocess(observation)
-        actions = self.sample(inputs, self._guidance(observation))
-        chunk = self.postprocess(actions[0].float().cpu().numpy(), observation)
-        if self._first_chunk:
-            self._first_chunk = False
-            self.timing["first_chunk_ms"] = (time.perf_counter() - start) * 1e3
-            log.info("pi0: first chunk after start-up in %.1f ms", self.timing["first_chunk_ms"])
-        return chunk
 
     def diagnostics(self) -> dict:
         return {**{f"pi0_{k}": v for k, v in self.timing.items()}, "pi0_static_fallbacks": self.fast_fallbacks,

@@ -15,13 +15,11 @@ to ``max_state_dim``. Sampling is guided towards the previous chunk's remaining 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ..core.action_space import from_preset
-from ..core.chunk import ActionChunk
 from ..core.observation import Observation
 from ..params import ParamSpec
 from .base import PolicyContext, PolicyError
@@ -205,31 +203,10 @@ class SmolVlaPolicy(FlowPolicy):
     # -- sampling ----------------------------------------------------------------------------
     def sample(self, inputs: dict, prefix: tuple | None = None, noise=None):
         """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided."""
-        from .rtc_guidance import guided_sample
-
-        torch, model = self.torch, self.model
-        with torch.no_grad():
-            cache, prefix_pad = model.prefix(inputs["images"], inputs["image_masks"], inputs["tokens"],
-                                             inputs["token_mask"], inputs["state"])
-
-        def velocity(x, t: float):  # ours: t = 0 noise -> 1 data; SmolVLA: 1 noise -> 0 data, v = noise - data
-            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
-            return -model.velocity(x, tau, cache, prefix_pad).to(x.dtype)
-
-        target, weights = prefix if prefix is not None else (None, None)
-        noise = self._noise() if noise is None else noise
-        return guided_sample(velocity, noise, self.num_steps, target, weights, float(self.options["rtc_beta"]))
-
-    def infer(self, observation: Observation) -> ActionChunk:
-        start = time.perf_counter()
-        inputs = self.preprocess(observation)
-        actions = self.sample(inputs, self._guidance(observation))
-        chunk = self.postprocess(actions[0].float().cpu().numpy(), observation)
-        if self._first_chunk:
-            self._first_chunk = False
-            self.timing["first_chunk_ms"] = (time.perf_counter() - start) * 1e3
-            log.info("smolvla: first chunk after start-up in %.1f ms", self.timing["first_chunk_ms"])
-        return chunk
+        with self.torch.no_grad():
+            cache, prefix_pad = self.model.prefix(inputs["images"], inputs["image_masks"], inputs["tokens"],
+                                                  inputs["token_mask"], inputs["state"])
+        return self.sample_cached(self.model, cache, prefix_pad, prefix, noise, self.num_steps)
 
     def diagnostics(self) -> dict:
         return {f"smolvla_{k}": v for k, v in self.timing.items()}
