@@ -113,7 +113,7 @@ class Pi05Policy(FlowPolicy):
         with self.torch.device("cpu"):
             self.model = Pi05Model(shape)
         buffers = load_state(self.model, path, rename=lambda k: k.replace(".vision_tower.vision_model.",
-                                                                          ".vision_tower."))
+                                                                          ".vision_tower."), kind="pi0.5")
         self.model.to(self.device, self.dtype).eval().requires_grad_(False)
         try:
             self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})

@@ -12,6 +12,7 @@ _BACKENDS: dict[str, str] = {
     "pi0": "vla_ros.policies.pi0:Pi0Policy",
     "pi05": "vla_ros.policies.pi05:Pi05Policy",
     "smolvla": "vla_ros.policies.smolvla:SmolVlaPolicy",
+    "pi0fast": "vla_ros.policies.pi0fast:Pi0FastPolicy",
     "openvla": "vla_ros.policies.openvla:OpenVlaPolicy",
     "openpi": "vla_ros.policies.openpi_remote:OpenpiRemotePolicy",
 }

@@ -33,10 +33,12 @@ VLM_HINT = ("set smolvla.vlm_path to a local folder with that VLM's config.json 
             "(tokenizer.json, tokenizer_config.json, special_tokens_map.json; ~5 MB, no weights needed)")
 
 
-def load_state(model, path: Path, rename=None) -> dict[str, dict]:
+def load_state(model, path: Path, rename=None, tied: dict[str, str] | None = None,
+               kind: str = "SmolVLA") -> dict[str, dict]:
     """``model.safetensors`` into ``model`` (keys through ``rename`` where given), refused (PolicyError naming
     keys) unless every parameter gets a weight of its shape and every weight a parameter (tied copies that
-    safetensors de-duplicated excepted); returns the statistics buffers of LeRobot < 0.4 found among the weights."""
+    safetensors de-duplicated excepted; ``tied`` maps a parameter to the key that holds it when the file has
+    only one of them); returns the statistics buffers of LeRobot < 0.4 found among the weights."""
     from safetensors.torch import load_file
 
     file = path / "model.safetensors"
@@ -45,6 +47,9 @@ def load_state(model, path: Path, rename=None) -> dict[str, dict]:
     weights, buffers = split_buffers(load_file(str(file)))
     if rename is not None:
         weights = {rename(k): v for k, v in weights.items()}
+    for key, source in (tied or {}).items():
+        if key not in weights and source in weights:
+            weights[key] = weights[source]
     own = model.state_dict()
     mismatched = [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in weights.items()
                   if k in own and v.shape != own[k].shape]
@@ -56,7 +61,7 @@ def load_state(model, path: Path, rename=None) -> dict[str, dict]:
                                    (unexpected, "weights no parameter takes"), (mismatched, "shape mismatches"))
                 if keys]
     if problems:
-        raise PolicyError(f"{path} does not fit SmolVLA as its config.json describes it: {'; '.join(problems)}")
+        raise PolicyError(f"{path} does not fit {kind} as its config.json describes it: {'; '.join(problems)}")
     model.load_state_dict(weights, strict=False)
     return buffers
 
