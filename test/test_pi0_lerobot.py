@@ -50,6 +50,6 @@ def test_action_chunks_match_lerobot(policy, i):
     actions = policy.stats.unnormalize_actions(x[:, :7])
     error = np.abs(actions - REF[c + "actions"][0]).max()
     assert error <= TOL, error  # the issue's goal: max abs action error <= 1e-4 (float32, CPU)
-    # the normalised chunk reaches |7|; c2's constant state dimension (999999 after LeRobot's 1e-8 eps) makes
-    # float32 rounding of the state token show: 1.2e-4 there, 6e-5 elsewhere
-    np.testing.assert_allclose(x, REF[c + "x_t"][0], atol=3e-4)
+    # the normalised chunk reaches |7|: 2.6e-6 - 4.8e-6 with the flow time embedded in float64 as LeRobot does
+    # (transformers' own float32 embedding gave 6e-5 - 1.2e-4)
+    np.testing.assert_allclose(x, REF[c + "x_t"][0], atol=TOL)

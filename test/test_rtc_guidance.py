@@ -51,3 +51,13 @@ def test_guidance_inpaints_the_prefix_and_leaves_the_tail_free():
     # weights decay: the blend region sits between the prefix and the free sample
     mid = guided[4:7]
     assert torch.all((mid - free[4:7]).abs() > 1e-3)
+
+
+def test_model_times_lerobot_and_openpi():
+    """LeRobot casts 1 + k * dt to float32; openpi sums dt in float32 (0.70000005 at k = 3, where LeRobot has 0.7)."""
+    from vla_ros.policies.rtc_guidance import model_times
+
+    lerobot, openpi = model_times(10), model_times(10, openpi=True)
+    assert lerobot[0] == openpi[0] == 1.0 and lerobot[3] == pytest.approx(0.7, abs=1e-7)
+    assert lerobot[3] != openpi[3] and abs(lerobot[3] - openpi[3]) < 1e-6
+    assert len(openpi) == 10 and openpi[-1] == pytest.approx(0.1, abs=1e-6)

@@ -90,15 +90,19 @@ def _cv2():
     return cv2
 
 
-def resize_with_pad(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize keeping the aspect ratio (bilinear), zero-padding to ``height`` x ``width``."""
+def resize_with_pad(image: np.ndarray, height: int, width: int, truncate: bool = False) -> np.ndarray:
+    """Resize keeping the aspect ratio (bilinear), zero-padding to ``height`` x ``width`` (centred, the extra row
+    or column at the bottom/right). ``truncate``: the resized side is cut to an integer as openpi's
+    ``openpi_client.image_tools.resize_with_pad`` does (130x109 -> 224x187), else rounded (224x188; the built-in
+    model's training images were made so)."""
     if image.shape[:2] == (height, width):
         return image
     from PIL import Image
 
     h, w = image.shape[:2]
     ratio = max(w / width, h / height)
-    new_w, new_h = max(1, int(round(w / ratio))), max(1, int(round(h / ratio)))
+    size = (lambda v: int(v)) if truncate else (lambda v: int(round(v)))
+    new_w, new_h = max(1, size(w / ratio)), max(1, size(h / ratio))
     resized = np.asarray(Image.fromarray(image).resize((new_w, new_h), resample=Image.BILINEAR))
     out = np.zeros((height, width, image.shape[2]), dtype=image.dtype)
     top, left = (height - new_h) // 2, (width - new_w) // 2

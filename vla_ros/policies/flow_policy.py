@@ -91,15 +91,17 @@ class FlowPolicy(TorchPolicy):
             np.zeros((1, width))))[0]
         return (np.isfinite(slope) & (slope < 1e4)).astype(float)
 
-    def sample_cached(self, model, cache, prefix_pad, prefix: tuple | None, noise, steps: int):
+    def sample_cached(self, model, cache, prefix_pad, prefix: tuple | None, noise, steps: int, openpi: bool = False):
         """Flow matching over a model's cached prefix (``model.velocity(x, t, cache, prefix_pad)`` in LeRobot's
-        convention: t = 1 noise -> 0 data, v = noise - data), optionally RTC-guided."""
-        from .rtc_guidance import guided_sample
+        convention: t = 1 noise -> 0 data, v = noise - data; ``openpi``: its float32 time steps), optionally
+        RTC-guided."""
+        from .rtc_guidance import guided_sample, model_times
 
         torch = self.torch
+        times = model_times(steps, openpi)
 
         def velocity(x, t: float):  # ours: t = 0 noise -> 1 data
-            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
+            tau = torch.full((x.shape[0],), times[round(t * steps)], dtype=torch.float32, device=self.device)
             return -model.velocity(x, tau, cache, prefix_pad).to(x.dtype)
 
         target, weights = prefix if prefix is not None else (None, None)

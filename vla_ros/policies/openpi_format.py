@@ -43,6 +43,25 @@ def pi0_overrides(cfg: dict) -> dict:
     return {"chunk_size": int(cfg["action_horizon"]), "max_action_dim": width, "max_state_dim": width}
 
 
+def as_lerobot_sizes(cfg: dict) -> dict:
+    """The converter's config in the terms ``paligemma_sizes`` reads (LoRA variants have the base shapes)."""
+    width = int(cfg.get("action_dim", 32))
+    return {"paligemma_variant": str(cfg.get("paligemma_variant", "gemma_2b")).removesuffix("_lora"),
+            "action_expert_variant": str(cfg.get("action_expert_variant", "gemma_300m")).removesuffix("_lora"),
+            "chunk_size": int(cfg["action_horizon"]), "max_state_dim": width, "max_action_dim": width}
+
+
+def weight_names(folder: str | Path) -> set[str]:
+    """The tensor names of ``model.safetensors`` (empty when unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(Path(folder) / "model.safetensors"), "pt") as f:
+            return set(f.keys())
+    except (OSError, ValueError):
+        return set()
+
+
 def assets_folder(folder: str | Path, asset_id: str) -> Path:
     """``assets/<asset_id>`` holding norm_stats.json: the one given, else the only one there."""
     assets = Path(folder) / "assets"

@@ -39,7 +39,7 @@ from .lerobot_format import (
     read_config,
     split_buffers,
 )
-from .openpi_format import assets_folder, pi0_overrides, read_openpi
+from .openpi_format import as_lerobot_sizes, assets_folder, pi0_overrides, read_openpi
 from .paligemma_sizes import pi0_config
 from .torch_utils import TorchPolicy, load_checked
 
@@ -73,6 +73,20 @@ def load_norm_stats(folder: str, mode: str, lerobot=None) -> NormStats:
     raise PolicyError(f"no normalisation statistics in {folder} ({NormStats.FILE}, LeRobot's policy_preprocessor."
                       "json or the statistics buffers of LeRobot < 0.4 in its weights, or processor_config.json); "
                       "set pi0.norm_mode: identity only if the checkpoint was trained on raw values")
+
+
+def float64_time(model) -> None:
+    """Embed the flow time in float64 as openpi and LeRobot do (transformers' PI0 does it in float32: angles up to
+    2 pi / min_period, so ~1e-4 on a chunk)."""
+    from transformers.models.pi0.modeling_pi0 import PI0TimestepEmbeddings
+
+    from .smolvla_model import sincos
+
+    for module in model.modules():
+        if isinstance(module, PI0TimestepEmbeddings):
+            c = module.config
+            module.forward = (lambda time, w=c.dit_config.hidden_size, lo=c.min_period, hi=c.max_period:
+                              sincos(time, w, lo, hi).float())
 
 
 def _weight_buffers(path: Path) -> dict[str, dict]:
@@ -130,6 +144,11 @@ class Pi0Policy(FlowPolicy):
         except CheckpointFormatError as exc:
             raise PolicyError(str(exc)) from None
         sizes = pi0_overrides(openpi) if openpi else {}
+        if openpi and not ("vlm_config" in openpi and "dit_config" in openpi):  # sizes by Gemma variant
+            try:
+                sizes = {"config": pi0_config(as_lerobot_sizes(openpi))}
+            except ValueError as exc:
+                raise PolicyError(f"{path}: {exc}") from None
         if lerobot:  # LeRobot's config.json names Gemma variants: transformers' PI0Config gets their sizes
             try:
                 sizes = {"config": pi0_config(lerobot.raw)}
@@ -138,6 +157,7 @@ class Pi0Policy(FlowPolicy):
         self.model = load_checked(PI0ForConditionalGeneration, path, BUFFER_PREFIXES if lerobot else (),
                                   dtype=self.dtype, **sizes).to(self.device).eval()
         self.model.requires_grad_(False)
+        float64_time(self.model)
         cfg = self.model.config
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or path)
@@ -225,7 +245,7 @@ class Pi0Policy(FlowPolicy):
         from .pi0_static import Pi0Static, StaticShape
 
         shape = StaticShape(len(self.cameras), int(self.options["max_prompt_tokens"]), int(self.options["num_steps"]))
-        fast = Pi0Static(self.model, shape, float(self.options["rtc_beta"]))
+        fast = Pi0Static(self.model, shape, float(self.options["rtc_beta"]), openpi_times=self.conventions == "openpi")
         torch = self.torch
         fast.load(torch.zeros_like(fast.pixels), self._text_ids(""), torch.zeros_like(fast.state), self._noise())
         capture_s = fast.capture(guided=bool(self.options["rtc_guidance"]))
@@ -275,7 +295,7 @@ class Pi0Policy(FlowPolicy):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
             if self.conventions == "openpi":
-                img = resize_with_pad(img, self.image_size, self.image_size)
+                img = resize_with_pad(img, self.image_size, self.image_size, truncate=True)
                 frames.append(torch.from_numpy(img).permute(2, 0, 1).float() / 127.5 - 1.0)  # SigLIP: [-1, 1]
             else:
                 frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
@@ -314,9 +334,11 @@ class Pi0Policy(FlowPolicy):
 
     def sample_eager(self, inputs: dict, prefix: tuple | None = None, noise=None):
         """transformers' modules with a dynamic KV cache cropped after every step (the reference path)."""
-        from .rtc_guidance import guided_sample
+        from .rtc_guidance import guided_sample, model_times
 
         torch, model = self.torch, self.model
+        steps = int(self.options["num_steps"])
+        times = model_times(steps, self.conventions == "openpi")
         with torch.no_grad():
             embeds = model.model.embed_prefix(inputs["input_ids"], inputs["pixel_values"],
                                               inputs["pixel_attention_mask"])
@@ -326,7 +348,7 @@ class Pi0Policy(FlowPolicy):
         prefix_length = cache.get_seq_length()
 
         def velocity(x, t: float):  # ours: t = 0 noise -> 1 data; pi0: tau = 1 noise -> 0 data, u = noise - data
-            tau = torch.full((x.shape[0],), 1.0 - t, dtype=torch.float32, device=self.device)
+            tau = torch.full((x.shape[0],), times[round(t * steps)], dtype=torch.float32, device=self.device)
             out = model(state=inputs["state"], noise=x, timestep=tau, attention_mask=mask,
                         pixel_attention_mask=inputs["pixel_attention_mask"], past_key_values=cache)
             cache.crop(prefix_length - cache.get_seq_length())
@@ -336,7 +358,7 @@ class Pi0Policy(FlowPolicy):
         if prefix is not None:
             target, weights = prefix
         noise = self._noise() if noise is None else noise
-        return guided_sample(velocity, noise, int(self.options["num_steps"]), target, weights,
+        return guided_sample(velocity, noise, steps, target, weights,
                              float(self.options["rtc_beta"]))
 
     def diagnostics(self) -> dict:

@@ -10,6 +10,12 @@ Inputs as LeRobot builds them: cameras letterboxed to ``image_resolution`` as it
 ``Task: <task>, State: <bins>;\\nAction: `` (task stripped, underscores and newlines to spaces), tokenised with
 BOS and cut at ``tokenizer_max_length``. Sampling is guided towards the previous chunk's remaining actions
 (RTC) as for pi0.
+
+openpi checkpoints converted to PyTorch (``examples/convert_jax_model_to_pytorch.py``: ``model.safetensors`` with
+the same names minus LeRobot's ``model.`` prefix, a ``config.json`` of ``action_horizon``/``action_dim``/variants,
+``assets/<asset_id>/norm_stats.json``) load too, with openpi's conventions: quantile normalisation (eps 1e-6), the
+state discretised unpadded, prompts cut at 200 tokens, PIL letterbox to 224 then [-1, 1], 10 steps; cameras in the
+node's ``image_keys`` order (or ``pi05.camera_keys``).
 """
 
 from __future__ import annotations
@@ -21,12 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.action_space import from_preset
+from ..core.image import resize_with_pad
+from ..core.normalize import NormStats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from . import paligemma_sizes
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
-from .lerobot_format import CheckpointFormatError, norm_stats, pi0_pixels, read_config
+from .lerobot_format import CheckpointFormatError, LeRobotConfig, norm_stats, pi0_pixels, read_config
+from .openpi_format import as_lerobot_sizes, assets_folder, read_openpi, weight_names
 from .pi05_model import Pi05Model, Pi05Shape
 from .smolvla import load_state
 from .torch_utils import TorchPolicy
@@ -75,7 +84,10 @@ class Pi05Policy(FlowPolicy):
         ParamSpec("num_steps", 0, "Flow-matching integration steps (0: the checkpoint's num_inference_steps)",
                   min=0, max=100),
         ParamSpec("camera_keys", [], "Node image keys in the checkpoint's camera order (empty: the checkpoint's "
-                  "camera names, observation.images.<name>, must be image keys)", type="string_array"),
+                  "camera names, observation.images.<name>, must be image keys; openpi checkpoints: image_keys)",
+                  type="string_array"),
+        ParamSpec("asset_id", "", "openpi checkpoints: the assets/<asset_id>/norm_stats.json to use (empty: the only "
+                  "one)"),
         *FlowPolicy.FLOW_PARAMS,
     ]
 
@@ -96,10 +108,16 @@ class Pi05Policy(FlowPolicy):
         o = self.options
         path = Path(self.model_path)
         try:
-            self.cfg = read_config(path, "pi05")
+            openpi = read_openpi(path)
+            if openpi is not None:
+                self._refuse_openpi_pi0(path)
+                self.cfg = LeRobotConfig("pi05", [], 0, 0, 0, {**as_lerobot_sizes(openpi), "tokenizer_max_length": 200})
+            else:
+                self.cfg = read_config(path, "pi05")
             shape = shape_from(self.cfg.raw)
         except CheckpointFormatError as exc:
             raise PolicyError(str(exc)) from None
+        self.openpi = openpi is not None
         if self.cfg.empty_cameras:
             raise PolicyError(f"{path}: empty_cameras {self.cfg.empty_cameras} is not supported by pi05 yet")
         try:
@@ -112,17 +130,22 @@ class Pi05Policy(FlowPolicy):
         self.torch.manual_seed(0)  # construction draws random weights, all overwritten below
         with self.torch.device("cpu"):
             self.model = Pi05Model(shape)
-        buffers = load_state(self.model, path, rename=lambda k: k.replace(".vision_tower.vision_model.",
-                                                                          ".vision_tower."), kind="pi0.5")
+        prefix = "model." if self.openpi else ""
+        buffers = load_state(self.model, path, rename=lambda k: prefix + k.replace(".vision_tower.vision_model.",
+                                                                                   ".vision_tower."), kind="pi0.5")
         self.model.to(self.device, self.dtype).eval().requires_grad_(False)
         try:
-            self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
-        except ValueError as exc:
+            if self.openpi:  # openpi's pi0.5 normalises with quantiles (use_quantile_norm: every type but pi0)
+                stats = NormStats.load(assets_folder(path, o["asset_id"]))
+                self.stats = NormStats("quantile", stats.state, stats.actions)
+            else:
+                self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
+        except (ValueError, CheckpointFormatError) as exc:
             raise PolicyError(str(exc)) from None
         self.version = o["lerobot_version"]
-        self.cameras = list(o["camera_keys"]) or self.cfg.cameras
+        self.cameras = list(o["camera_keys"]) or (list(context.image_keys) if self.openpi else self.cfg.cameras)
         unknown = [k for k in self.cameras if k not in context.image_keys]
-        if unknown or len(self.cameras) != len(self.cfg.cameras):
+        if unknown or (not self.openpi and len(self.cameras) != len(self.cfg.cameras)):
             raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "
                               f"{self.cfg.cameras} to the node's image_keys {context.image_keys}: set pi05.camera_keys")
         self.chunk_size, self.max_action_dim = shape.chunk_size, shape.max_action_dim
@@ -132,13 +155,24 @@ class Pi05Policy(FlowPolicy):
         self.action_space = from_preset(context.robot, context.chunk_dt, None, context.action_joints,
                                         context.state_joints)
         self.action_width = self.action_space.model_width
-        if self.cfg.state_dim != len(context.state_joints) or self.cfg.action_dim != self.action_width:
+        if self.openpi:
+            if len(context.state_joints) > shape.max_state_dim or self.action_width > shape.max_action_dim:
+                raise PolicyError(f"this robot's {len(context.state_joints)} state joints / {self.action_width} action "
+                                  f"dimensions exceed the checkpoint's action_dim {shape.max_action_dim}")
+        elif self.cfg.state_dim != len(context.state_joints) or self.cfg.action_dim != self.action_width:
             raise PolicyError(f"the checkpoint takes a {self.cfg.state_dim}-D state and gives {self.cfg.action_dim}-D "
                               f"actions; this robot has {len(context.state_joints)} state joints and "
                               f"{self.action_width} action dimensions")
         self._first_chunk = True
         self.timing: dict[str, float] = {}
         self.prompt_truncations = 0
+
+    @staticmethod
+    def _refuse_openpi_pi0(path: Path) -> None:
+        names = weight_names(path)
+        if names and "time_mlp_in.weight" not in names:
+            raise CheckpointFormatError(f"{path} is an openpi pi0 checkpoint (no time_mlp_in, a state_proj): run it "
+                                        "with policy:=pi0")
 
     def preprocess(self, observation: Observation) -> dict:
         torch = self.torch
@@ -149,16 +183,20 @@ class Pi05Policy(FlowPolicy):
                 raise PolicyError(f"observation lacks camera {key!r}")
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
-            frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
             size = self.shape.image_size
-            images.append(pi0_pixels(frame, size, size, self.version).to(self.device, self.dtype))
+            if self.openpi:  # openpi: PIL letterbox on the uint8 image, then [-1, 1]
+                pixels = torch.from_numpy(resize_with_pad(img, size, size, truncate=True)).permute(2, 0, 1)[None]
+                images.append((pixels.float() / 255.0 * 2.0 - 1.0).to(self.device, self.dtype))
+            else:
+                frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
+                images.append(pi0_pixels(frame, size, size, self.version).to(self.device, self.dtype))
             masks.append(torch.ones(1, dtype=torch.bool, device=self.device))
         state = np.asarray(observation.state, dtype=np.float64)
         if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
             raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
         normalised = np.float32(self.stats.normalize_state(state))
-        text = prompt(observation.instruction, normalised,
-                      self.shape.max_state_dim if self.version == "0.4" else 0)
+        padded = self.version == "0.4" and not self.openpi  # openpi and LeRobot 0.5: the state as is
+        text = prompt(observation.instruction, normalised, self.shape.max_state_dim if padded else 0)
         limit = int(self.cfg.get("tokenizer_max_length", 200))
         ids = self.tokenizer(text, max_length=limit, truncation=True, return_tensors="pt")
         if ids["input_ids"].shape[1] == limit:
@@ -171,7 +209,7 @@ class Pi05Policy(FlowPolicy):
         with self.torch.no_grad():
             cache, prefix_pad = self.model.prefix(inputs["images"], inputs["image_masks"], inputs["tokens"],
                                                   inputs["token_mask"])
-        return self.sample_cached(self.model, cache, prefix_pad, prefix, noise, self.num_steps)
+        return self.sample_cached(self.model, cache, prefix_pad, prefix, noise, self.num_steps, self.openpi)
 
     def diagnostics(self) -> dict:
         return {**{f"pi05_{k}": v for k, v in self.timing.items()}, "pi05_prompt_truncations": self.prompt_truncations}

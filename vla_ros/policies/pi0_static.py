@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .rtc_guidance import guidance_weight
+from .rtc_guidance import guidance_weight, model_times
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,8 @@ def attend(layer: FusedLayer, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
 class Pi0Static:
     """pi0 inference over static buffers; ``sample`` is the graph replay on CUDA."""
 
-    def __init__(self, model, shape: StaticShape, beta: float = 5.0, graphs: bool | None = None):
+    def __init__(self, model, shape: StaticShape, beta: float = 5.0, graphs: bool | None = None,
+                 openpi_times: bool = False):
         self.model, self.shape, self.beta = model, shape, float(beta)
         param = next(model.parameters())
         self.device, self.dtype = param.device, param.dtype
@@ -148,8 +149,8 @@ class Pi0Static:
         rows, cols = (self.dit_heads // self.kv_heads) * n_suffix, self.length + n_suffix
         self.suffix_bias = torch.zeros(rows, -(-cols // 16) * 16, dtype=self.dtype, **z)[:, :cols]
         self.suffix_positions = torch.zeros(1, n_suffix, dtype=torch.long, **z)
-        self.taus = [torch.full((1,), 1.0 - k / shape.num_steps, dtype=torch.float32, **z)
-                     for k in range(shape.num_steps)]
+        self.taus = [torch.full((1,), tau, dtype=torch.float32, **z)
+                     for tau in model_times(shape.num_steps, openpi_times)]
         self.result = torch.zeros_like(self.noise)
         self.graphs = self.device.type == "cuda" if graphs is None else graphs
         self._graph: dict[str, object] = {}

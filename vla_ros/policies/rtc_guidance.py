@@ -21,6 +21,19 @@ import torch
 Velocity = Callable[[torch.Tensor, float], torch.Tensor]
 
 
+def model_times(steps: int, openpi: bool = False) -> list[float]:
+    """pi0-family flow times (1 = noise -> 0 = data) at each Euler step: LeRobot's ``1 + k * (-1 / steps)`` cast
+    to float32, or openpi's float32 running sum ``time += dt`` (0.70000005 where LeRobot has 0.7: the chunks of a
+    checkpoint differ by ~1e-5 between the two)."""
+    if not openpi:
+        return [float(torch.tensor(1.0 - k / steps, dtype=torch.float32)) for k in range(steps)]
+    time, dt, out = torch.tensor(1.0), torch.tensor(-1.0 / steps), []
+    for _ in range(steps):
+        out.append(float(time))
+        time = time + dt
+    return out
+
+
 def guidance_weight(t: float, beta: float) -> float:
     """min(beta, (1 - t)/t * (t^2 + (1 - t)^2) / (1 - t)^2); beta at t = 0."""
     if t <= 0.0:
