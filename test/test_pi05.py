@@ -119,3 +119,26 @@ def test_what_does_not_fit_is_refused_at_start(tiny_sizes, tmp_path):
     with pytest.raises(PolicyError, match="set pi05.tokenizer_path"):
         make(tokenizer_path=str(tmp_path))
     assert "pi05.tokenizer_path" in backend_class("pi05").preflight({"model_path": str(CKPT)}, ROBOT)
+
+
+def test_empty_cameras_are_masked_so_leaving_them_out_is_the_same(tiny_sizes, tmp_path):
+    """LeRobot feeds each of ``empty_cameras`` as a -1 image with mask 0: its tokens get no position and are never
+    attended. The backend loads such a checkpoint and leaves them out; feeding one masked gives the same chunk."""
+    import shutil
+
+    ckpt = tmp_path / "empty"
+    shutil.copytree(CKPT, ckpt)
+    cfg = json.loads((ckpt / "config.json").read_text())
+    cfg["empty_cameras"] = 1
+    cfg["input_features"]["observation.images.empty_camera_0"] = {"type": "VISUAL", "shape": [3, 224, 224]}
+    (ckpt / "config.json").write_text(json.dumps(cfg))
+    policy = make(ckpt)
+    assert policy.cameras == KEYS
+    obs, c = case(0)
+    inputs = policy.preprocess(obs)
+    noise = torch.from_numpy(REF[c + "noise"])
+    x = policy.sample(inputs, None, noise)[0].numpy()
+    assert np.abs(x - REF[c + "x_t"][0]).max() <= TOL
+    inputs["images"].append(-torch.ones_like(inputs["images"][0]))
+    inputs["image_masks"].append(torch.zeros(1, dtype=torch.bool))
+    np.testing.assert_allclose(policy.sample(inputs, None, noise)[0].numpy(), x, atol=1e-5)

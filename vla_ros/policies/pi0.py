@@ -174,8 +174,8 @@ class Pi0Policy(FlowPolicy):
         self.conventions = o["conventions"] if o["conventions"] != "auto" else (
             "lerobot_0.4" if lerobot else "openpi")
         if lerobot and lerobot.empty_cameras:
-            raise PolicyError(f"{path}: empty_cameras {lerobot.empty_cameras} (masked dummy cameras) is not "
-                              "supported by the pi0 backend yet")
+            log.info("pi0: the checkpoint's %d empty camera(s) are masked in LeRobot (no position, never attended): "
+                     "leaving them out gives the same chunk", lerobot.empty_cameras)
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
                                                   lerobot.cameras if lerobot else list(context.image_keys))

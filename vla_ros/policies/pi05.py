@@ -118,8 +118,8 @@ class Pi05Policy(FlowPolicy):
         except CheckpointFormatError as exc:
             raise PolicyError(str(exc)) from None
         self.openpi = openpi is not None
-        if self.cfg.empty_cameras:
-            raise PolicyError(f"{path}: empty_cameras {self.cfg.empty_cameras} is not supported by pi05 yet")
+        if self.cfg.empty_cameras:  # LeRobot masks them: no position, never attended; leaving them out is the same
+            log.info("pi05: the checkpoint's %d empty camera(s) left out (masked in LeRobot)", self.cfg.empty_cameras)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or str(path))
         except (OSError, ValueError) as exc:
