@@ -87,7 +87,8 @@ class Pi0FastPolicy(FlowPolicy):
         except (CheckpointFormatError, ValueError) as exc:
             raise PolicyError(str(exc)) from None
         if self.cfg.empty_cameras:  # LeRobot masks them: no position, never attended; leaving them out is the same
-            log.info("pi0fast: the checkpoint's %d empty camera(s) left out (masked in LeRobot)", self.cfg.empty_cameras)
+            log.info("pi0fast: the checkpoint's %d empty camera(s) left out (masked in LeRobot)",
+                     self.cfg.empty_cameras)
         if float(self.cfg.get("temperature", 0.0) or 0.0) > 0:
             log.warning("pi0fast: the checkpoint asks for temperature %s; decoding is greedy (LeRobot's default)",
                         self.cfg.get("temperature"))
