@@ -37,7 +37,7 @@ test: venv  ## unit tests of the core + integration tests with real nodes over D
 bench: venv  ## benchmarks: chunk execution strategies, controller timing under load; output/bench/
 	$(PY) -m bench --out output/bench
 
-bench-gpu: venv  ## full-size pi0 and an OpenVLA-size model on CUDA (random weights); output/bench-gpu/
+bench-gpu: venv  ## full-size pi0, pi0.5 and an OpenVLA-size model on CUDA (random weights); output/bench-gpu/
 	$(PY) -m bench.gpu --out output/bench-gpu
 
 fuzz: venv  ## 100,000 malformed messages on every input while the arm runs; output/fuzz/

@@ -1,4 +1,4 @@
-"""GPU benchmark: full-size pi0 and an OpenVLA-size model, randomly initialised, timed through ``infer``.
+"""GPU benchmark: full-size pi0, pi0.5 and an OpenVLA-size model, randomly initialised, timed through ``infer``.
 
 pi0 is built from ``PI0Config()`` (3.5B parameters: the released pi0's architecture and cost), saved to
 a temporary directory and loaded with the backend's own ``from_pretrained`` path, ALOHA preset (14-D
@@ -27,7 +27,16 @@ import numpy as np
 
 from vla_ros.core.observation import Observation
 from vla_ros.policies import PolicyContext, create_policy
-from vla_ros.policies.tiny_models import OPENVLA_7B_LLAVA, TINY_LLAVA, build_openvla, build_pi0, tiny_pi0_config
+from vla_ros.policies.paligemma_sizes import sizes_of
+from vla_ros.policies.tiny_models import (
+    OPENVLA_7B_LLAVA,
+    TINY_LLAVA,
+    TINY_PALIGEMMA,
+    build_openvla,
+    build_pi0,
+    build_pi05,
+    tiny_pi0_config,
+)
 from vla_ros.robots import load_robot
 
 ALOHA_CAMERAS = ["cam_high", "cam_left_wrist", "cam_right_wrist"]  # openpi's ALOHA set (3 cameras)
@@ -167,6 +176,54 @@ def bench_pi0(args, device: str, torch) -> dict:
     return out
 
 
+def bench_pi05(args, device: str, torch) -> dict:
+    """pi0.5 (3.6B, openpi's converted layout), ALOHA preset, 3 cameras, 50 x 14 chunk: the static path (CUDA
+    graphs) and the eager path of the same loaded model, plain and RTC-guided, 10 and 5 steps."""
+    import contextlib
+
+    robot = load_robot("aloha")
+    folder = Path(tempfile.mkdtemp(prefix="pi05_full_"))
+    dtype = "bfloat16" if device == "cuda" else "float32"
+    sizes = sizes_of(TINY_PALIGEMMA) if args.tiny else contextlib.nullcontext()
+    t = time.perf_counter()
+    build_pi05(folder, tiny=args.tiny, device=device, dtype=dtype)
+    out: dict = {"build_s": time.perf_counter() - t, "rows": [], "dtype": dtype}
+    print(f"pi0.5 built and saved in {out['build_s']:.1f} s", flush=True)
+    try:
+        with sizes:
+            for steps in (10, 5):
+                ctx = pi0_context(robot, folder, 3, steps, compile=args.compile, tokenizer_path=str(folder))
+                t = time.perf_counter()
+                policy = create_policy("pi05", ctx)
+                load_s = time.perf_counter() - t
+                for path in ("fast", "eager"):
+                    fast = policy.fast
+                    if path == "eager":
+                        policy.fast = None
+                    for rtc in (False, True):
+                        obs = aloha_observation(ALOHA_CAMERAS, 0, rtc)
+                        calls = args.calls if path == "fast" else max(10, args.calls // 2)
+                        row = {"path": "fast" if policy.fast is not None else "eager", "steps": steps,
+                               "rtc_prefix": rtc, "infer_ms": timed(lambda o=obs, p=policy: p.infer(o), calls)}
+                        out["rows"].append(row)
+                        print("pi05", json.dumps(row), flush=True)
+                    if steps == 10:
+                        out.setdefault("actions", {})[path] = policy.infer(aloha_observation(ALOHA_CAMERAS, 1)).values
+                    policy.fast = fast
+                if steps == 10:
+                    out.update(params=sum(p.numel() for p in policy.model.parameters()), load_s=load_s,
+                               timing=dict(policy.timing))
+                del policy
+                free(torch)
+        acts = out.pop("actions", {})
+        if "fast" in acts and "eager" in acts:
+            state = aloha_observation(ALOHA_CAMERAS, 1).state
+            out["checks"] = {"fast_vs_eager": rel_error(acts["fast"] - state, acts["eager"] - state)}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def bench_openvla(args, device: str, torch) -> dict:
     robot = load_robot("widowx")
     folder = Path(tempfile.mkdtemp(prefix="openvla_7b_"))
@@ -218,6 +275,17 @@ def markdown(result: dict) -> str:
         if pi0.get("checks"):
             errors = ", ".join(f"{k} {v:.2e}" for k, v in pi0["checks"].items())
             lines += ["", f"Actions (targets minus state), relative L2 error for the same inputs and noise: {errors}."]
+    pi05 = result.get("pi05")
+    if pi05:
+        size = f"{pi05.get('params', 0) / 1e9:.2f}B parameters, {pi05['dtype']}"
+        lines += ["", f"pi0.5 ({size}, openpi's converted layout), ALOHA preset, 3 cameras, 50 x 14 chunk, "
+                  "`Pi05Policy.infer` end to end:", "",
+                  "| path | steps | RTC prefix | p50 ms | p95 ms |", "|---|---|---|---|---|"]
+        for r in pi05["rows"]:
+            lines.append(f"| {r['path']} | {r['steps']} | {r['rtc_prefix']} | {r['infer_ms']['p50']:.1f} | "
+                         f"{r['infer_ms']['p95']:.1f} |")
+        if pi05.get("checks"):
+            lines += ["", f"pi0.5 fast vs eager (relative, joint targets): {pi05['checks']['fast_vs_eager']:.2e}"]
     vla = result.get("openvla")
     if vla:
         m = vla["infer_ms"]
@@ -233,6 +301,7 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=40)
     ap.add_argument("--tiny", action="store_true", help="tiny configs (a CPU smoke test of this script)")
     ap.add_argument("--skip-openvla", action="store_true")
+    ap.add_argument("--skip-pi05", action="store_true")
     ap.add_argument("--compile", default="on", choices=("auto", "on", "off"), help="pi0.compile for the fast rows")
     args = ap.parse_args()
     import torch
@@ -245,6 +314,8 @@ def main() -> None:
     result = {"device": name, "torch": torch.__version__, "transformers": transformers.__version__,
               "tiny": args.tiny}
     result["pi0"] = bench_pi0(args, device, torch)
+    if not args.skip_pi05:
+        result["pi05"] = bench_pi05(args, device, torch)
     if not args.skip_openvla:
         result["openvla"] = bench_openvla(args, device, torch)
     out = Path(args.out)

@@ -142,3 +142,21 @@ def test_empty_cameras_are_masked_so_leaving_them_out_is_the_same(tiny_sizes, tm
     inputs["images"].append(-torch.ones_like(inputs["images"][0]))
     inputs["image_masks"].append(torch.zeros(1, dtype=torch.bool))
     np.testing.assert_allclose(policy.sample(inputs, None, noise)[0].numpy(), x, atol=1e-5)
+
+
+def test_static_path_equals_the_eager_path(policy, tiny_sizes):
+    """``pi05.compile: on`` (on the CPU: the static buffers uncaptured, prompt padded to 200 and masked) gives the
+    eager path's chunk for the same noise, plain and RTC-guided; on CUDA the same code replays as graphs."""
+    fast = make(compile="on")
+    assert policy.fast is None and fast.fast is not None and fast.timing["fast_path"]
+    assert fast.fast.shape.prompt_tokens == 200 and not fast.fast.graphs
+    obs, c = case(1)
+    noise = torch.from_numpy(REF[c + "noise"])
+    for guidance in (None, policy._guidance(Observation(5.0, obs.state, obs.images, obs.instruction, {"prefix": {
+            "values": policy.infer(obs).values + 0.1, "valid": np.ones(10, bool), "delay": 2,
+            "execution_horizon": 5}}))):
+        ref = policy.sample(policy.preprocess(obs), guidance, noise)
+        out = fast.sample(fast.preprocess(obs), guidance, noise)
+        assert out.data_ptr() != fast.fast.result.data_ptr()
+        np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-5)
+    assert np.abs(out.numpy()[0] - REF[c + "x_t"][0]).max() > 1e-3  # guidance moved it

@@ -3,6 +3,7 @@ pi0.5 checkpoints in LeRobot's format only name (``paligemma_variant``, ``action
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 VOCAB = 257152  # PaliGemma's vocabulary, hard-coded by openpi and LeRobot
@@ -66,3 +67,27 @@ def pi0_config(cfg: dict):
                                                                                                  vlm.width),
                                  "projection_dim": vlm.width, "image_token_id": VOCAB},
                      dit_config=dit, **fields)
+
+
+@contextlib.contextmanager
+def sizes_of(arch: dict):
+    """Other sizes in place of the variants' (``arch``: ``vlm``/``expert`` Gemma fields, ``vision``, ``vocab_size``),
+    for tiny checkpoints whose config names the real variants (parity fixtures, benchmark smoke tests)."""
+    global VOCAB
+
+    def gemma(d):
+        return Gemma(d["width"], d["depth"], d["mlp_dim"], d["num_heads"], d["num_kv_heads"], d["head_dim"])
+
+    v = arch["vision"]
+    saved = (dict(GEMMA_VARIANTS), dict(VISION), VOCAB)
+    GEMMA_VARIANTS.update(gemma_2b=gemma(arch["vlm"]), gemma_300m=gemma(arch["expert"]))
+    VISION.update(hidden_size=v["hidden_size"], intermediate_size=v["intermediate_size"],
+                  num_hidden_layers=v["num_hidden_layers"], num_attention_heads=v["num_attention_heads"],
+                  patch_size=v["patch_size"])
+    VOCAB = arch["vocab_size"]
+    try:
+        yield
+    finally:
+        GEMMA_VARIANTS.update(saved[0])
+        VISION.update(saved[1])
+        VOCAB = saved[2]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
@@ -248,18 +247,7 @@ class Pi0Policy(FlowPolicy):
         fast = Pi0Static(self.model, shape, float(self.options["rtc_beta"]), openpi_times=self.conventions == "openpi")
         torch = self.torch
         fast.load(torch.zeros_like(fast.pixels), self._text_ids(""), torch.zeros_like(fast.state), self._noise())
-        capture_s = fast.capture(guided=bool(self.options["rtc_guidance"]))
-        start = time.perf_counter()
-        fast.sample().float().cpu()
-        self.timing.update(fast_path=True, graphs=fast.graphs, capture_s=capture_s,
-                           warm_chunk_ms=(time.perf_counter() - start) * 1e3)
-        if fast.capture_error:
-            self.timing["capture_error"] = fast.capture_error
-            log.warning("pi0: CUDA graph capture failed (%s); running the static path uncaptured",
-                        fast.capture_error)
-        log.info("pi0 fast path: %s, captured in %.2f s, warm chunk %.1f ms", "CUDA graphs" if fast.graphs
-                 else "static buffers (no graphs)", capture_s, self.timing["warm_chunk_ms"])
-        return fast
+        return self.start_fast(fast, bool(self.options["rtc_guidance"]))
 
     # -- pre-processing ----------------------------------------------------------------------
     def _text_ids(self, instruction: str) -> list[int]:

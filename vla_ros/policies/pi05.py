@@ -89,6 +89,10 @@ class Pi05Policy(FlowPolicy):
         ParamSpec("asset_id", "", "openpi checkpoints: the assets/<asset_id>/norm_stats.json to use (empty: the only "
                   "one)"),
         *FlowPolicy.FLOW_PARAMS,
+        ParamSpec("compile", "auto", "Static-shape fast path (prompt padded, prefix cache in fixed buffers, CUDA "
+                  "graphs captured at load); auto: on with CUDA", choices=("auto", "on", "off")),
+        ParamSpec("max_prompt_tokens", 0, "Fast path: prompt tokens the captured graphs hold (0: the checkpoint's "
+                  "tokenizer_max_length; longer prompts cannot occur)", min=0, max=1024),
     ]
 
     @classmethod
@@ -164,8 +168,20 @@ class Pi05Policy(FlowPolicy):
                               f"actions; this robot has {len(context.state_joints)} state joints and "
                               f"{self.action_width} action dimensions")
         self._first_chunk = True
-        self.timing: dict[str, float] = {}
+        self.timing: dict[str, float | bool | str] = {"fast_path": False}
         self.prompt_truncations = 0
+        mode = o["compile"]
+        self.fast = self._build_fast() if mode == "on" or (mode == "auto" and self.device == "cuda") else None
+
+    def _build_fast(self):
+        from .pi05_static import Pi05Static
+
+        tokens = int(self.options["max_prompt_tokens"] or self.cfg.get("tokenizer_max_length", 200))
+        fast = Pi05Static(self.model, len(self.cameras), tokens, self.num_steps, float(self.options["rtc_beta"]),
+                          openpi_times=self.openpi)
+        ids = self.tokenizer("", return_tensors="pt")["input_ids"].to(self.device)
+        fast.load(fast.pixels, ids, self._noise())
+        return self.start_fast(fast, bool(self.options["rtc_guidance"]))
 
     @staticmethod
     def _refuse_openpi_pi0(path: Path) -> None:
@@ -205,7 +221,12 @@ class Pi05Policy(FlowPolicy):
                 "token_mask": ids["attention_mask"].bool().to(self.device), "prompt": text}
 
     def sample(self, inputs: dict, prefix: tuple | None = None, noise=None):
-        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided."""
+        """Normalised actions (1, chunk_size, max_action_dim), optionally RTC-guided (fast path where built)."""
+        if self.fast is not None and self.fast.fits(inputs["tokens"].shape[1]):
+            noise = self._noise() if noise is None else noise
+            target, weights = prefix if prefix is not None else (None, None)
+            self.fast.load(inputs["images"], inputs["tokens"], noise, target, weights)
+            return self.fast.sample(guided=prefix is not None).clone()
         with self.torch.no_grad():
             cache, prefix_pad = self.model.prefix(inputs["images"], inputs["image_masks"], inputs["tokens"],
                                                   inputs["token_mask"])

@@ -14,13 +14,13 @@ compare both with the eager model for the same noise.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from .rtc_guidance import guidance_weight, model_times
+from .rtc_guidance import model_times
+from .static_flow import StaticFlow
 
 
 @dataclass(frozen=True)
@@ -101,7 +101,7 @@ def attend(layer: FusedLayer, h: torch.Tensor, q: torch.Tensor, k: torch.Tensor,
     return torch.addmm(h, out, layer.o.t())
 
 
-class Pi0Static:
+class Pi0Static(StaticFlow):
     """pi0 inference over static buffers; ``sample`` is the graph replay on CUDA."""
 
     def __init__(self, model, shape: StaticShape, beta: float = 5.0, graphs: bool | None = None,
@@ -152,10 +152,7 @@ class Pi0Static:
         self.taus = [torch.full((1,), tau, dtype=torch.float32, **z)
                      for tau in model_times(shape.num_steps, openpi_times)]
         self.result = torch.zeros_like(self.noise)
-        self.graphs = self.device.type == "cuda" if graphs is None else graphs
-        self._graph: dict[str, object] = {}
-        self.capture_s = 0.0
-        self.capture_error = ""
+        self.init_graphs(graphs)
 
     # -- inputs ------------------------------------------------------------------------------
     def fits(self, text_ids: list[int]) -> bool:
@@ -221,81 +218,8 @@ class Pi0Static:
         h = self.dit.norm(h[-self.chunk:])
         return -self.model.action_out_proj(h)[None]
 
-    def _set_bias(self) -> None:
+    def _before_denoise(self) -> None:
         """The suffix attention bias (0 where a query sees a key, -inf elsewhere) from the current mask."""
         zero = torch.zeros((), dtype=self.dtype, device=self.device)
         bias = torch.where(self.suffix_mask, zero, float("-inf"))
         self.suffix_bias.copy_(bias.repeat(self.dit_heads // self.kv_heads, 1))
-
-    def denoise(self, guided: bool) -> torch.Tensor:
-        """Euler integration from the static noise; guided: pulled towards ``target`` where ``weights`` > 0."""
-        steps = self.shape.num_steps
-        dt = 1.0 / steps
-        self._set_bias()
-        x = self.noise
-        for k in range(steps):
-            t = k * dt
-            if not guided:
-                with torch.no_grad():
-                    x = x + dt * self.velocity(x, k)
-                continue
-            with torch.enable_grad():
-                xg = x.detach().requires_grad_(True)
-                v = self.velocity(xg, k)
-                final = xg + (1.0 - t) * v
-                (g,) = torch.autograd.grad(final, xg, grad_outputs=(self.target - final) * self.weights)
-            x = (x + dt * (v.detach() + guidance_weight(t, self.beta) * g)).detach()
-        self.result.copy_(x)
-        return self.result
-
-    # -- capture and replay --------------------------------------------------------------------
-    def _prefix_pass(self) -> None:
-        with torch.no_grad():
-            self.prefix()
-
-    def capture(self, guided: bool = True) -> float:
-        """Capture the prefix and the plain (and guided) denoising loops; returns the seconds it took.
-
-        A model whose code cannot be captured (a host sync inside) keeps the uncaptured static path:
-        ``capture_error`` says why."""
-        start = time.perf_counter()
-        if self.graphs:
-            try:
-                self._capture_all(guided)
-            except RuntimeError as exc:  # torch.AcceleratorError is a RuntimeError
-                torch.cuda.synchronize(self.device)
-                self._graph.clear()
-                self.graphs = False
-                self.capture_error = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-        self.capture_s = time.perf_counter() - start
-        return self.capture_s
-
-    def _capture_all(self, guided: bool) -> None:
-        runs = {"prefix": self._prefix_pass, "plain": lambda: self.denoise(False)}
-        if guided:
-            runs["guided"] = lambda: self.denoise(True)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            for fn in runs.values():  # warm-up: kernels chosen, workspaces and autograd set up
-                for _ in range(2):
-                    fn()
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        for name, fn in runs.items():
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                fn()
-            self._graph[name] = graph
-        torch.cuda.synchronize(self.device)
-
-    def sample(self, guided: bool = False) -> torch.Tensor:
-        """Normalised actions (1, chunk, max_action_dim) from the loaded buffers (a view: copy before reuse)."""
-        if self.graphs and "prefix" in self._graph:
-            self._graph["prefix"].replay()
-            name = "guided" if guided else "plain"
-            if name in self._graph:
-                self._graph[name].replay()
-                return self.result
-            return self.denoise(guided)
-        self._prefix_pass()
-        return self.denoise(guided)

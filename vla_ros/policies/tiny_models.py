@@ -74,6 +74,61 @@ def build_pi0(folder: str | Path, config: dict | None = None, state_dim: int = 7
     return folder
 
 
+def build_pi05(folder: str | Path, tiny: bool = False, state_dim: int = 14, action_dim: int = 14,
+               chunk_size: int = 50, seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Path:
+    """A randomly initialised pi0.5 (full size: PaliGemma 2B + the 300M adaRMS expert, 3.6B parameters; ``tiny``:
+    2-layer towers) saved as openpi's PyTorch converter lays a checkpoint out (model.safetensors without LeRobot's
+    ``model.`` prefix, config.json by variant, assets/bench/norm_stats.json), with a word-level tokenizer. A tiny
+    one needs ``paligemma_sizes.sizes_of(TINY_PALIGEMMA)`` around its loading (the config names the variants)."""
+    import contextlib
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    from . import paligemma_sizes as ps
+    from .pi05_model import Pi05Model, Pi05Shape
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    with ps.sizes_of(TINY_PALIGEMMA) if tiny else contextlib.nullcontext():
+        shape = Pi05Shape(ps.GEMMA_VARIANTS["gemma_2b"], ps.GEMMA_VARIANTS["gemma_300m"], chunk_size=chunk_size,
+                          vocab=ps.VOCAB, vision=tuple(ps.VISION.items()))
+        with torch.device(device):
+            model = Pi05Model(shape).to(getattr(torch, dtype))
+    weights, seen = {}, set()
+    for k, v in model.state_dict().items():  # tied tensors once (lm_head = embed_tokens), as save_model keeps them
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            weights[k.removeprefix("model.")] = v.detach().to("cpu").contiguous()
+    del model
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    del weights
+    (folder / "config.json").write_text(json.dumps({"action_dim": 32, "action_horizon": chunk_size,
+                                                    "paligemma_variant": "gemma_2b",
+                                                    "action_expert_variant": "gemma_300m", "precision": dtype}))
+    build_tokenizer(folder)
+    rng = np.random.default_rng(seed)
+
+    def stats(n: int) -> Stats:
+        mean, std = rng.normal(0, 0.3, n), rng.uniform(0.1, 0.5, n)
+        return Stats(mean=mean, std=std, q01=mean - 2 * std, q99=mean + 2 * std)
+
+    (folder / "assets" / "bench").mkdir(parents=True, exist_ok=True)
+    NormStats("quantile", stats(state_dim), stats(action_dim)).save(folder / "assets" / "bench")
+    return folder
+
+
+# sizes for paligemma_sizes.sizes_of: 2-layer towers, a 2-layer SigLIP, vocabulary 320
+TINY_PALIGEMMA = {"vocab_size": 320,
+                  "vlm": {"width": 64, "depth": 2, "mlp_dim": 128, "num_heads": 4, "num_kv_heads": 1, "head_dim": 16},
+                  "expert": {"width": 32, "depth": 2, "mlp_dim": 64, "num_heads": 4, "num_kv_heads": 1,
+                             "head_dim": 16},
+                  "vision": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                             "num_attention_heads": 2, "patch_size": 14}}
+
+
 def build_tiny_pi0(folder: str | Path, state_dim: int = 7, action_dim: int = 7, chunk_size: int = 50,
                    norm_mode: str = "zscore", seed: int = 0) -> Path:
     """A ~0.3M-parameter PI0ForConditionalGeneration with tokenizer and normalisation statistics."""
