@@ -160,3 +160,25 @@ def test_static_path_equals_the_eager_path(policy, tiny_sizes):
         assert out.data_ptr() != fast.fast.result.data_ptr()
         np.testing.assert_allclose(out.numpy(), ref.numpy(), atol=1e-5)
     assert np.abs(out.numpy()[0] - REF[c + "x_t"][0]).max() > 1e-3  # guidance moved it
+
+
+def test_rename_map_names_the_robots_cameras(tiny_sizes, tmp_path):
+    """A checkpoint trained on a dataset whose camera LeRobot renamed (pre-processor ``rename_map``
+    observation.images.cam_high -> observation.images.top) takes the robot's cam_high as its top camera."""
+    import shutil
+
+    ckpt = tmp_path / "renamed"
+    shutil.copytree(CKPT, ckpt)
+    pre = json.loads((ckpt / "policy_preprocessor.json").read_text())
+    pre["steps"][0]["config"]["rename_map"] = {"observation.images.cam_high": "observation.images.top"}
+    (ckpt / "policy_preprocessor.json").write_text(json.dumps(pre))
+    keys = ["cam_high", "wrist"]
+    params = {"backend": "pi05", "image_keys": keys, "image_topics": [f"/{k}" for k in keys], "chunk_dt": 0.1,
+              "horizon": 10, "pi05.model_path": str(ckpt), "pi05.tokenizer_path": str(TOKENIZER), "pi05.device": "cpu"}
+    policy = create_policy("pi05", policy_context(ROBOT, params))
+    assert policy.cameras == keys
+    obs, c = case(0)
+    obs = Observation(5.0, obs.state, {"cam_high": obs.images["top"], "wrist": obs.images["wrist"]},
+                      obs.instruction, {})
+    x = policy.sample(policy.preprocess(obs), None, torch.from_numpy(REF[c + "noise"]))[0].numpy()
+    assert np.abs(x - REF[c + "x_t"][0]).max() <= TOL

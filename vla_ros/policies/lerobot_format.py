@@ -35,9 +35,17 @@ class LeRobotConfig:
     state_dim: int
     action_dim: int
     raw: dict[str, Any] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)  # camera -> the dataset's name for it (rename_map)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self.raw.get(key, default)
+
+    def node_cameras(self, image_keys: list[str]) -> list[str]:
+        """The image key of each camera, in the model's order: its own name, else the dataset name the
+        pre-processor's ``rename_map`` gives it (a robot names its cameras as its dataset did); unmatched names
+        are returned as they are, for the caller to report."""
+        return [c if c in image_keys or self.renamed.get(c) not in image_keys else self.renamed[c]
+                for c in self.cameras]
 
 
 def is_lerobot(folder: str | Path) -> bool:
@@ -82,7 +90,24 @@ def read_config(folder: str | Path, expected: str) -> LeRobotConfig:
     if not cameras or not state_dim or not action_dim:
         raise CheckpointFormatError(f"{path}: input_features/output_features name no camera, state or action "
                                     f"(cameras {cameras}, state {state_dim}, action {action_dim})")
-    return LeRobotConfig(kind, cameras, int(cfg.get("empty_cameras", 0) or 0), state_dim, action_dim, cfg)
+    return LeRobotConfig(kind, cameras, int(cfg.get("empty_cameras", 0) or 0), state_dim, action_dim, cfg,
+                         renamed_cameras(folder))
+
+
+def renamed_cameras(folder: str | Path) -> dict[str, str]:
+    """{model camera: dataset camera} from the ``rename_map`` of LeRobot's pre-processor (dataset key -> policy key,
+    applied to the observation before the policy sees it); empty when there is none."""
+    try:
+        pipeline = json.loads((Path(folder) / "policy_preprocessor.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for step in pipeline.get("steps", []) if isinstance(pipeline, dict) else []:
+        mapping = (step.get("config") or {}).get("rename_map") or {}
+        for source, target in mapping.items():
+            if str(source).startswith(IMAGE_PREFIX) and str(target).startswith(IMAGE_PREFIX):
+                out[target[len(IMAGE_PREFIX):]] = source[len(IMAGE_PREFIX):]
+    return out
 
 
 def split_buffers(weights: dict) -> tuple[dict, dict[str, dict]]:

@@ -177,7 +177,8 @@ class Pi0Policy(FlowPolicy):
                      "leaving them out gives the same chunk", lerobot.empty_cameras)
         self.aloha = self._aloha_transforms(context, o["transforms"])
         self.cameras = list(o["camera_keys"]) or (self._aloha_cameras(context) if self.aloha else
-                                                  lerobot.cameras if lerobot else list(context.image_keys))
+                                                  lerobot.node_cameras(context.image_keys) if lerobot else
+                                                  list(context.image_keys))
         if not self.cameras:
             raise PolicyError("pi0 needs at least one camera (image_keys / pi0.camera_keys)")
         unknown = [k for k in self.cameras if k not in context.image_keys]

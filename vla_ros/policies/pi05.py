@@ -147,7 +147,8 @@ class Pi05Policy(FlowPolicy):
         except (ValueError, CheckpointFormatError) as exc:
             raise PolicyError(str(exc)) from None
         self.version = o["lerobot_version"]
-        self.cameras = list(o["camera_keys"]) or (list(context.image_keys) if self.openpi else self.cfg.cameras)
+        self.cameras = list(o["camera_keys"]) or (list(context.image_keys) if self.openpi else
+                                                  self.cfg.node_cameras(context.image_keys))
         unknown = [k for k in self.cameras if k not in context.image_keys]
         if unknown or (not self.openpi and len(self.cameras) != len(self.cfg.cameras)):
             raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "

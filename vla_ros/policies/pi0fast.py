@@ -112,7 +112,7 @@ class Pi0FastPolicy(FlowPolicy):
             self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
-        self.cameras = list(o["camera_keys"]) or self.cfg.cameras
+        self.cameras = list(o["camera_keys"]) or self.cfg.node_cameras(context.image_keys)
         unknown = [k for k in self.cameras if k not in context.image_keys]
         if unknown or len(self.cameras) != len(self.cfg.cameras):
             raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "

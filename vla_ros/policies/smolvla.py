@@ -152,7 +152,7 @@ class SmolVlaPolicy(FlowPolicy):
         if keys and len(keys) != len(names):
             raise PolicyError(f"smolvla.camera_keys lists {len(keys)} keys; the checkpoint has {len(names)} "
                               f"cameras {names}")
-        keys = keys or names
+        keys = keys or self.cfg.node_cameras(context.image_keys)
         unknown = [k for k in keys if k not in context.image_keys]
         if unknown:
             raise PolicyError(f"camera(s) {unknown} are not among the node's image_keys {context.image_keys}; the "
