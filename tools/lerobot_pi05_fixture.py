@@ -153,6 +153,26 @@ def build_tokenizer(tok_dir: Path) -> dict:
             "example": {"text": text, "ids": ids}}
 
 
+def shrunk_paligemma(real_paligemma, vocab: int):
+    """A stand-in for the PaliGemma class LeRobot/openpi build: their code sets vocab 257152, image_token_index
+    257152, SigLIP intermediate 4304 and projection_dim 2048 (the gemma_2b width) after building the config; the
+    stand-in shrinks them to match the tiny towers, then builds the real class."""
+
+    def paligemma(config):
+        config._vocab_size = vocab  # noqa: SLF001  (LeRobot sets this attribute too; nothing reads it)
+        config.image_token_index = vocab
+        config.text_config.vocab_size = vocab
+        width = config.text_config.hidden_size
+        config.projection_dim = config.hidden_size = width
+        vision = config.vision_config
+        for key, value in TINY_VISION.items():
+            setattr(vision, key, value)
+        vision.projection_dim = width
+        return real_paligemma(config=config)
+
+    return paligemma
+
+
 def install_tiny_patches() -> None:
     """Shrink what lerobot.policies.pi05.modeling_pi05 builds (module globals only; LeRobot's code is untouched)."""
     from lerobot.policies.pi05 import modeling_pi05 as m
@@ -164,19 +184,7 @@ def install_tiny_patches() -> None:
     def get_gemma_config(variant: str):
         return m.GemmaConfig(**TINY_GEMMA[variant])
 
-    def paligemma(config):
-        # PaliGemmaWithExpertModel.__init__ sets vocab 257152, image_token_index 257152, SigLIP intermediate 4304 and
-        # projection_dim 2048 (the gemma_2b width) after building the config; shrink them to match the tiny towers.
-        config._vocab_size = VOCAB_SIZE  # noqa: SLF001  (LeRobot sets this attribute too; nothing reads it)
-        config.image_token_index = VOCAB_SIZE
-        config.text_config.vocab_size = VOCAB_SIZE
-        width = config.text_config.hidden_size
-        config.projection_dim = config.hidden_size = width
-        vision = config.vision_config
-        for key, value in TINY_VISION.items():
-            setattr(vision, key, value)
-        vision.projection_dim = width
-        return real_paligemma(config=config)
+    paligemma = shrunk_paligemma(real_paligemma, VOCAB_SIZE)
 
     def gemma_lm(config):
         config.vocab_size = VOCAB_SIZE  # the expert's lm_head (its embed_tokens is dropped by LeRobot)

@@ -54,6 +54,7 @@ from lerobot_pi05_fixture import (  # noqa: E402
     TOP,
     WRIST,
     rewrite_json,
+    shrunk_paligemma,
     smooth_image,
     stats_for,
 )
@@ -148,16 +149,7 @@ def install_tiny_patches() -> None:
         return
     real_paligemma = m.PaliGemmaForConditionalGeneration
 
-    def paligemma(config):
-        config._vocab_size = VOCAB_SIZE  # noqa: SLF001
-        config.image_token_index = VOCAB_SIZE
-        config.text_config.vocab_size = VOCAB_SIZE
-        width = config.text_config.hidden_size
-        config.projection_dim = config.hidden_size = width
-        for key, value in TINY_VISION.items():
-            setattr(config.vision_config, key, value)
-        config.vision_config.projection_dim = width
-        return real_paligemma(config=config)
+    paligemma = shrunk_paligemma(real_paligemma, VOCAB_SIZE)
 
     m.get_gemma_config = lambda variant: m.GemmaConfig(**TINY_GEMMA[variant])
     m.PaliGemmaForConditionalGeneration = paligemma

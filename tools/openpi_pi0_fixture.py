@@ -48,6 +48,7 @@ from lerobot_pi05_fixture import (  # noqa: E402
     VOCAB_SIZE,
     build_tokenizer,
     perturb,
+    shrunk_paligemma,
     smooth_image,
 )
 
@@ -87,16 +88,7 @@ def install_stand_ins(openpi_src: Path, tok_dir: Path) -> None:
                                         if variant in TINY_GEMMA else real_get(variant))
     real_paligemma, real_gemma_lm = gp.PaliGemmaForConditionalGeneration, gp.GemmaForCausalLM
 
-    def paligemma(config):
-        config._vocab_size = VOCAB_SIZE  # noqa: SLF001
-        config.image_token_index = VOCAB_SIZE
-        config.text_config.vocab_size = VOCAB_SIZE
-        width = config.text_config.hidden_size
-        config.projection_dim = config.hidden_size = width
-        for key, value in TINY_VISION.items():
-            setattr(config.vision_config, key, value)
-        config.vision_config.projection_dim = width
-        return real_paligemma(config=config)
+    paligemma = shrunk_paligemma(real_paligemma, VOCAB_SIZE)
 
     def gemma_lm(config):
         config.vocab_size = VOCAB_SIZE

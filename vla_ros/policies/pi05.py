@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from ..core.action_space import from_preset
-from ..core.image import resize_with_pad
 from ..core.normalize import NormStats
 from ..core.observation import Observation
 from ..params import ParamSpec
 from . import paligemma_sizes
 from .base import PolicyContext, PolicyError
 from .flow_policy import FlowPolicy
-from .lerobot_format import CheckpointFormatError, LeRobotConfig, norm_stats, pi0_pixels, read_config
+from .lerobot_format import CheckpointFormatError, LeRobotConfig, norm_stats, read_config
 from .openpi_format import as_lerobot_sizes, assets_folder, read_openpi, weight_names
+from .paligemma_backend import PaliGemmaBackend
 from .pi05_model import Pi05Model, Pi05Shape
 from .smolvla import load_state
 from .torch_utils import TorchPolicy
@@ -70,7 +70,7 @@ def shape_from(cfg: dict) -> Pi05Shape:
     return replace(shape, **{k: type(getattr(shape, k))(cfg[k]) for k in fields if cfg.get(k) is not None})
 
 
-class Pi05Policy(FlowPolicy):
+class Pi05Policy(PaliGemmaBackend):
     name = "pi05"
     description = "pi0.5 (LeRobot checkpoint) on transformers' PaliGemma/Gemma, adaRMS expert, guided RTC"
     uses_images = True
@@ -95,20 +95,8 @@ class Pi05Policy(FlowPolicy):
                   "tokenizer_max_length; longer prompts cannot occur)", min=0, max=1024),
     ]
 
-    @classmethod
-    def preflight(cls, options: dict, robot, node: dict | None = None) -> str:
-        problem = super().preflight(options, robot, node)
-        if problem:
-            return problem
-        if not options.get("tokenizer_path"):
-            return ("pi0.5 checkpoints ship no tokenizer: set pi05.tokenizer_path to a local copy of PaliGemma's "
-                    "(google/paligemma-3b-pt-224)")
-        return ""
-
     def __init__(self, context: PolicyContext):
         super().__init__(context)
-        from transformers import AutoTokenizer
-
         o = self.options
         path = Path(self.model_path)
         try:
@@ -124,12 +112,7 @@ class Pi05Policy(FlowPolicy):
         self.openpi = openpi is not None
         if self.cfg.empty_cameras:  # LeRobot masks them: no position, never attended; leaving them out is the same
             log.info("pi05: the checkpoint's %d empty camera(s) left out (masked in LeRobot)", self.cfg.empty_cameras)
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or str(path))
-        except (OSError, ValueError) as exc:
-            where = o["tokenizer_path"] or path
-            raise PolicyError(f"no tokenizer at {where} ({type(exc).__name__}): set pi05.tokenizer_path to a local "
-                              "copy of PaliGemma's (google/paligemma-3b-pt-224)") from None
+        self.tokenizer = self.load_tokenizer()
         self.shape = shape
         self.torch.manual_seed(0)  # construction draws random weights, all overwritten below
         with self.torch.device("cpu"):
@@ -147,12 +130,7 @@ class Pi05Policy(FlowPolicy):
         except (ValueError, CheckpointFormatError) as exc:
             raise PolicyError(str(exc)) from None
         self.version = o["lerobot_version"]
-        self.cameras = list(o["camera_keys"]) or (list(context.image_keys) if self.openpi else
-                                                  self.cfg.node_cameras(context.image_keys))
-        unknown = [k for k in self.cameras if k not in context.image_keys]
-        if unknown or (not self.openpi and len(self.cameras) != len(self.cfg.cameras)):
-            raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "
-                              f"{self.cfg.cameras} to the node's image_keys {context.image_keys}: set pi05.camera_keys")
+        self.cameras = self.map_cameras(self.cfg)
         self.chunk_size, self.max_action_dim = shape.chunk_size, shape.max_action_dim
         self.num_steps = int(o["num_steps"] or self.cfg.get("num_inference_steps", 10))
         if context.horizon > self.chunk_size:
@@ -160,14 +138,7 @@ class Pi05Policy(FlowPolicy):
         self.action_space = from_preset(context.robot, context.chunk_dt, None, context.action_joints,
                                         context.state_joints)
         self.action_width = self.action_space.model_width
-        if self.openpi:
-            if len(context.state_joints) > shape.max_state_dim or self.action_width > shape.max_action_dim:
-                raise PolicyError(f"this robot's {len(context.state_joints)} state joints / {self.action_width} action "
-                                  f"dimensions exceed the checkpoint's action_dim {shape.max_action_dim}")
-        elif self.cfg.state_dim != len(context.state_joints) or self.cfg.action_dim != self.action_width:
-            raise PolicyError(f"the checkpoint takes a {self.cfg.state_dim}-D state and gives {self.cfg.action_dim}-D "
-                              f"actions; this robot has {len(context.state_joints)} state joints and "
-                              f"{self.action_width} action dimensions")
+        self.check_widths(self.cfg, shape.max_action_dim if self.openpi else 0)
         self._first_chunk = True
         self.timing: dict[str, float | bool | str] = {"fast_path": False}
         self.prompt_truncations = 0
@@ -192,26 +163,8 @@ class Pi05Policy(FlowPolicy):
                                         "with policy:=pi0")
 
     def preprocess(self, observation: Observation) -> dict:
-        torch = self.torch
-        images, masks = [], []
-        for key in self.cameras:
-            img = observation.images.get(key)
-            if img is None:
-                raise PolicyError(f"observation lacks camera {key!r}")
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
-            size = self.shape.image_size
-            if self.openpi:  # openpi: PIL letterbox on the uint8 image, then [-1, 1]
-                pixels = torch.from_numpy(resize_with_pad(img, size, size, truncate=True)).permute(2, 0, 1)[None]
-                images.append((pixels.float() / 255.0 * 2.0 - 1.0).to(self.device, self.dtype))
-            else:
-                frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
-                images.append(pi0_pixels(frame, size, size, self.version).to(self.device, self.dtype))
-            masks.append(torch.ones(1, dtype=torch.bool, device=self.device))
-        state = np.asarray(observation.state, dtype=np.float64)
-        if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
-            raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
-        normalised = np.float32(self.stats.normalize_state(state))
+        images, masks = self.camera_inputs(observation)
+        normalised = self.normalised_state(observation)
         padded = self.version == "0.4" and not self.openpi  # openpi and LeRobot 0.5: the state as is
         text = prompt(observation.instruction, normalised, self.shape.max_state_dim if padded else 0)
         limit = int(self.cfg.get("tokenizer_max_length", 200))

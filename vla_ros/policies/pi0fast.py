@@ -26,8 +26,8 @@ from ..params import ParamSpec
 from . import paligemma_sizes
 from .base import PolicyContext, PolicyError
 from .fast_tokens import FastDecodeError, FastTokenizer, action_ids
-from .flow_policy import FlowPolicy
-from .lerobot_format import CheckpointFormatError, norm_stats, pi0_pixels, read_config
+from .lerobot_format import CheckpointFormatError, norm_stats, read_config
+from .paligemma_backend import PaliGemmaBackend
 from .pi0fast_model import Pi0FastModel, Pi0FastShape
 from .pi05 import discretise
 from .smolvla import load_state
@@ -43,7 +43,7 @@ def prompt(task: str, state: np.ndarray, width: int) -> str:
     return f"Task: {cleaned}, State: {discretise(state, width)};\n"
 
 
-class Pi0FastPolicy(FlowPolicy):
+class Pi0FastPolicy(PaliGemmaBackend):
     name = "pi0fast"
     description = "pi0-FAST (LeRobot checkpoint) on transformers' PaliGemma, greedy FAST action-token decoding"
     uses_images = True
@@ -66,9 +66,6 @@ class Pi0FastPolicy(FlowPolicy):
         problem = super().preflight(options, robot, node)
         if problem:
             return problem
-        if not options.get("tokenizer_path"):
-            return ("pi0-FAST checkpoints ship no tokenizer: set pi0fast.tokenizer_path to a local copy of "
-                    "PaliGemma's (google/paligemma-3b-pt-224)")
         if not options.get("action_tokenizer_path"):
             return ("pi0-FAST checkpoints ship no action tokenizer: set pi0fast.action_tokenizer_path to a local "
                     "copy of the FAST tokenizer it was trained with (physical-intelligence/fast)")
@@ -76,8 +73,6 @@ class Pi0FastPolicy(FlowPolicy):
 
     def __init__(self, context: PolicyContext):
         super().__init__(context)
-        from transformers import AutoTokenizer
-
         o = self.options
         path = Path(self.model_path)
         try:
@@ -92,11 +87,7 @@ class Pi0FastPolicy(FlowPolicy):
         if float(self.cfg.get("temperature", 0.0) or 0.0) > 0:
             log.warning("pi0fast: the checkpoint asks for temperature %s; decoding is greedy (LeRobot's default)",
                         self.cfg.get("temperature"))
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(o["tokenizer_path"] or str(path))
-        except (OSError, ValueError) as exc:
-            raise PolicyError(f"no tokenizer at {o['tokenizer_path'] or path} ({type(exc).__name__}): set "
-                              "pi0fast.tokenizer_path to a local copy of PaliGemma's") from None
+        self.tokenizer = self.load_tokenizer()
         try:
             self.fast = FastTokenizer.load(o["action_tokenizer_path"])
         except (OSError, ValueError) as exc:
@@ -112,12 +103,7 @@ class Pi0FastPolicy(FlowPolicy):
             self.stats = norm_stats(path, buffers, self.cfg.get("normalization_mapping") or {})
         except ValueError as exc:
             raise PolicyError(str(exc)) from None
-        self.cameras = list(o["camera_keys"]) or self.cfg.node_cameras(context.image_keys)
-        unknown = [k for k in self.cameras if k not in context.image_keys]
-        if unknown or len(self.cameras) != len(self.cfg.cameras):
-            raise PolicyError(f"camera(s) {unknown or self.cameras} do not map the checkpoint's cameras "
-                              f"{self.cfg.cameras} to the node's image_keys {context.image_keys}: set "
-                              "pi0fast.camera_keys")
+        self.cameras = self.map_cameras(self.cfg)
         self.chunk_size = int(self.cfg.get("n_action_steps", 50))
         self.max_action_dim = self.cfg.action_dim
         self.max_steps = int(o["max_decoding_steps"] or self.cfg.get("max_decoding_steps", 256))
@@ -126,10 +112,7 @@ class Pi0FastPolicy(FlowPolicy):
         self.action_space = from_preset(context.robot, context.chunk_dt, None, context.action_joints,
                                         context.state_joints)
         self.action_width = self.action_space.model_width
-        if self.cfg.state_dim != len(context.state_joints) or self.cfg.action_dim != self.action_width:
-            raise PolicyError(f"the checkpoint takes a {self.cfg.state_dim}-D state and gives {self.cfg.action_dim}-D "
-                              f"actions; this robot has {len(context.state_joints)} state joints and "
-                              f"{self.action_width} action dimensions")
+        self.check_widths(self.cfg)
         tok = self.tokenizer
         self.prefix_tokens = tok.convert_ids_to_tokens(tok.encode("Action: ", add_special_tokens=False))
         stop = tok.convert_tokens_to_ids("|")
@@ -149,21 +132,8 @@ class Pi0FastPolicy(FlowPolicy):
 
     def preprocess(self, observation: Observation) -> dict:
         torch = self.torch
-        images, masks = [], []
-        for key in self.cameras:
-            img = observation.images.get(key)
-            if img is None:
-                raise PolicyError(f"observation lacks camera {key!r}")
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
-            frame = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255.0
-            size = self.shape.image_size
-            images.append(pi0_pixels(frame, size, size, "0.4").to(self.device, self.dtype))
-            masks.append(torch.ones(1, dtype=torch.bool, device=self.device))
-        state = np.asarray(observation.state, dtype=np.float64)
-        if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
-            raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
-        normalised = np.float32(self.stats.normalize_state(state))
+        images, masks = self.camera_inputs(observation)
+        normalised = self.normalised_state(observation)
         text = prompt(observation.instruction, normalised, int(self.cfg.get("max_state_dim", 32)))
         limit = int(self.cfg.get("tokenizer_max_length", 200))
         ids = self.tokenizer(text, max_length=limit, truncation=True, return_tensors="pt")["input_ids"]
