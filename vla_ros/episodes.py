@@ -19,6 +19,7 @@ from typing import TextIO
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from nav_msgs.msg import Path as PathMsg
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -30,6 +31,7 @@ from std_msgs.msg import Bool, String
 from std_srvs.srv import SetBool, Trigger
 
 from . import interfaces as io
+from .core.path_overlay import PinholeCamera, draw_path
 from .graph import GraphArgs
 from .launcher import Graph
 from .robots import load_robot
@@ -71,9 +73,11 @@ class EpisodeClient(Node):
     """Drives episodes through services and records what the graph does (frames only while ``keep_frames``)."""
 
     def __init__(self, joints: list[str], camera_topic: str | None, max_frames: int, listen: bool = True,
-                 joint_states_topic: str = io.JOINT_STATES):
+                 joint_states_topic: str = io.JOINT_STATES, overlay: tuple | None = None):
         """``listen=False``: no joint-state or camera subscription (services, diagnostics and the
-        controller's state only), for a client that must not receive a flood of those inputs."""
+        controller's state only), for a client that must not receive a flood of those inputs. ``overlay``:
+        (PinholeCamera of the recorded camera, planned-path topics) to draw the policy's latest planned tool
+        paths over the recorded frames."""
         super().__init__("vla_episodes")
         self.listen = listen
         self.joints = joints
@@ -88,6 +92,9 @@ class EpisodeClient(Node):
         self.create_subscription(JointState, io.CONTROLLER_STATE, self._on_cmd, QoSProfile(depth=20))
         if camera_topic and listen:
             self.create_subscription(Image, camera_topic, self._on_image, qos_profile_sensor_data)
+        self.overlay, self.paths = (overlay[0], {}) if overlay and listen else (None, {})
+        for topic in overlay[1] if self.overlay else ():
+            self.create_subscription(PathMsg, topic, lambda msg, t=topic: self._on_path(t, msg), QoSProfile(depth=5))
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
         self.instruction_pub = self.create_publisher(String, io.INSTRUCTION, QoSProfile(depth=10))
@@ -130,7 +137,14 @@ class EpisodeClient(Node):
 
     def _on_image(self, msg: Image) -> None:
         if self.keep_frames and len(self.rec.frames) < self.max_frames:
-            self.rec.frames.append(image_to_array(msg))
+            frame = image_to_array(msg)
+            for points in list(self.paths.values()) if self.overlay else ():
+                frame = draw_path(frame, self.overlay, points)
+            self.rec.frames.append(frame)
+
+    def _on_path(self, topic: str, msg: PathMsg) -> None:
+        p = [(s.pose.position.x, s.pose.position.y, s.pose.position.z) for s in msg.poses[:256]]
+        self.paths[topic] = np.array(p, float).reshape(-1, 3)
 
     def _on_success(self, msg: Bool) -> None:
         self.success = msg.data
@@ -240,10 +254,11 @@ def spinning(node: Node) -> Iterator[Node]:
 
 @contextmanager
 def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int,
-                    listen: bool = True, joint_states_topic: str = io.JOINT_STATES) -> Iterator[EpisodeClient]:
+                    listen: bool = True, joint_states_topic: str = io.JOINT_STATES,
+                    overlay: tuple | None = None) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
     rclpy.init()
-    client = EpisodeClient(joints, camera_topic, max_frames, listen, joint_states_topic)
+    client = EpisodeClient(joints, camera_topic, max_frames, listen, joint_states_topic, overlay)
     executor = SingleThreadedExecutor()
     executor.add_node(client)
 
@@ -275,6 +290,16 @@ class Session:
     exit_code: int = 0
 
 
+def path_overlay(robot, cam) -> tuple | None:
+    """(camera model, planned-path topics) for drawing the policy's planned paths on ``cam``'s frames; None for a
+    camera that moves with a link (a wrist camera) or has no simulated pose."""
+    camera = PinholeCamera.of(cam) if cam is not None else None
+    if camera is None:
+        return None
+    topics = [f"{io.PLANNED_PATH}/{a.name}" for a in robot.arms] if len(robot.arms) > 1 else [io.PLANNED_PATH]
+    return camera, topics
+
+
 @contextmanager
 def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
             overrides: dict | None = None, listen: bool = True) -> Iterator[Session]:
@@ -287,7 +312,7 @@ def session(args: GraphArgs, out: Path, log: TextIO | None, max_frames: int = 0,
     result = Session(graph, None, robot)  # type: ignore[arg-type]
     try:
         with spinning_client(robot.action_joints, cam.image_topic if cam else None, max_frames, listen,
-                             robot.joint_states_topic) as client:
+                             robot.joint_states_topic, path_overlay(robot, cam)) as client:
             result.client = client
             wait_for_graph(client, graph, nodes)
             yield result
