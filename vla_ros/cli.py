@@ -108,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--instruction", action="append", default=[], help="an instruction (repeatable); default: "
                         "one phrasing per colour")
     p_eval.add_argument("--held-out", action="store_true", help="also the phrasings never demonstrated")
+    p_eval.add_argument("--perturb", default="", help="evaluation conditions, comma-separated (nominal, camera_pose, "
+                        "lighting, table, distractors, latency; all: every one): one graph each, the same scenes")
     p_eval.add_argument("--out", type=Path, default=Path("output/eval"))
     p_eval.add_argument("--verbose", action="store_true", help="print node logs instead of writing nodes.log")
     p_fuzz = sub.add_parser("fuzz", help="flood every input topic with malformed messages while the arm runs; "
@@ -215,7 +217,14 @@ def _run(ns: argparse.Namespace) -> int:
 
         args = _launch_args(["policy:=builtin", *ns.args])
         instructions = ns.instruction or default_instructions(ns.held_out)
-        summary = evaluate(args, ns.episodes, ns.seed, ns.out, ns.timeout, instructions, quiet=not ns.verbose)
+        from .sim.perturb import CONDITIONS
+
+        conditions = list(CONDITIONS) if ns.perturb == "all" else [c for c in ns.perturb.split(",") if c]
+        unknown = [c for c in conditions if c not in CONDITIONS]
+        if unknown:
+            raise ValueError(f"--perturb {unknown}: known conditions are {', '.join(CONDITIONS)}")
+        summary = evaluate(args, ns.episodes, ns.seed, ns.out, ns.timeout, instructions, quiet=not ns.verbose,
+                           conditions=conditions or None)
         return 0 if summary["graph_exit_code"] == 0 else 1
     if ns.command == "fuzz":
         from .fuzzing.report import render

@@ -61,33 +61,28 @@ def plot(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: float,
-             instructions: list[str], video_episodes: int = 3, quiet: bool = True) -> dict:
-    from tqdm import tqdm
-
-    out.mkdir(parents=True, exist_ok=True)
-    log = open(out / "nodes.log", "w") if quiet else None
-    held = {p for c in COLOURS for p in phrasings(c, held_out=True)}
+def _run(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: float, instructions: list[str],
+         video_episodes: int, log, overrides: dict, bar) -> tuple[list, dict, list, int]:
+    """One graph: every instruction on scenes seed .. seed + per_instruction - 1; (episodes, the policy's
+    diagnostics, video frames, graph exit code)."""
     episodes = []
-    bar = tqdm(total=per_instruction * len(instructions), desc="evaluating", unit="ep")
-    try:
-        with session(args, out, log, max_frames=int(video_episodes * (timeout + 1) * 10)) as run:
-            client = run.client
-            for j in range(per_instruction):  # scene j for every instruction before scene j + 1
-                for instruction in instructions:
-                    client.keep_frames = len(episodes) < video_episodes
-                    ep = run_episode(client, len(episodes), seed + j, timeout, instruction)
-                    episodes.append(ep)
-                    bar.update()
-                    bar.set_postfix(success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
-                    if run.graph.failed():
-                        raise RuntimeError(f"nodes exited: {run.graph.failed()}")
-            time.sleep(1.2)  # the policy's latency figures of the last diagnostics period
-            policy = next((v for k, v in client.diagnostics.items() if k.startswith("policy_node")), {})
-    finally:
-        bar.close()
-        if log:
-            log.close()
+    with session(args, out, log, max_frames=int(video_episodes * (timeout + 1) * 10), overrides=overrides) as run:
+        client = run.client
+        for j in range(per_instruction):  # scene j for every instruction before scene j + 1
+            for instruction in instructions:
+                client.keep_frames = len(episodes) < video_episodes
+                ep = run_episode(client, len(episodes), seed + j, timeout, instruction)
+                episodes.append(ep)
+                bar.update()
+                bar.set_postfix(success=f"{sum(e.success for e in episodes)}/{len(episodes)}")
+                if run.graph.failed():
+                    raise RuntimeError(f"nodes exited: {run.graph.failed()}")
+        time.sleep(1.2)  # the policy's latency figures of the last diagnostics period
+        policy = next((v for k, v in client.diagnostics.items() if k.startswith("policy_node")), {})
+    return episodes, policy, client.rec.frames, run.exit_code
+
+
+def _rows(episodes: list, instructions: list[str], held: set) -> list[dict]:
     rows = []
     for instruction in instructions:
         mine = [e for e in episodes if e.instruction == instruction]
@@ -96,26 +91,69 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
         rows.append({"instruction": instruction, "held_out": instruction in held, "successes": k,
                      "episodes": len(mine), "success_rate": k / max(len(mine), 1), "ci95": wilson(k, len(mine)),
                      "mean_time_to_success_s": float(np.mean(times)) if times else float("nan")})
+    return rows
 
-    def number(key: str) -> float:
+
+def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: float,
+             instructions: list[str], video_episodes: int = 3, quiet: bool = True,
+             conditions: list[str] | None = None) -> dict:
+    """``conditions`` (vla_ros.sim.perturb): one graph per condition, the same scenes in each; a table of
+    condition x instruction."""
+    from tqdm import tqdm
+
+    out.mkdir(parents=True, exist_ok=True)
+    log = open(out / "nodes.log", "w") if quiet else None
+    held = {p for c in COLOURS for p in phrasings(c, held_out=True)}
+    names = conditions or ["nominal"]
+    bar = tqdm(total=per_instruction * len(instructions) * len(names), desc="evaluating", unit="ep")
+    results = {}
+    try:
+        for cond in names:
+            overrides = {"sim_node": {"perturb": cond}} if conditions else {}
+            episodes, policy, frames, code = _run(args, per_instruction, seed, out, timeout, instructions,
+                                                  video_episodes, log, overrides, bar)
+            results[cond] = (episodes, policy, code)
+            write_video(frames, out / ("episodes.mp4" if not conditions else f"episodes_{cond}.mp4"), 10.0)
+    finally:
+        bar.close()
+        if log:
+            log.close()
+
+    def number(policy: dict, key: str) -> float:
         try:
             return float(policy.get(key, "nan"))
         except ValueError:
             return float("nan")
 
+    per_condition = {}
+    for cond, (episodes, policy, code) in results.items():
+        rows = _rows(episodes, instructions, held)
+        per_condition[cond] = {
+            "rows": rows, "successes": sum(r["successes"] for r in rows), "episodes": len(episodes),
+            "inference_ms": {"p50": number(policy, "inference_ms_p50"), "p95": number(policy, "inference_ms_p95")},
+            "graph_exit_code": code, "episode_log": [e.__dict__ for e in episodes]}
+    first = per_condition[names[0]]
     summary = {"policy": args.policy, "robot": args.robot, "seed": seed, "per_instruction": per_instruction,
-               "rows": rows, "successes": sum(r["successes"] for r in rows), "episodes": len(episodes),
-               "inference_ms": {"p50": number("inference_ms_p50"), "p95": number("inference_ms_p95")},
-               "graph_exit_code": run.exit_code, "episode_log": [e.__dict__ for e in episodes]}
+               **first, "successes": sum(c["successes"] for c in per_condition.values()),
+               "episodes": sum(c["episodes"] for c in per_condition.values()),
+               "graph_exit_code": max(c["graph_exit_code"] or 0 for c in per_condition.values())}
+    if conditions:
+        summary["conditions"] = per_condition
     (out / "eval.json").write_text(json.dumps(summary, indent=1))
-    plot(rows, out / "success.png")
-    write_video(client.rec.frames, out / "episodes.mp4", 10.0)
-    print("\ninstruction                          success    95% CI        time to success")
-    for r in rows:
-        tag = " (held out)" if r["held_out"] else ""
-        print(f"{r['instruction'] + tag:36s} {r['successes']:>3}/{r['episodes']:<4} "
-              f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  {r['mean_time_to_success_s']:.2f} s")
-    print(f"inference latency p50 {summary['inference_ms']['p50']:.1f} ms, p95 {summary['inference_ms']['p95']:.1f} ms")
-    print(f"wrote {out / 'eval.json'}, {out / 'success.png'}, {out / 'episodes.mp4'}")
+    plot(first["rows"], out / "success.png")
+    if conditions:
+        print(f"\n{'condition':14s}" + "".join(f"{i[:22]:>24s}" for i in instructions) + f"{'total':>10s}")
+        for cond, c in per_condition.items():
+            cells = "".join(f"{r['successes']:>3}/{r['episodes']:<3} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
+                            .rjust(24) for r in c["rows"])
+            print(f"{cond:14s}{cells}{c['successes']:>6}/{c['episodes']}")
+    else:
+        print("\ninstruction                          success    95% CI        time to success")
+        for r in first["rows"]:
+            tag = " (held out)" if r["held_out"] else ""
+            print(f"{r['instruction'] + tag:36s} {r['successes']:>3}/{r['episodes']:<4} "
+                  f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  {r['mean_time_to_success_s']:.2f} s")
+    print(f"inference latency p50 {first['inference_ms']['p50']:.1f} ms, p95 {first['inference_ms']['p95']:.1f} ms")
+    print(f"wrote {out / 'eval.json'}, {out / 'success.png'}, {out / 'episodes*.mp4'}")
     print(f"success: {summary['successes']}/{summary['episodes']}")
     return summary

@@ -183,6 +183,10 @@ SIM_PARAMS: list[ParamSpec] = [
     ParamSpec("object_rate", 50.0, "/sim/objects and /sim/task_success rate (Hz)", min=0.1, max=500.0),
     ParamSpec("publish_clock", False, "Publish /clock from simulated time and stamp with it"),
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
+    ParamSpec("perturb", "nominal", "Evaluation condition drawn at every reset from the seed (vla_ros.sim.perturb): "
+              "camera pose +-2 cm / 3 deg, lighting +-30 % and direction, table colour, two distractor objects, "
+              "50 ms camera latency", choices=("nominal", "camera_pose", "lighting", "table", "distractors",
+                                                "latency")),
 ]
 
 # controller_node parameter -> ControlConfig field: the one mapping, used at start-up and for run-time changes

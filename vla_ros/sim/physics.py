@@ -10,6 +10,7 @@ import numpy as np
 from ..core.cartesian import TWIST_TIMEOUT, joint_step_for_twist
 from ..core.trajectory import JtcTrajectory, accept_trajectory
 from ..robots import RobotPreset
+from .perturb import Perturbation
 from .scene import build_mjcf
 from .tasks import ObjectPose, make_task
 
@@ -21,9 +22,10 @@ class ArmSim:
     targets at each physics step. Joint state, object poses and camera frames are read back out.
     """
 
-    def __init__(self, robot: RobotPreset):
+    def __init__(self, robot: RobotPreset, perturb: str = "nominal"):
         self.robot = robot
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(robot))
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(robot, distractors=perturb == "distractors"))
+        self.perturbation = Perturbation(self.model, perturb, robot.task)
         self.data = mujoco.MjData(self.model)
         self.dt = float(self.model.opt.timestep)
         kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
@@ -122,6 +124,7 @@ class ArmSim:
         self._trajectories = {c: None for c in self.controllers}
         self._ee_pose, self._ee_twist, self._last_ik = None, None, -np.inf
         placed = self.task.reset(self.data, np.random.default_rng(seed))
+        self.perturbation.apply(self.model, self.data, seed, placed)
         mujoco.mj_forward(self.model, self.data)
         for _ in range(int(0.2 / self.dt)):  # let the objects settle
             mujoco.mj_step(self.model, self.data)

@@ -9,6 +9,7 @@ import numpy as np
 from ..core.transforms import look_at, matrix_to_quat_wxyz, rpy_to_matrix
 from ..core.urdf import Geometry, Link, UrdfModel
 from ..robots import CameraSimSpec, RobotPreset, TaskSpec
+from .perturb import distractor_xml
 
 ROBOT_CONTACT = 'contype="2" conaffinity="1"'  # robot geoms touch the world and objects, not each other
 WORLD_CONTACT = 'contype="1" conaffinity="3"'
@@ -73,8 +74,9 @@ def _camera_xml(cam) -> str:
             f'fovy="{cam.sim.fovy}"/>')
 
 
-def build_mjcf(robot: RobotPreset) -> str:
-    """MJCF text for the robot preset's simulated scene."""
+def build_mjcf(robot: RobotPreset, distractors: bool = False) -> str:
+    """MJCF text for the robot preset's simulated scene (``distractors``: with the two distractor objects of
+    the ``distractors`` evaluation condition)."""
     if robot.sim is None:
         raise ValueError(f"robot preset {robot.name!r} has no sim section")
     sim, task = robot.sim, robot.task or TaskSpec()
@@ -128,6 +130,8 @@ def build_mjcf(robot: RobotPreset) -> str:
         lines.append(f'    <body name="{name}" pos="{0.3 + 0.1 * i:.3f} 0.3 {half:.4f}"><freejoint name="{name}"/>'
                      f'<geom name="{name}" type="box" size="{half} {half} {half}" mass="{mass}" rgba="{_fmt(rgba)}" '
                      f'condim="4" {WORLD_CONTACT}/></body>')
+    if distractors:
+        lines.extend(distractor_xml(WORLD_CONTACT))
     for cam in robot.cameras:
         if cam.sim and not cam.sim.body:
             lines.append("    " + _camera_xml(cam))

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 import traceback
+from collections import deque
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -55,7 +56,8 @@ class SimNode(Node):
         p = self.p = declare(self, SIM_PARAMS)
         self.add_on_set_parameters_callback(choice_guard(SIM_PARAMS))
         self.robot = load_robot(p["robot"])
-        self.sim = ArmSim(self.robot)
+        self.sim = ArmSim(self.robot, p["perturb"])
+        self.delayed: deque = deque(maxlen=64)  # (publish at, camera, image, info): the latency condition
         self.cameras = [c for c in self.robot.cameras if c.sim]
         self.frame = self.robot.urdf_model.root
         self.lock = threading.Lock()
@@ -292,6 +294,8 @@ class SimNode(Node):
             if t >= next_cam:
                 next_cam = max(next_cam + cam_period, t)
                 self._publish_cameras()
+            if self.delayed:
+                self._publish_delayed()
             if t >= next_obj:
                 next_obj = max(next_obj + obj_period, t)
                 self._publish_objects()
@@ -306,11 +310,26 @@ class SimNode(Node):
             if self.img_pubs[cam.name].get_subscription_count() == 0:
                 continue  # nobody watches it: no frame rendered (four 640x480 views cost ~40 ms)
             with self.lock:
-                stamp = to_time(self.now())
+                now = self.now()
+                stamp = to_time(now)
                 image = self.sim.render(cam.name, cam.width, cam.height)
+            delay = self.sim.perturbation.camera_delay
+            if delay > 0:
+                self.delayed.append((now + delay, cam, array_to_image(image, stamp, cam.frame_id),
+                                     camera_info(cam, stamp)))
+                continue
             self.img_pubs[cam.name].publish(array_to_image(image, stamp, cam.frame_id))
             self.stats["frames"] += 1
             self.info_pubs[cam.name].publish(camera_info(cam, stamp))
+
+    def _publish_delayed(self) -> None:
+        """Frames of the latency condition whose delay has passed (stamped when they were rendered)."""
+        now = self.now()
+        while self.delayed and self.delayed[0][0] <= now:
+            _, cam, image, info = self.delayed.popleft()
+            self.img_pubs[cam.name].publish(image)
+            self.stats["frames"] += 1
+            self.info_pubs[cam.name].publish(info)
 
     def _publish_objects(self) -> None:
         with self.lock:
