@@ -37,8 +37,8 @@ test: venv  ## unit tests of the core + integration tests with real nodes over D
 bench: venv  ## benchmarks: chunk execution strategies, controller timing under load; output/bench/
 	$(PY) -m bench --out output/bench
 
-bench-gpu: venv  ## full-size pi0, pi0.5 and an OpenVLA-size model on CUDA (random weights); output/bench-gpu/
-	$(PY) -m bench.gpu --out output/bench-gpu
+bench-gpu: venv  ## full-size pi0, pi0.5, an OpenVLA-size model (and SmolVLA: SMOLVLA_VLM=dir) on CUDA (random weights); output/bench-gpu/
+	$(PY) -m bench.gpu --out output/bench-gpu $(if $(SMOLVLA_VLM),--smolvla-vlm $(SMOLVLA_VLM))
 
 fuzz: venv  ## 100,000 malformed messages on every input while the arm runs; output/fuzz/
 	$(VENV)/bin/vla-ros fuzz --messages 100000 --out output/fuzz

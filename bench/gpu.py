@@ -35,6 +35,7 @@ from vla_ros.policies.tiny_models import (
     build_openvla,
     build_pi0,
     build_pi05,
+    build_smolvla,
     tiny_pi0_config,
 )
 from vla_ros.robots import load_robot
@@ -224,6 +225,34 @@ def bench_pi05(args, device: str, torch) -> dict:
     return out
 
 
+def bench_smolvla(args, device: str, torch) -> dict:
+    """SmolVLA (LeRobot's defaults on the VLM in --smolvla-vlm: SmolVLM2-500M-Video-Instruct's config.json and
+    tokenizer, which the checkpoints name but do not hold), ALOHA preset, 3 cameras, 50 x 14 chunk, 10 steps."""
+    robot = load_robot("aloha")
+    folder = Path(tempfile.mkdtemp(prefix="smolvla_full_"))
+    dtype = "bfloat16" if device == "cuda" else "float32"
+    layers, size = (4, 64) if args.tiny else (16, 512)
+    t = time.perf_counter()
+    build_smolvla(folder, args.smolvla_vlm, ALOHA_CAMERAS, num_vlm_layers=layers, image_size=size, device=device,
+                  dtype=dtype)
+    out: dict = {"build_s": time.perf_counter() - t, "rows": [], "dtype": dtype, "vlm": str(args.smolvla_vlm)}
+    try:
+        ctx = pi0_context(robot, folder, 3, 10, vlm_path=str(args.smolvla_vlm))
+        policy = create_policy("smolvla", ctx)
+        out["params"] = sum(p.numel() for p in policy.model.parameters())
+        for rtc in (False, True):
+            obs = aloha_observation(ALOHA_CAMERAS, 0, rtc)
+            row = {"path": "eager", "steps": 10, "rtc_prefix": rtc,
+                   "infer_ms": timed(lambda o=obs, p=policy: p.infer(o), args.calls)}
+            out["rows"].append(row)
+            print("smolvla", json.dumps(row), flush=True)
+        del policy
+        free(torch)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 def bench_openvla(args, device: str, torch) -> dict:
     robot = load_robot("widowx")
     folder = Path(tempfile.mkdtemp(prefix="openvla_7b_"))
@@ -286,6 +315,14 @@ def markdown(result: dict) -> str:
                          f"{r['infer_ms']['p95']:.1f} |")
         if pi05.get("checks"):
             lines += ["", f"pi0.5 fast vs eager (relative, joint targets): {pi05['checks']['fast_vs_eager']:.2e}"]
+    smol = result.get("smolvla")
+    if smol:
+        lines += ["", f"SmolVLA ({smol.get('params', 0) / 1e9:.2f}B parameters, {smol['dtype']}, VLM config from "
+                  f"{smol['vlm']}), ALOHA preset, 3 cameras, 50 x 14 chunk, `SmolVlaPolicy.infer`:", "",
+                  "| steps | RTC prefix | p50 ms | p95 ms |", "|---|---|---|---|"]
+        for r in smol["rows"]:
+            ms = r["infer_ms"]
+            lines.append(f"| {r['steps']} | {r['rtc_prefix']} | {ms['p50']:.1f} | {ms['p95']:.1f} |")
     vla = result.get("openvla")
     if vla:
         m = vla["infer_ms"]
@@ -302,6 +339,8 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny configs (a CPU smoke test of this script)")
     ap.add_argument("--skip-openvla", action="store_true")
     ap.add_argument("--skip-pi05", action="store_true")
+    ap.add_argument("--smolvla-vlm", default="", help="folder with SmolVLM2-500M-Video-Instruct's config.json and "
+                    "tokenizer: times a full-size SmolVLA on it (random weights)")
     ap.add_argument("--compile", default="on", choices=("auto", "on", "off"), help="pi0.compile for the fast rows")
     args = ap.parse_args()
     import torch
@@ -316,6 +355,11 @@ def main() -> None:
     result["pi0"] = bench_pi0(args, device, torch)
     if not args.skip_pi05:
         result["pi05"] = bench_pi05(args, device, torch)
+    if args.smolvla_vlm:
+        result["smolvla"] = bench_smolvla(args, device, torch)
+    else:
+        print("SmolVLA skipped: --smolvla-vlm names the folder with SmolVLM2-500M-Video-Instruct's config.json and "
+              "tokenizer (no hub here)", flush=True)
     if not args.skip_openvla:
         result["openvla"] = bench_openvla(args, device, torch)
     out = Path(args.out)

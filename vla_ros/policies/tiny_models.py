@@ -120,6 +120,51 @@ def build_pi05(folder: str | Path, tiny: bool = False, state_dim: int = 14, acti
     return folder
 
 
+def build_smolvla(folder: str | Path, vlm_path: str | Path, cameras: list[str], state_dim: int = 14,
+                  action_dim: int = 14, chunk_size: int = 50, num_vlm_layers: int = 16, image_size: int = 512,
+                  seed: int = 0, device: str = "cpu", dtype: str = "float32") -> Path:
+    """A randomly initialised SmolVLA (LeRobot's defaults: the VLM cut to ``num_vlm_layers``, the 0.75-wide expert,
+    512 letterbox) on the VLM whose config.json and tokenizer are in ``vlm_path`` (SmolVLM2-500M-Video-Instruct
+    for the real size), saved as LeRobot < 0.4 saves one (config.json, model.safetensors with its statistics
+    buffers)."""
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+    from transformers import AutoConfig
+
+    from .smolvla_model import SmolVLAModel, SmolVLAShape
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    features = {"observation.state": {"type": "STATE", "shape": [state_dim]},
+                **{f"observation.images.{c}": {"type": "VISUAL", "shape": [3, 480, 640]} for c in cameras}}
+    cfg = {"type": "smolvla", "chunk_size": chunk_size, "n_action_steps": chunk_size, "num_vlm_layers": num_vlm_layers,
+           "resize_imgs_with_padding": [image_size, image_size], "vlm_model_name": str(vlm_path),
+           "normalization_mapping": {"VISUAL": "IDENTITY", "STATE": "MEAN_STD", "ACTION": "MEAN_STD"},
+           "input_features": features, "output_features": {"action": {"type": "ACTION", "shape": [action_dim]}}}
+    (folder / "config.json").write_text(json.dumps(cfg, indent=1))
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = SmolVLAModel(AutoConfig.from_pretrained(str(vlm_path)), SmolVLAShape.from_lerobot(cfg), None)
+    model.to(getattr(torch, dtype))
+    weights, seen = {}, set()
+    for k, v in model.state_dict().items():
+        if v.data_ptr() not in seen:
+            seen.add(v.data_ptr())
+            weights[k] = v.detach().to("cpu").contiguous()
+    del model
+    rng = np.random.default_rng(seed)
+    stats = {n: (rng.normal(0, 0.3, n), rng.uniform(0.1, 0.5, n)) for n in {state_dim, action_dim}}
+    for prefix, feature, n in (("normalize_inputs", "observation_state", state_dim),
+                               ("normalize_targets", "action", action_dim),
+                               ("unnormalize_outputs", "action", action_dim)):
+        weights[f"{prefix}.buffer_{feature}.mean"] = torch.tensor(stats[n][0], dtype=torch.float32)
+        weights[f"{prefix}.buffer_{feature}.std"] = torch.tensor(stats[n][1], dtype=torch.float32)
+    save_file(weights, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
 # sizes for paligemma_sizes.sizes_of: 2-layer towers, a 2-layer SigLIP, vocabulary 320
 TINY_PALIGEMMA = {"vocab_size": 320,
                   "vlm": {"width": 64, "depth": 2, "mlp_dim": 128, "num_heads": 4, "num_kv_heads": 1, "head_dim": 16},
