@@ -89,7 +89,7 @@ class Pi0FastPolicy(PaliGemmaBackend):
                         self.cfg.get("temperature"))
         self.tokenizer = self.load_tokenizer()
         try:
-            self.fast = FastTokenizer.load(o["action_tokenizer_path"])
+            self.fast_tokenizer = FastTokenizer.load(o["action_tokenizer_path"])
         except (OSError, ValueError) as exc:
             raise PolicyError(f"pi0fast.action_tokenizer_path: {exc}") from None
         self.shape = Pi0FastShape(vlm, image_size=size, vocab=paligemma_sizes.VOCAB,
@@ -153,7 +153,7 @@ class Pi0FastPolicy(PaliGemmaBackend):
         kept = self.tokenizer.convert_tokens_to_ids(action_ids(strings, self.prefix_tokens))
         fast_ids = [self.tokenizer.vocab_size - 1 - self.skip - int(p) for p in kept]
         try:
-            actions, diff = self.fast.decode(fast_ids, self.chunk_size, self.cfg.action_dim)
+            actions, diff = self.fast_tokenizer.decode(fast_ids, self.chunk_size, self.cfg.action_dim)
         except FastDecodeError as exc:
             self.counts["undecodable_chunks"] += 1
             raise PolicyError(f"the model's action tokens do not decode: {exc}") from None
