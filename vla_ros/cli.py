@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                           "home by up to this much (rad, uniform, from the episode's seed)")
     p_record.add_argument("--command-noise", type=float, default=0.0, help="std (rad) of a slowly varying offset "
                           "on the arm's servo targets: the expert corrects the strays it causes")
+    p_record.add_argument("--perturb", default="nominal", help="record under an evaluation condition (camera_pose, "
+                          "lighting, table, distractors, latency), drawn per episode from its seed: randomised "
+                          "training data")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
     p_train.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],
                          help="folder(s) of recorded episode bags, or LeRobotDataset v3.0 folders")
@@ -172,7 +175,7 @@ def _run(ns: argparse.Namespace) -> int:
 
         args = _launch_args(["policy:=scripted", *ns.args])
         summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
-                          command_noise=ns.command_noise)
+                          command_noise=ns.command_noise, perturb=ns.perturb)
         return 0 if summary["episodes"] >= ns.episodes else 1
     if ns.command == "run":
         from .ros.run_task import run_task

@@ -39,7 +39,7 @@ def finished(out: Path) -> list[Path]:
 
 
 def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True,
-            start_spread: float = 0.0, command_noise: float = 0.0) -> dict:
+            start_spread: float = 0.0, command_noise: float = 0.0, perturb: str = "nominal") -> dict:
     """Record episodes ``start .. episodes - 1`` into ``out``; ``start_spread`` (rad) varies each episode's start
     pose (the sim's parameter: the demonstrations then show the way to the cube from many arm poses);
     ``command_noise`` (rad) makes the arm stray from the expert's commands, which it corrects (the recorded
@@ -55,7 +55,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
     bar = tqdm(total=episodes, initial=min(start, episodes), desc="recording", unit="ep")
     try:
         if start < episodes:
-            with session(args, out, log) as run:
+            with session(args, out, log, overrides={"sim_node": {"perturb": perturb}}) as run:
                 run.client.keep_frames = False
                 run.client.set_parameter("sim", "start_spread", float(start_spread))
                 run.client.set_parameter("sim", "command_noise", float(command_noise))
@@ -74,7 +74,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
     infos = [episode_info(p) or {} for p in finished(out)]
     summary = {"folder": str(out), "episodes": len(infos), "successful": sum(bool(i.get("success")) for i in infos),
                "this_run": len(results),
-               "start_spread": start_spread, "command_noise": command_noise}
+               "start_spread": start_spread, "command_noise": command_noise, "perturb": perturb}
     (out / "collection.json").write_text(json.dumps(summary, indent=1))
     print(f"{summary['episodes']} episodes in {out} ({summary['successful']} successful; {len(results)} recorded now)")
     return summary
