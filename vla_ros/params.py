@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .sim.perturb import CONDITIONS
+
 
 @dataclass(frozen=True)
 class ParamSpec:
@@ -185,8 +187,7 @@ SIM_PARAMS: list[ParamSpec] = [
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
     ParamSpec("perturb", "nominal", "Evaluation condition drawn at every reset from the seed (vla_ros.sim.perturb): "
               "camera pose +-2 cm / 3 deg, lighting +-30 % and direction, table colour, two distractor objects, "
-              "50 ms camera latency", choices=("nominal", "camera_pose", "lighting", "table", "distractors",
-                                                "latency")),
+              "50 ms camera latency", choices=CONDITIONS),
 ]
 
 # controller_node parameter -> ControlConfig field: the one mapping, used at start-up and for run-time changes
