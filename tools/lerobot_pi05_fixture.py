@@ -124,12 +124,13 @@ def smooth_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 
-def build_tokenizer(tok_dir: Path) -> dict:
+def build_tokenizer(tok_dir: Path, vocab_size: int = VOCAB_SIZE, pieces: list[str] = PIECES) -> dict:
+    """A word-level PaliGemma stand-in of ``vocab_size`` tokens (specials, ``pieces``, <unusedN> fillers)."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    tokens = SPECIALS + PIECES
-    tokens += [f"<unused{i}>" for i in range(VOCAB_SIZE - len(tokens))]
+    tokens = SPECIALS + pieces
+    tokens += [f"<unused{i}>" for i in range(vocab_size - len(tokens))]
     vocab = {t: i for i, t in enumerate(tokens)}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Split(Regex(PRE_TOKENIZER_REGEX), behavior="isolated")
@@ -145,10 +146,10 @@ def build_tokenizer(tok_dir: Path) -> dict:
     ids = loaded(text)["input_ids"]
     assert ids[0] == vocab["<bos>"] and vocab["<unk>"] not in ids, ids
     assert loaded.decode(ids[1:]) == text, loaded.decode(ids[1:])
-    assert len(loaded) == VOCAB_SIZE and loaded.pad_token_id == 0
+    assert len(loaded) == vocab_size and loaded.pad_token_id == 0
     return {"tokenizer_class": type(loaded).__name__, "vocab_size": len(loaded), "pad_token_id": loaded.pad_token_id,
             "eos_token_id": loaded.eos_token_id, "bos_token_id": loaded.bos_token_id,
-            "unk_token_id": loaded.unk_token_id, "pieces": tokens[: len(SPECIALS) + len(PIECES)],
+            "unk_token_id": loaded.unk_token_id, "pieces": tokens[: len(SPECIALS) + len(pieces)],
             "pre_tokenizer_regex": PRE_TOKENIZER_REGEX,
             "example": {"text": text, "ids": ids}}
 

@@ -53,11 +53,13 @@ from lerobot_pi05_fixture import (  # noqa: E402
     TINY_VISION,
     TOP,
     WRIST,
+    build_tokenizer,
     rewrite_json,
     shrunk_paligemma,
     smooth_image,
     stats_for,
 )
+from lerobot_pi05_fixture import PIECES as PI05_PIECES  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -68,11 +70,7 @@ MODEL_SEED, TRAIN_SEED, DATA_SEED, FAST_SEED = 20261201, 20261202, 20261203, 202
 DIM = 7
 VOCAB_SIZE = 1024  # FAST ids 0..FAST_VOCAB-1 land on PaliGemma ids VOCAB_SIZE-1-128-id (here 895 .. 384)
 FAST_VOCAB = 400
-SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>"]
-PIECES = [" ", "\n", *"0123456789", ":", ",", ";", "-", ".", "|",
-          "Task", "State", "Action", "pick", "up", "the", "red", "green", "blue", "cube", "block", "put", "spoon",
-          "in", "bowl", "on", "stack", "place", "it", "and"]
-PRE_TOKENIZER_REGEX = r"[A-Za-z]+|[0-9]|\s|[^A-Za-z0-9\s]"
+PIECES = [*PI05_PIECES, "|"]  # the pi0.5 fixture's pieces and the end-of-action marker
 POLICY = {"chunk_size": 10, "n_action_steps": 10, "max_state_dim": 32, "max_action_dim": 32, "max_action_tokens": 80,
           "max_decoding_steps": 80, "dtype": "float32", "device": "cpu", "tokenizer_max_length": 200}
 TRAIN_STEPS, LR = 400, 2e-3
@@ -93,27 +91,6 @@ def smooth_chunk(rng: np.random.Generator, steps: int = 10) -> np.ndarray:
     chunk = coef[0] + coef[1] * t + coef[2] * t**2 - coef[3] * t**3
     chunk[:, CONST_DIM] = 0.0
     return np.clip(chunk, -1.2, 1.2).astype(np.float32)
-
-
-def build_tokenizer(tok_dir: Path) -> dict:
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    tokens = SPECIALS + PIECES
-    tokens += [f"<unused{i}>" for i in range(VOCAB_SIZE - len(tokens))]
-    vocab = {t: i for i, t in enumerate(tokens)}
-    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.Split(Regex(PRE_TOKENIZER_REGEX), behavior="isolated")
-    core.decoder = decoders.Fuse()
-    core.post_processor = processors.TemplateProcessing(single="<bos> $A", pair="<bos> $A $B",
-                                                        special_tokens=[("<bos>", vocab["<bos>"])])
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<bos>", eos_token="<eos>", unk_token="<unk>",
-                                  pad_token="<pad>", clean_up_tokenization_spaces=False, model_max_length=8192)
-    tok.save_pretrained(tok_dir)
-    loaded = AutoTokenizer.from_pretrained(tok_dir)
-    assert loaded.vocab_size == VOCAB_SIZE and loaded.bos_token_id == 2
-    return {"vocab_size": loaded.vocab_size, "bos_token_id": loaded.bos_token_id, "eos_token_id": loaded.eos_token_id,
-            "pieces": tokens[: len(SPECIALS) + len(PIECES)], "pre_tokenizer_regex": PRE_TOKENIZER_REGEX}
 
 
 def gemma_flags(tokenizer):
@@ -273,7 +250,7 @@ def main() -> None:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     tok_dir.mkdir(parents=True)
 
-    tok_info = build_tokenizer(tok_dir)
+    tok_info = build_tokenizer(tok_dir, VOCAB_SIZE, PIECES)
     _, fast_info = build_fast(ns.fast_code, fast_dir, np.random.default_rng(FAST_SEED))
     install_tiny_patches()
 

@@ -108,6 +108,15 @@ class FlowPolicy(TorchPolicy):
         noise = self._noise() if noise is None else noise
         return guided_sample(velocity, noise, steps, target, weights, float(self.options["rtc_beta"]))
 
+    def camera_image(self, observation: Observation, key: str) -> np.ndarray:
+        """Camera ``key``'s frame (HxWx3 uint8), or PolicyError saying what is wrong with it."""
+        img = observation.images.get(key)
+        if img is None:
+            raise PolicyError(f"observation lacks camera {key!r}")
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+        return img
+
     def start_fast(self, fast, guided: bool):
         """Capture a loaded static sampler's graphs and time one warm chunk, at load (not on the first chunk the
         robot waits for); ``timing`` and the log say which path runs."""

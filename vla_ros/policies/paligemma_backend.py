@@ -71,11 +71,7 @@ class PaliGemmaBackend(FlowPolicy):
         size = self.shape.image_size
         images, masks = [], []
         for key in self.cameras:
-            img = observation.images.get(key)
-            if img is None:
-                raise PolicyError(f"observation lacks camera {key!r}")
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+            img = self.camera_image(observation, key)
             if self.openpi:
                 pixels = torch.from_numpy(resize_with_pad(img, size, size, truncate=True)).permute(2, 0, 1)[None]
                 images.append((pixels.float() / 255.0 * 2.0 - 1.0).to(self.device, self.dtype))

@@ -183,11 +183,7 @@ class SmolVlaPolicy(FlowPolicy):
         torch = self.torch
         images, masks = [], []
         for key in self.cameras:
-            img = observation.images.get(key)
-            if img is None:
-                raise PolicyError(f"observation lacks camera {key!r}")
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+            img = self.camera_image(observation, key)
             pixels = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1)[None].float() / 255
             if self.cfg.get("resize_imgs_with_padding") is not None:
                 pixels = letterbox(pixels, *self.image_hw, pad_value=0.0)
