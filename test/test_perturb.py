@@ -77,3 +77,34 @@ def test_distractors_stand_on_the_table_apart_from_the_cubes(sims):
             pos = sim.data.body(name).xpos
             assert 0.0 < pos[2] < 0.05  # resting on the table top
             assert min(np.hypot(pos[0] - p[0], pos[1] - p[1]) for p in placed.values()) >= 0.07
+
+
+def test_randomized_training_scenes_draw_every_visual_condition_within_bounds(sims):
+    """``randomized`` (record --perturb, training data only): camera, light and table changed in every episode,
+    the distractors on the table in about half of them, reproducibly; never one of the evaluation conditions."""
+    from vla_ros.sim.perturb import TRAINING
+
+    assert "randomized" in TRAINING and "randomized" not in CONDITIONS
+    sim, nominal = ArmSim(ROBOT, "randomized"), sims["nominal"].model
+    try:
+        np.testing.assert_array_equal(frame(sim, 5), frame(sim, 5))
+        on_table = 0
+        for seed in range(12):
+            placed = sim.reset(seed)
+            i = sim.perturbation.cams[0]
+            assert 0 < np.abs(sim.model.cam_pos[i] - nominal.cam_pos[i]).max() <= 0.02 + 1e-12
+            ratio = sim.model.light_diffuse[0][0] / nominal.light_diffuse[0][0]
+            assert 0.7 - 1e-9 <= ratio <= 1.3 + 1e-9 and ratio != 1.0
+            mat = sim.perturbation.table_mat
+            assert not np.array_equal(sim.model.mat_rgba[mat], nominal.mat_rgba[mat])
+            heights = [sim.data.body(name).xpos[2] for name, *_ in DISTRACTORS]
+            if all(0.0 < h < 0.05 for h in heights):
+                on_table += 1
+                for name, *_ in DISTRACTORS:
+                    pos = sim.data.body(name).xpos
+                    assert min(np.hypot(pos[0] - p[0], pos[1] - p[1]) for p in placed.values()) >= 0.07
+            else:
+                assert all(h < 0.0 for h in heights)  # parked under the table, out of the task's way
+        assert 3 <= on_table <= 9
+    finally:
+        sim.close()

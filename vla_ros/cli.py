@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     p_record.add_argument("--command-noise", type=float, default=0.0, help="std (rad) of a slowly varying offset "
                           "on the arm's servo targets: the expert corrects the strays it causes")
     p_record.add_argument("--perturb", default="nominal", help="record under an evaluation condition (camera_pose, "
-                          "lighting, table, distractors, latency), drawn per episode from its seed: randomised "
+                          "lighting, table, distractors, latency) or randomized (camera pose, lighting and table at "
+                          "once, distractors in half the episodes), drawn per episode from its seed: randomised "
                           "training data")
     p_train = sub.add_parser("train", help="train the built-in VLA on recorded episodes")
     p_train.add_argument("--data", type=Path, nargs="+", default=[Path("data/demos")],

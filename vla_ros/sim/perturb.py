@@ -9,6 +9,10 @@
   cubes (they exist only in this condition's scene: the nominal scene is unchanged).
 * ``latency``: every camera frame published 50 ms after it is rendered (stamped when rendered).
 
+``randomized`` is for training data, not an evaluation condition: camera pose, lighting and table drawn together at
+every reset (each as its condition draws it, from its own stream), and the distractors on the table in half the
+episodes (under it in the others).
+
 The same seed gives the same scene and the same perturbation; ``nominal`` changes nothing.
 """
 
@@ -17,9 +21,16 @@ from __future__ import annotations
 import numpy as np
 
 CONDITIONS = ("nominal", "camera_pose", "lighting", "table", "distractors", "latency")
+TRAINING = ("randomized",)  # every visual condition at once: domain randomisation for recorded demonstrations
+VISUAL = ("camera_pose", "lighting", "table", "distractors")
 CAMERA_DELAY_S = 0.05
 DISTRACTORS = (("distractor_sphere", "sphere", "0.022", "0.9 0.8 0.1 1"),
                ("distractor_cylinder", "cylinder", "0.018 0.03", "0.55 0.55 0.6 1"))
+
+
+def has_distractors(kind: str) -> bool:
+    """Whether the scene of condition ``kind`` is built with the distractor bodies."""
+    return kind in ("distractors", "randomized")
 
 
 def distractor_xml(contact: str) -> list[str]:
@@ -48,8 +59,8 @@ class Perturbation:
     def __init__(self, model, kind: str, task_spec=None):
         import mujoco
 
-        if kind not in CONDITIONS:
-            raise ValueError(f"unknown perturbation {kind!r} (known: {', '.join(CONDITIONS)})")
+        if kind not in CONDITIONS + TRAINING:
+            raise ValueError(f"unknown perturbation {kind!r} (known: {', '.join(CONDITIONS + TRAINING)})")
         self.kind, self.task_spec = kind, task_spec
         self.camera_delay = CAMERA_DELAY_S if kind == "latency" else 0.0
         self.cams = [i for i in range(model.ncam) if model.cam_bodyid[i] == 0]  # fixed in the world
@@ -60,7 +71,7 @@ class Perturbation:
                         "mat_texrepeat": model.mat_texrepeat.copy()}
         self.table_mat = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_MATERIAL, "table")
         self.distractors = []
-        if kind == "distractors":
+        if has_distractors(kind):
             for name, *_ in DISTRACTORS:
                 joint = model.joint(name)
                 size = model.geom(name).size
@@ -73,15 +84,23 @@ class Perturbation:
         model.light_diffuse[:], model.light_dir[:] = n["light_diffuse"], n["light_dir"]
         model.vis.headlight.diffuse[:], model.vis.headlight.ambient[:] = n["headlight"], n["ambient"]
         model.mat_rgba[:], model.mat_texrepeat[:] = n["mat_rgba"], n["mat_texrepeat"]
-        rng = np.random.default_rng((seed, 7))
-        if self.kind == "camera_pose":
+        if self.kind == "randomized":  # each part from its own stream: as its condition draws it
+            for i, part in enumerate(VISUAL):
+                if part != "distractors" or np.random.default_rng((seed, 8)).random() < 0.5:
+                    self._draw(part, model, data, np.random.default_rng((seed, 7, i)), placed)
+        else:
+            self._draw(self.kind, model, data, np.random.default_rng((seed, 7)), placed)
+
+    def _draw(self, kind: str, model, data, rng, placed) -> None:
+        n = self.nominal
+        if kind == "camera_pose":
             for i in self.cams:
                 model.cam_pos[i] = n["cam_pos"][i] + rng.uniform(-0.02, 0.02, 3)
                 axis, angle = rng.normal(size=3), np.radians(rng.uniform(-3.0, 3.0))
                 axis /= np.linalg.norm(axis)
                 turn = np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis])
                 model.cam_quat[i] = _quat_mul(turn, n["cam_quat"][i])
-        elif self.kind == "lighting":
+        elif kind == "lighting":
             scale = rng.uniform(0.7, 1.3)
             model.light_diffuse[:] = n["light_diffuse"] * scale
             head = rng.uniform(0.7, 1.3)
@@ -89,12 +108,12 @@ class Perturbation:
             for i in range(model.nlight):
                 axis = np.cross(n["light_dir"][i], rng.normal(size=3))
                 model.light_dir[i] = _rotation(axis, np.radians(rng.uniform(-30.0, 30.0))) @ n["light_dir"][i]
-        elif self.kind == "table" and self.table_mat >= 0:
+        elif kind == "table" and self.table_mat >= 0:
             rgba = n["mat_rgba"][self.table_mat].copy()
             rgba[:3] = rng.uniform(0.45, 1.0, 3)
             model.mat_rgba[self.table_mat] = rgba
             model.mat_texrepeat[self.table_mat] = rng.uniform(1.0, 4.0, 2)
-        elif self.kind == "distractors":
+        elif kind == "distractors":
             self._place_distractors(data, rng, placed)
 
     def _place_distractors(self, data, rng, placed) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 from ..core.cartesian import TWIST_TIMEOUT, joint_step_for_twist
 from ..core.trajectory import JtcTrajectory, accept_trajectory
 from ..robots import RobotPreset
-from .perturb import Perturbation
+from .perturb import Perturbation, has_distractors
 from .scene import build_mjcf
 from .tasks import ObjectPose, make_task
 
@@ -24,7 +24,7 @@ class ArmSim:
 
     def __init__(self, robot: RobotPreset, perturb: str = "nominal"):
         self.robot = robot
-        self.model = mujoco.MjModel.from_xml_string(build_mjcf(robot, distractors=perturb == "distractors"))
+        self.model = mujoco.MjModel.from_xml_string(build_mjcf(robot, distractors=has_distractors(perturb)))
         self.perturbation = Perturbation(self.model, perturb, robot.task)
         self.data = mujoco.MjData(self.model)
         self.dt = float(self.model.opt.timestep)
