@@ -146,6 +146,8 @@ def test_an_episode_succeeds_through_the_graph(graph):
         episode = run_episode(client, 0, seed=11, timeout=20.0)
     assert episode.success, g.log_path.read_text()[-3000:]
     assert episode.duration < 15.0
+    # the expert takes the cube across its faces: the jaws span its width (/sim/grasp_width, for eval)
+    assert abs(episode.grasp_width - robot.task.cube_size) < 0.002, episode.grasp_width
     diag = probe.diagnostics("sim_node")[-1]
     assert diag["seed"] == "11"
 

@@ -119,6 +119,29 @@ def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instru
         sim.task.target = "red_cube"
     assert result.success, f"seed {seed}: not lifted within 15 s"
     assert 2.0 < result.duration < 10.0
+    assert abs(sim.task.grasp_width - robot.task.cube_size) < 0.002  # square: across two faces
+
+
+def test_a_cube_spans_its_width_square_and_more_across_a_diagonal(sim, robot):
+    from vla_ros.evaluate import grasps  # noqa: PLC0415
+    from vla_ros.episodes import Episode  # noqa: PLC0415
+    from vla_ros.sim.tasks import extent_along  # noqa: PLC0415
+
+    def yaw(deg):
+        return np.array([np.cos(np.radians(deg) / 2), 0, 0, np.sin(np.radians(deg) / 2)])
+
+    size = robot.task.cube_size
+    assert extent_along(size, yaw(0), [1, 0, 0]) == pytest.approx(size)
+    assert extent_along(size, yaw(90), [0, 3, 0]) == pytest.approx(size)
+    assert extent_along(size, yaw(45), [1, 0, 0]) == pytest.approx(size * np.sqrt(2))
+    assert extent_along(size, yaw(10), [1, 0, 0]) == pytest.approx(size * (np.cos(0.1745) + np.sin(0.1745)), 1e-3)
+    sim.reset(3)
+    assert np.isnan(sim.task.grasp_width)  # until a success
+    assert size - 1e-9 <= sim.task.jaw_width(sim.data) <= size * np.sqrt(3) + 1e-9
+    episodes = [Episode(i, i, ok, 1.0, 0.0, grasp_width=w) for i, (ok, w) in
+                enumerate([(True, size + 0.0005), (True, size + 0.006), (False, size), (True, float("nan"))])]
+    g = grasps(episodes, size)
+    assert (g["measured"], g["square"]) == (2, 1) and g["excess_mm_median"] == pytest.approx(3.25)
 
 
 def test_asynchronous_execution_never_stalls_and_stays_within_limits(sim, robot):

@@ -27,7 +27,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, String
+from std_msgs.msg import Bool, Float64, String
 from std_srvs.srv import SetBool, Trigger
 
 from . import interfaces as io
@@ -48,6 +48,7 @@ class Episode:
     start: float
     instruction: str = ""
     bag: str = ""
+    grasp_width: float = float("nan")  # m: the held cube's width along the jaws at success (sim; NaN: unknown)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class EpisodeClient(Node):
         self.joints = joints
         self.rec = Recording()
         self.success = False
+        self.grasp_width = float("nan")
         self.keep_frames = True
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
@@ -96,6 +98,7 @@ class EpisodeClient(Node):
         for topic in overlay[1] if self.overlay else ():
             self.create_subscription(PathMsg, topic, lambda msg, t=topic: self._on_path(t, msg), QoSProfile(depth=5))
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
+        self.create_subscription(Float64, io.SIM_GRASP_WIDTH, self._on_grasp, QoSProfile(depth=5))
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
         self.instruction_pub = self.create_publisher(String, io.INSTRUCTION, QoSProfile(depth=10))
         self.clients_ = {
@@ -149,6 +152,9 @@ class EpisodeClient(Node):
     def _on_success(self, msg: Bool) -> None:
         self.success = msg.data
 
+    def _on_grasp(self, msg: Float64) -> None:
+        self.grasp_width = msg.data
+
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
             self.diagnostics[st.name] = values_of(st)
@@ -195,8 +201,8 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
     if instruction is not None:
         client.set_instruction(instruction)
     client.call("sim_reset", Trigger.Request())
-    client.success = False
-    time.sleep(0.3)  # fresh joint states and object poses after the reset
+    time.sleep(0.3)
+    client.success, client.grasp_width = False, float("nan")  # fresh joint states and object poses after the reset
     bag = ""
     if record:
         info = {"seed": seed, "index": index, **({"instruction": instruction} if instruction else {})}
@@ -211,11 +217,15 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
         client.check()
         time.sleep(0.02)
     duration = client.now() - start
+    settle = client.now()
+    while client.success and not np.isfinite(client.grasp_width) and client.now() - settle < 0.3:
+        time.sleep(0.01)  # (another topic: it may land a moment after the success)
     if record:
         if client.success:
             time.sleep(hold_after)  # the held cube at the end of the demonstration
         client.call("record_stop", SetBool.Request(data=client.success))
-    return Episode(index, seed, client.success, duration, start, instruction or "", bag)
+    return Episode(index, seed, client.success, duration, start, instruction or "", bag,
+                   client.grasp_width if client.success else float("nan"))
 
 
 def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeout: float = 60.0) -> None:

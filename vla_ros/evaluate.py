@@ -17,6 +17,7 @@ from .core.instructions import phrase, phrasings
 from .demo import write_video
 from .episodes import run_episode, session
 from .graph import GraphArgs
+from .robots import load_robot
 
 COLOURS = ("red", "green", "blue")
 
@@ -82,6 +83,21 @@ def _run(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: f
     return episodes, policy, client.rec.frames, run.exit_code
 
 
+SQUARE_TOLERANCE = 0.002  # m: a grasp is square when the jaws span the cube within this of its width
+
+
+def grasps(episodes: list, cube_size: float | None) -> dict:
+    """How square the successful grasps were: the held cube's width along the jaws (the sim's
+    /sim/grasp_width) against the cube's, over the successes it was measured for."""
+    widths = np.array([e.grasp_width for e in episodes if e.success and np.isfinite(e.grasp_width)])
+    if cube_size is None or not len(widths):
+        return {"measured": 0, "square": 0, "square_rate": float("nan"), "excess_mm_median": float("nan")}
+    excess = widths - cube_size
+    square = int((excess <= SQUARE_TOLERANCE).sum())
+    return {"measured": len(widths), "square": square, "square_rate": square / len(widths),
+            "excess_mm_median": float(np.median(excess) * 1000.0)}
+
+
 def _rows(episodes: list, instructions: list[str], held: set) -> list[dict]:
     rows = []
     for instruction in instructions:
@@ -125,11 +141,14 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
         except ValueError:
             return float("nan")
 
+    task = load_robot(args.robot).task
+    cube = task.cube_size if task is not None and task.kind == "pick_cube" else None
     per_condition = {}
     for cond, (episodes, policy, code) in results.items():
         rows = _rows(episodes, instructions, held)
         per_condition[cond] = {
             "rows": rows, "successes": sum(r["successes"] for r in rows), "episodes": len(episodes),
+            "grasps": grasps(episodes, cube),
             "inference_ms": {"p50": number(policy, "inference_ms_p50"), "p95": number(policy, "inference_ms_p95")},
             "graph_exit_code": code, "episode_log": [e.__dict__ for e in episodes]}
     first = per_condition[names[0]]
@@ -153,6 +172,12 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
             tag = " (held out)" if r["held_out"] else ""
             print(f"{r['instruction'] + tag:36s} {r['successes']:>3}/{r['episodes']:<4} "
                   f"[{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]  {r['mean_time_to_success_s']:.2f} s")
+    for cond, c in per_condition.items():
+        g = c["grasps"]
+        if g["measured"]:
+            where = f" ({cond})" if conditions else ""
+            print(f"square grasps{where}: {g['square']}/{g['measured']} successes span the cube within "
+                  f"{SQUARE_TOLERANCE * 1000:.0f} mm (median excess {g['excess_mm_median']:.1f} mm)")
     print(f"inference latency p50 {first['inference_ms']['p50']:.1f} ms, p95 {first['inference_ms']['p95']:.1f} ms")
     print(f"wrote {out / 'eval.json'}, {out / 'success.png'}, {out / 'episodes*.mp4'}")
     print(f"success: {summary['successes']}/{summary['episodes']}")

@@ -25,6 +25,7 @@ RUN_TASK = "/vla/run_task"
 CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
+SIM_GRASP_WIDTH = "/sim/grasp_width"
 SIM_RESET = "/sim/reset"
 RECORDER_START = "/vla/recorder/start"
 RECORDER_STOP = "/vla/recorder/stop"
@@ -139,6 +140,8 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(INTERVENTION, "vla_ros_interfaces/msg/Intervention", "topic", "controller_node (latched)",
              "recorder_node, user", "Each takeover and hand-back, stamped when it took effect"),
     Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
+    Endpoint(SIM_GRASP_WIDTH, "std_msgs/Float64", "topic", "sim_node", "eval",
+             "The held cube's width along the jaws' closing axis at success (m; cube size when square, NaN before)"),
     Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
              "Simulated time"),
     Endpoint(POLICY_PAUSE, "std_srvs/Trigger", "service", "policy_node", "user", "Stop starting inferences"),

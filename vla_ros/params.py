@@ -187,7 +187,8 @@ SIM_PARAMS: list[ParamSpec] = [
     ParamSpec("real_time_factor", 1.0, "Simulated seconds per wall second", min=0.01, max=100.0),
     ParamSpec("perturb", "nominal", "Evaluation condition drawn at every reset from the seed (vla_ros.sim.perturb): "
               "camera pose +-2 cm / 3 deg, lighting +-30 % and direction, table colour, two distractor objects, "
-              "50 ms camera latency; randomized (training data): the visual ones at once", choices=CONDITIONS + TRAINING),
+              "50 ms camera latency; randomized (training data): the visual ones at once",
+              choices=CONDITIONS + TRAINING),
 ]
 
 # controller_node parameter -> ControlConfig field: the one mapping, used at start-up and for run-time changes

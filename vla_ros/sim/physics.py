@@ -51,7 +51,8 @@ class ArmSim:
         self._ee_pose: np.ndarray | None = None
         self._ee_twist: tuple[np.ndarray, float] | None = None
         self._last_ik = -np.inf
-        self.task = make_task(self.model, robot.task)
+        finger = robot.gripper.joint if robot.single_arm and robot.gripper else None
+        self.task = make_task(self.model, robot.task, finger)
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         # emulated drivers: called before every physics step with (time, dt), and after every reset
         self.step_hooks: list[Callable[[float, float], None]] = []

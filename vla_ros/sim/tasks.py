@@ -18,10 +18,23 @@ class ObjectPose:
     rgba: np.ndarray  # (4,)
 
 
-class PickCubeTask:
-    """Cubes at random non-overlapping positions; success = the target cube held lifted for a while."""
+def extent_along(size: float, quat_wxyz: np.ndarray, direction: np.ndarray) -> float:
+    """Width of a cube of edge ``size`` (orientation ``quat_wxyz``) measured along ``direction`` (world): what
+    jaws closing along it must span (``size`` when they meet two faces square, up to ``size * sqrt(2)`` across
+    a vertical edge, the diagonal)."""
+    rot = np.zeros(9)
+    mujoco.mju_quat2Mat(rot, np.asarray(quat_wxyz, float))
+    u = np.asarray(direction, float) / np.linalg.norm(direction)
+    return float(size * np.abs(rot.reshape(3, 3).T @ u).sum())
 
-    def __init__(self, model: mujoco.MjModel, spec: TaskSpec):
+
+class PickCubeTask:
+    """Cubes at random non-overlapping positions; success = the target cube held lifted for a while.
+
+    ``finger``: the gripper's finger joint (slide): at success, ``grasp_width`` is the held cube's width along
+    the jaws' closing axis (cube_size for a square grasp); NaN before success or without a finger joint."""
+
+    def __init__(self, model: mujoco.MjModel, spec: TaskSpec, finger: str | None = None):
         self.spec = spec
         self.target = spec.target
         self.names = list(spec.objects)
@@ -34,6 +47,16 @@ class PickCubeTask:
         self._model = model
         self.success = False
         self._lifted_since: float | None = None
+        names = {model.joint(j).name for j in range(model.njnt)}
+        self._finger = model.joint(finger).id if finger in names else None
+        self.grasp_width = float("nan")
+
+    def jaw_width(self, data: mujoco.MjData, name: str | None = None) -> float:
+        """Cube ``name``'s (default: the target's) width along the finger joint's axis now (NaN: no finger)."""
+        if self._finger is None:
+            return float("nan")
+        adr = self._qpos[name or self.target]
+        return extent_along(2.0 * self.half, data.qpos[adr + 3: adr + 7], data.xaxis[self._finger])
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> dict[str, list[float]]:
         """Place the cubes; returns name -> [x, y, yaw]."""
@@ -54,6 +77,7 @@ class PickCubeTask:
             data.qvel[self._qvel[name] : self._qvel[name] + 6] = 0.0
         self.success = False
         self._lifted_since = None
+        self.grasp_width = float("nan")
         return placed
 
     def object_poses(self, data: mujoco.MjData) -> dict[str, ObjectPose]:
@@ -79,6 +103,7 @@ class PickCubeTask:
                 self._lifted_since = now
             elif now - self._lifted_since >= self.hold_time:
                 self.success = True
+                self.grasp_width = self.jaw_width(data)
         else:
             self._lifted_since = None
         return self.success
@@ -88,8 +113,8 @@ class TransferCubeTask(PickCubeTask):
     """ACT's transfer: one hand (``giver``) picks the cube up and passes it to the other (``receiver``).
     Success = the cube lifted, touching a receiver finger and no giver finger, for hold_time seconds."""
 
-    def __init__(self, model: mujoco.MjModel, spec: TaskSpec):
-        super().__init__(model, spec)
+    def __init__(self, model: mujoco.MjModel, spec: TaskSpec, finger: str | None = None):
+        super().__init__(model, spec)  # (two hands: no single closing axis)
         def geoms(links: list[str]) -> set[int]:
             bodies = {model.body(link).id for link in links}
             return {g for g in range(model.ngeom) if int(model.geom_bodyid[g]) in bodies}
@@ -115,7 +140,8 @@ TASKS = {"pick_cube": PickCubeTask, "transfer_cube": TransferCubeTask}
 assert set(TASKS) == set(TASK_KINDS), "vla_ros.robots.TASK_KINDS lists the task kinds implemented here"
 
 
-def make_task(model: mujoco.MjModel, spec: TaskSpec | None):
-    """The task ``spec.kind`` names (a pick task without objects when the preset has no task)."""
+def make_task(model: mujoco.MjModel, spec: TaskSpec | None, finger: str | None = None):
+    """The task ``spec.kind`` names (a pick task without objects when the preset has no task); ``finger``: the
+    gripper's finger joint, for the grasp width at success."""
     spec = spec or TaskSpec()
-    return TASKS[spec.kind](model, spec)
+    return TASKS[spec.kind](model, spec, finger)
