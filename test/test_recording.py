@@ -106,3 +106,17 @@ def test_folders_load_as_one_set_with_distinct_episodes(tmp_path):
     assert len(both) == 2 * len(one) and len(both.instructions) == len(both)
     np.testing.assert_array_equal(both.episode, [0] * len(one) + [1] * len(one))
     np.testing.assert_array_equal(both.targets[len(one):], one.targets)
+
+
+def test_recorded_and_evaluated_instructions_name_the_presets_task_objects():
+    """ALOHA's transfer has one red cube: every instruction names it (a green one would name nothing)."""
+    from vla_ros.core.instructions import task_colours
+    from vla_ros.evaluate import default_instructions
+    from vla_ros.recording.collect import instruction_for
+
+    assert task_colours(["red_cube", "green_cube", "blue_cube"]) == ("red", "green", "blue")
+    assert task_colours(["red_cube"]) == ("red",) and task_colours(["widget"]) == ()
+    assert default_instructions(False, "aloha") == ["pick up the red cube"]
+    assert len(default_instructions(True, "franka")) == 3 + 3 * 2  # one trained, two held out per colour
+    assert {instruction_for(k, 3, ("red",)).split()[-2] for k in range(6)} == {"red"}
+    assert [instruction_for(k, 3).split()[-2] for k in range(3)] == ["red", "green", "blue"]

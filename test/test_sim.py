@@ -123,8 +123,8 @@ def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instru
 
 
 def test_a_cube_spans_its_width_square_and_more_across_a_diagonal(sim, robot):
-    from vla_ros.evaluate import grasps  # noqa: PLC0415
     from vla_ros.episodes import Episode  # noqa: PLC0415
+    from vla_ros.evaluate import grasps  # noqa: PLC0415
     from vla_ros.sim.tasks import extent_along  # noqa: PLC0415
 
     def yaw(deg):

@@ -220,7 +220,7 @@ def _run(ns: argparse.Namespace) -> int:
         from .evaluate import default_instructions, evaluate
 
         args = _launch_args(["policy:=builtin", *ns.args])
-        instructions = ns.instruction or default_instructions(ns.held_out)
+        instructions = ns.instruction or default_instructions(ns.held_out, args.robot)
         from .sim.perturb import CONDITIONS
 
         conditions = list(CONDITIONS) if ns.perturb == "all" else [c for c in ns.perturb.split(",") if c]

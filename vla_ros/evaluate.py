@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.instructions import phrase, phrasings
+from .core.instructions import phrase, phrasings, task_colours
 from .demo import write_video
 from .episodes import run_episode, session
 from .graph import GraphArgs
@@ -22,11 +22,14 @@ from .robots import load_robot
 COLOURS = ("red", "green", "blue")
 
 
-def default_instructions(held_out: bool) -> list[str]:
-    """One training phrasing per colour, and with ``held_out`` every held-out phrasing."""
-    out = [phrase(c, "pick up", "cube") for c in COLOURS]
+def default_instructions(held_out: bool, robot: str = "widowx") -> list[str]:
+    """One training phrasing per colour of the preset's task objects, and with ``held_out`` every held-out
+    phrasing."""
+    task = load_robot(robot).task
+    colours = (task_colours(task.objects) if task is not None else ()) or COLOURS
+    out = [phrase(c, "pick up", "cube") for c in colours]
     if held_out:
-        out += [p for c in COLOURS for p in phrasings(c, held_out=True)]
+        out += [p for c in colours for p in phrasings(c, held_out=True)]
     return out
 
 

@@ -41,6 +41,11 @@ def phrasings(colour: str, held_out: bool = False) -> list[str]:
     return [phrase(colour, v, n) for v in VERBS for n in NOUNS if ((v, n) in HELD_OUT) == held_out]
 
 
+def task_colours(objects) -> tuple[str, ...]:
+    """The colours a task's objects can be named by ('red_cube', 'green_cube' -> red, green), in order."""
+    return tuple(c for name in objects for c in COLOURS if name.split("_")[0] == c)
+
+
 def target_object(instruction: str, objects) -> str | None:
     """The object an instruction names ('pick up the red cube' -> 'red_cube'), or None."""
     text = instruction.lower()

@@ -13,17 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.instructions import phrasings
+from ..core.instructions import phrasings, task_colours
 from ..episodes import run_episode, session
 from ..graph import GraphArgs
+from ..robots import load_robot
 from .bag import episode_info
 
 COLOURS = ("red", "green", "blue")
 
 
-def instruction_for(k: int, seed: int) -> str:
-    """The instruction of episode ``k``: colour k mod 3, a training phrasing drawn from (seed, k)."""
-    options = phrasings(COLOURS[k % len(COLOURS)])
+def instruction_for(k: int, seed: int, colours: tuple[str, ...] = COLOURS) -> str:
+    """The instruction of episode ``k``: colour k mod len(colours) (the task's objects), a training phrasing
+    drawn from (seed, k)."""
+    options = phrasings(colours[k % len(colours)])
     return options[int(np.random.default_rng((seed, k)).integers(len(options)))]
 
 
@@ -52,6 +54,8 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
     args.record, args.record_dir = True, str(out)
     log = open(out / "nodes.log", "a") if quiet else None
     results = []
+    task = load_robot(args.robot).task
+    colours = (task_colours(task.objects) if task is not None else ()) or COLOURS  # (ALOHA's transfer: red only)
     bar = tqdm(total=episodes, initial=min(start, episodes), desc="recording", unit="ep")
     try:
         if start < episodes:
@@ -60,7 +64,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
                 run.client.set_parameter("sim", "start_spread", float(start_spread))
                 run.client.set_parameter("sim", "command_noise", float(command_noise))
                 for k in range(start, episodes):
-                    ep = run_episode(run.client, k, seed + k, timeout, instruction_for(k, seed), record=True)
+                    ep = run_episode(run.client, k, seed + k, timeout, instruction_for(k, seed, colours), record=True)
                     results.append(ep.__dict__)
                     bar.update()
                     bar.set_postfix(success=f"{sum(r['success'] for r in results)}/{len(results)}")
