@@ -166,23 +166,32 @@ def bench_scripted(n: int) -> dict:
     return out
 
 
-def bench_builtin(n: int) -> dict | None:
-    """The shipped built-in VLA on one 224x224 camera, as the policy node runs it (one thread)."""
+def bench_builtin(n: int, robot_name: str = "widowx") -> dict | None:
+    """The built-in VLA shipped for ``robot_name``, on its cameras at the preset's resolution, as the policy node
+    runs it (one thread)."""
     from vla_ros.policies.builtin import SHIPPED
 
-    if not (SHIPPED / "builtin_widowx" / "config.json").exists():
+    if not (SHIPPED / f"builtin_{robot_name}" / "config.json").exists():
         return None
-    robot = load_robot("widowx")
+    robot = load_robot(robot_name)
     policy = create_policy("builtin", policy_context(robot, {"backend": "builtin"}))
     rng = np.random.default_rng(0)
-    obs = Observation(time.time(), np.array([0.0, -0.55, 0.45, 0.0, 1.3, 0.0, 0.037]),
-                      {"image_0": rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)}, "pick up the red cube")
+    cams = [c for c in robot.cameras if c.key in policy.cfg.image_keys]
+    home = dict(zip(robot.arm_joints, robot.sim.home or []))
+    state = np.array([home.get(j, robot.sim.gripper_home or 0.0) for j in robot.state_joints])
+    obs = Observation(time.time(), state, {c.key: rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8)
+                                           for c in cams}, "pick up the red cube")
     result = {"infer_ms": timed(lambda: policy.infer(obs), 10 * n),
               "preprocess_ms": timed(lambda: policy.preprocess(obs), 10 * n),
-              "setup": f"shipped built-in VLA ({sum(p.numel() for p in policy.model.parameters()) / 1e3:.0f}k "
-                       f"parameters, {policy.cfg.head} head), 1 x 224x224 camera, 10 x 7 chunk, 1 thread"}
+              "setup": f"{robot_name} built-in VLA ({sum(p.numel() for p in policy.model.parameters()) / 1e3:.0f}k "
+                       f"parameters, {policy.cfg.head} head), "
+                       + " + ".join(f"{c.width}x{c.height}" for c in cams) + " camera(s), "
+                       f"{policy.cfg.horizon} x {len(policy.cfg.action_joints)} chunk, 1 thread"}
     result["chunks_per_s"] = 1000.0 / result["infer_ms"]["p50"]
     return result
+
+
+SHIPPED_ROBOTS = ("widowx", "franka", "aloha")
 
 
 def run(n: int, out: Path) -> dict:
@@ -193,6 +202,7 @@ def run(n: int, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vla_bench_"))
     steps = [("scripted", lambda: bench_scripted(n)), ("builtin", lambda: bench_builtin(n)),
+             *((f"builtin {r}", lambda r=r: bench_builtin(n, r)) for r in SHIPPED_ROBOTS[1:]),
              ("pi0", lambda: bench_pi0(build_tiny_pi0(tmp / "pi0", 14, 14, 50), n)),
              ("openvla", lambda: bench_openvla(build_tiny_openvla(tmp / "openvla"), n)),
              ("openpi remote", lambda: bench_remote(tmp / "pi0", n))]
@@ -208,7 +218,7 @@ def table(r: dict) -> str:
 
     lines = ["| backend | inference p50 / p95 [ms] | pre-processing [ms] | post-processing [ms] | setup |",
              "|---|---|---|---|---|"]
-    for name in ("scripted", "builtin", "pi0", "openvla"):
+    for name in ("scripted", "builtin", *(f"builtin {r}" for r in SHIPPED_ROBOTS[1:]), "pi0", "openvla"):
         s = r.get(name)
         if s is None:
             continue
@@ -224,8 +234,10 @@ def table(r: dict) -> str:
               "", f"Remote setup: {rem['setup']}."]
     pre_post = r["pi0"]["preprocess_ms"]["p50"] + r["pi0"]["postprocess_ms"]["p50"]
     lines.append(f"pi0 pre- plus post-processing p50: {pre_post:.2f} ms (1 camera, 14-D state).")
-    if r.get("builtin"):
-        lines.append(f"Built-in VLA: {r['builtin']['chunks_per_s']:.0f} chunks/s (batch 1, inference p50).")
+    for name in ("builtin", *(f"builtin {r}" for r in SHIPPED_ROBOTS[1:])):
+        if r.get(name):
+            lines.append(f"{r[name]['setup'].split(' (')[0]}: {r[name]['chunks_per_s']:.0f} chunks/s (batch 1, "
+                         "inference p50).")
     return "\n".join(lines) + "\n"
 
 

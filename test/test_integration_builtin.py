@@ -1,4 +1,5 @@
-"""The shipped built-in VLA drives the arm through the real graph: camera, joint state, instruction only."""
+"""The shipped built-in VLAs drive each arm through the real graph (the sim playing the arm's driver): camera,
+joint state, instruction only."""
 
 import pytest
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
@@ -9,29 +10,36 @@ from vla_ros.policies.builtin import SHIPPED
 from vla_ros.robots import load_robot
 
 pytestmark = pytest.mark.integration
-ROBOT = load_robot("widowx")
+# scenes where `vla-ros eval` saw every colour succeed (README: the measured success rates)
+SCENES = {"widowx": ((2, "red"), (6, "green"), (8, "blue"), (10, "red")),
+          "franka": ((1, "red"), (2, "green"), (3, "blue"))}
 
 
-def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path):
-    assert (SHIPPED / "builtin_widowx" / "config.json").exists(), "the package ships the built-in model"
+@pytest.mark.parametrize("name", list(SCENES))
+def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path, name):
+    robot = load_robot(name)
+    assert (SHIPPED / f"builtin_{name}" / "config.json").exists(), "the package ships the built-in model"
     probe = Probe("builtin_probe")
     record_diagnostics(probe)
-    graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True}}, policy="builtin", driver="preset")
+    graph = start_graph(tmp_path, overrides={"policy_node": {"start_paused": True}}, policy="builtin", driver="preset",
+                        robot=name)
     try:
-        with probe.guest(EpisodeClient(ROBOT.action_joints, None, max_frames=0)) as client:
+        with probe.guest(EpisodeClient(robot.action_joints, None, max_frames=0,
+                                       joint_states_topic=robot.joint_states_topic)) as client:
             wait_for_nodes(probe, graph, ["sim_node", "policy_node", "controller_node"])
             # it sees only what a real robot gives it: nobody in the policy node listens to the sim's object poses
             readers = {info.node_name for info in probe.get_subscriptions_info_by_topic("/sim/objects")}
-            assert "policy_node" not in readers and probe.get_subscriptions_info_by_topic("/camera/image_raw")
-            # scenes where `vla-ros eval` saw every colour succeed (148 of its 150 episodes succeeded)
+            assert "policy_node" not in readers
+            assert all(probe.get_subscriptions_info_by_topic(c.image_topic) for c in robot.cameras)
             episodes = [run_episode(client, i, seed=seed, timeout=15.0, instruction=phrase(colour, "pick up", "cube"))
-                        for i, (seed, colour) in enumerate(zip((2, 6, 8, 10), ("red", "green", "blue", "red")))]
+                        for i, (seed, colour) in enumerate(SCENES[name])]
     finally:
         code = graph.stop()
         probe.close()
     log = graph.log_path.read_text()
     assert code == 0, log[-3000:]
-    # one failure in four is tolerated (a loaded CI machine): the measured success rate is in the README
-    assert sum(e.success for e in episodes) >= 3, [(e.instruction, e.success, round(e.duration, 2)) for e in episodes]
+    # one failure is tolerated (a loaded CI machine): the measured success rates are in the README
+    outcome = [(e.instruction, e.success, round(e.duration, 2)) for e in episodes]
+    assert sum(e.success for e in episodes) >= len(episodes) - 1, outcome
     diag = probe.diagnostics("policy_node")[-1]
     assert diag["backend"] == "builtin" and int(diag["published"]) >= 10  # (its speed: make bench)
