@@ -104,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the grasp's angle to it (0: off)")
     p_train.add_argument("--intervention-weight", type=float, default=1.0, help="frames a teleoperator drove "
                          "(recorded takeovers) count this many times (0: left out)")
+    p_train.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (same "
+                         "robot and architecture): more epochs on the same or new data")
+    p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -198,7 +201,8 @@ def _run(ns: argparse.Namespace) -> int:
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
                        word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
-                       grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight)
+                       grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
+                       lr=ns.lr)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

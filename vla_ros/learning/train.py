@@ -140,14 +140,15 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
-          grip_jitter: float = 0.0065, intervention_weight: float = 1.0) -> dict:
+          grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
     the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop).
     ``attention_heads``: instruction-queried colour attention heads (0: the shipped model's architecture);
     ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1);
-    ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off)."""
+    ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off);
+    ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's)."""
     import torch
     from tqdm import tqdm
 
@@ -183,6 +184,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
+    if init is not None:
+        load_init(model, cfg, Path(init))
 
     def tensors(selection):
         idx = np.nonzero(selection)[0] if selection.dtype == bool else selection
@@ -286,7 +289,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
-              "word_dropout": word_dropout, "gripper_state": gripper_state, "still_weight": still_weight,
+              "init": str(init) if init is not None else None, "word_dropout": word_dropout,
+              "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
               "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
               "holding_samples": int(holding[~val].sum()),
@@ -295,6 +299,19 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     (out / "training.json").write_text(json.dumps(report, indent=1))
     plot_losses(history, out / "loss_curve.png")
     return report
+
+
+def load_init(model: TinyVLA, cfg: ModelConfig, folder: Path) -> None:
+    """Start ``model`` from ``folder``'s weights; a checkpoint of another robot, camera set, vocabulary or
+    architecture is refused, naming what differs."""
+    from safetensors.torch import load_file
+
+    theirs = asdict(ModelConfig.load(folder))
+    differ = [k for k, v in asdict(cfg).items() if theirs.get(k) != v]
+    if differ:
+        raise ValueError(f"--init {folder}: its config differs in {differ}; start from a checkpoint of this run's "
+                         "robot, data vocabulary and architecture")
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
 
 
 def save_checkpoint(out: str | Path, model: TinyVLA, stats: NormStats, tokenizer: WordTokenizer) -> Path:
