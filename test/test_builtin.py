@@ -17,6 +17,7 @@ from vla_ros.learning.train import (  # noqa: E402
     grasp_goals,
     holding_frames,
     jitter_grip,
+    load_init,
     save_checkpoint,
     still_frames,
 )
@@ -261,3 +262,19 @@ def test_first_frames_marks_each_episodes_first_sample():
     """The grasp head is also scored on these alone: only the instruction tells the target there."""
     np.testing.assert_array_equal(first_frames(np.array([0, 0, 0, 3, 3, 7])), [1, 0, 0, 1, 0, 1])
     assert first_frames(np.array([], int)).shape == (0,)
+
+
+def test_training_can_start_from_a_checkpoint_of_the_same_config_only(checkpoint):
+    """``vla-ros train --init``: the weights are those of the checkpoint; another architecture is refused."""
+    import dataclasses  # noqa: PLC0415
+
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    cfg = ModelConfig.load(checkpoint)
+    model = TinyVLA(cfg)
+    load_init(model, cfg, checkpoint)
+    saved = load_file(str(checkpoint / "model.safetensors"))
+    assert all(torch.equal(v, saved[k]) for k, v in model.state_dict().items())
+    other = dataclasses.replace(cfg, hidden=128)
+    with pytest.raises(ValueError, match=r"differs in \['hidden'\]"):
+        load_init(TinyVLA(other), other, checkpoint)
