@@ -151,10 +151,10 @@ def test_ros2_launch_refuses_a_robot_policy_pair_without_a_model():
     ros2 = shutil.which("ros2")
     if ros2 is None:
         pytest.skip("no ros2 command")
-    out = subprocess.run([ros2, "launch", "vla_ros", "policy.launch.py", "robot:=franka"], capture_output=True,
+    out = subprocess.run([ros2, "launch", "vla_ros", "policy.launch.py", "robot:=aloha"], capture_output=True,
                          text=True, timeout=120)
     text = out.stdout + out.stderr
-    assert out.returncode != 0 and "no model is shipped for robot 'franka'" in text, text
+    assert out.returncode != 0 and "no model is shipped for robot 'aloha'" in text, text
     assert "Traceback" not in text and "process started" not in text, text
 
 
@@ -234,4 +234,5 @@ def test_the_demo_runs_the_shipped_model_or_else_the_robots_scripted_expert(caps
     assert demo_args([]).policy == "builtin"  # (widowx: a model is shipped)
     assert demo_args(["robot:=aloha"]).policy == "scripted"
     assert "no built-in model is shipped for robot 'aloha'" in capsys.readouterr().out
-    assert demo_args(["robot:=franka", "policy:=builtin"]).policy == "builtin"  # named: kept (and fails loudly)
+    assert demo_args(["robot:=franka"]).policy == "builtin"  # a model is shipped for the Franka too
+    assert demo_args(["robot:=aloha", "policy:=builtin"]).policy == "builtin"  # named: kept (and fails loudly)
