@@ -191,7 +191,7 @@ def bench_builtin(n: int, robot_name: str = "widowx") -> dict | None:
     return result
 
 
-SHIPPED_ROBOTS = ("widowx", "franka", "aloha")
+BUILTIN_ROWS = {"builtin": "widowx", "builtin franka": "franka", "builtin aloha": "aloha"}  # row -> robot preset
 
 
 def run(n: int, out: Path) -> dict:
@@ -201,8 +201,8 @@ def run(n: int, out: Path) -> dict:
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="vla_bench_"))
-    steps = [("scripted", lambda: bench_scripted(n)), ("builtin", lambda: bench_builtin(n)),
-             *((f"builtin {r}", lambda r=r: bench_builtin(n, r)) for r in SHIPPED_ROBOTS[1:]),
+    steps = [("scripted", lambda: bench_scripted(n)),
+             *((row, lambda r=robot: bench_builtin(n, r)) for row, robot in BUILTIN_ROWS.items()),
              ("pi0", lambda: bench_pi0(build_tiny_pi0(tmp / "pi0", 14, 14, 50), n)),
              ("openvla", lambda: bench_openvla(build_tiny_openvla(tmp / "openvla"), n)),
              ("openpi remote", lambda: bench_remote(tmp / "pi0", n))]
@@ -218,7 +218,7 @@ def table(r: dict) -> str:
 
     lines = ["| backend | inference p50 / p95 [ms] | pre-processing [ms] | post-processing [ms] | setup |",
              "|---|---|---|---|---|"]
-    for name in ("scripted", "builtin", *(f"builtin {r}" for r in SHIPPED_ROBOTS[1:]), "pi0", "openvla"):
+    for name in ("scripted", *BUILTIN_ROWS, "pi0", "openvla"):
         s = r.get(name)
         if s is None:
             continue
@@ -234,7 +234,7 @@ def table(r: dict) -> str:
               "", f"Remote setup: {rem['setup']}."]
     pre_post = r["pi0"]["preprocess_ms"]["p50"] + r["pi0"]["postprocess_ms"]["p50"]
     lines.append(f"pi0 pre- plus post-processing p50: {pre_post:.2f} ms (1 camera, 14-D state).")
-    for name in ("builtin", *(f"builtin {r}" for r in SHIPPED_ROBOTS[1:])):
+    for name in BUILTIN_ROWS:
         if r.get(name):
             lines.append(f"{r[name]['setup'].split(' (')[0]}: {r[name]['chunks_per_s']:.0f} chunks/s (batch 1, "
                          "inference p50).")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .core.instructions import phrase, phrasings, task_colours
+from .core.instructions import instruction_colours, phrase, phrasings
 from .demo import write_video
 from .episodes import run_episode, session
 from .graph import GraphArgs
@@ -25,8 +25,7 @@ COLOURS = ("red", "green", "blue")
 def default_instructions(held_out: bool, robot: str = "widowx") -> list[str]:
     """One training phrasing per colour of the preset's task objects, and with ``held_out`` every held-out
     phrasing."""
-    task = load_robot(robot).task
-    colours = (task_colours(task.objects) if task is not None else ()) or COLOURS
+    colours = instruction_colours(load_robot(robot).task, COLOURS)
     out = [phrase(c, "pick up", "cube") for c in colours]
     if held_out:
         out += [p for c in colours for p in phrasings(c, held_out=True)]

@@ -46,6 +46,12 @@ def task_colours(objects) -> tuple[str, ...]:
     return tuple(c for name in objects for c in COLOURS if name.split("_")[0] == c)
 
 
+def instruction_colours(task, default: tuple[str, ...] = ("red", "green", "blue")) -> tuple[str, ...]:
+    """The colours to phrase a preset's task instructions with: its objects' (ALOHA's transfer: red only), or
+    ``default`` for a task without coloured objects (or no task)."""
+    return (task_colours(task.objects) if task is not None else ()) or default
+
+
 def target_object(instruction: str, objects) -> str | None:
     """The object an instruction names ('pick up the red cube' -> 'red_cube'), or None."""
     text = instruction.lower()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.instructions import phrasings, task_colours
+from ..core.instructions import instruction_colours, phrasings
 from ..episodes import run_episode, session
 from ..graph import GraphArgs
 from ..robots import load_robot
@@ -54,8 +54,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
     args.record, args.record_dir = True, str(out)
     log = open(out / "nodes.log", "a") if quiet else None
     results = []
-    task = load_robot(args.robot).task
-    colours = (task_colours(task.objects) if task is not None else ()) or COLOURS  # (ALOHA's transfer: red only)
+    colours = instruction_colours(load_robot(args.robot).task, COLOURS)
     bar = tqdm(total=episodes, initial=min(start, episodes), desc="recording", unit="ep")
     try:
         if start < episodes:

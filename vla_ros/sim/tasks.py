@@ -47,8 +47,8 @@ class PickCubeTask:
         self._model = model
         self.success = False
         self._lifted_since: float | None = None
-        names = {model.joint(j).name for j in range(model.njnt)}
-        self._finger = model.joint(finger).id if finger in names else None
+        joints = {model.joint(j).name for j in range(model.njnt)}
+        self._finger = model.joint(finger).id if finger in joints else None
         self.grasp_width = float("nan")
 
     def jaw_width(self, data: mujoco.MjData, name: str | None = None) -> float:
