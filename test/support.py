@@ -270,3 +270,13 @@ class FakeRobot:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def preset_without_model(folder: Path) -> Path:
+    """The WidowX preset saved as robot 'nomodel': a robot no built-in model is shipped for."""
+    from vla_ros.paths import share_dir
+
+    preset = yaml.safe_load((share_dir() / "config" / "robots" / "widowx.yaml").read_text())
+    path = folder / "nomodel.yaml"
+    path.write_text(yaml.safe_dump({**preset, "name": "nomodel"}))
+    return path

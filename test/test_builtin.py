@@ -168,6 +168,18 @@ def test_grasp_goals_are_the_command_when_the_gripper_closed_halfway():
     assert goals[0, 6] == pytest.approx(0.02)
 
 
+
+def test_grasp_goals_of_two_grippers_are_taken_when_the_first_one_closed():
+    # a transfer: the giver (column 1) closes at sample 2, the receiver (column 0) later at sample 4
+    first = np.zeros((6, 3))
+    first[:, 2] = np.arange(6)  # a joint: a different value per sample
+    first[:, 0] = [0.05, 0.05, 0.05, 0.05, 0.01, 0.01]
+    first[:, 1] = [0.0, 0.05, 0.01, 0.01, 0.01, 0.05]
+    samples = Samples(None, first.copy(), np.repeat(first[:, None], 10, axis=1), ["x"] * 6, np.zeros(6, int))
+    assert grasp_goals(samples, [0, 1])[:, 2] == pytest.approx([2.0] * 6)
+    assert grasp_goals(samples, [0])[:, 2] == pytest.approx([4.0] * 6)
+    assert grasp_goals(samples, [])[:, 2] == pytest.approx([5.0] * 6)  # no gripper: the last command
+
 @pytest.fixture
 def checkpoint(tmp_path):
     """A checkpoint saved as training saves one; the head outputs zeros (normalised), so every action is

@@ -14,7 +14,7 @@ import yaml
 from rclpy.qos import QoSProfile
 from rosgraph_msgs.msg import Clock
 from std_msgs.msg import Float64MultiArray
-from support import FakeRobot, Probe, record_diagnostics, start_graph, wait_for_nodes
+from support import FakeRobot, Probe, preset_without_model, record_diagnostics, start_graph, wait_for_nodes
 from trajectory_msgs.msg import JointTrajectory
 
 from bench.ctrl_c import in_new_group, try_once
@@ -196,9 +196,9 @@ def test_launch_command_reports_bad_arguments_and_failing_nodes(tmp_path):
     out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 2 and "nothing publishes with sim:=none" in out and "policy:=pi0" in out
     # a robot/policy pair without what it needs: refused before any node starts, without a traceback
-    proc = _cli("launch", "robot:=aloha")  # the default built-in policy: no model is shipped for ALOHA
+    proc = _cli("launch", f"robot:={preset_without_model(tmp_path)}")  # the default built-in policy, no model
     out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 2 and "no model is shipped for robot 'aloha'" in out and "Traceback" not in out, out
+    assert proc.returncode == 2 and "no model is shipped for robot 'nomodel'" in out and "Traceback" not in out, out
     assert "[launcher]" not in out  # (no node was started)
     proc = _cli("launch", "sim:=none", "policy:=pi0")
     out, _ = proc.communicate(timeout=30)

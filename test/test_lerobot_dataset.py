@@ -257,3 +257,5 @@ def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
                    progress=False)
     assert report["episodes"] == 3 and report["samples"] == 60 and report["intervention_samples"] == 0
     assert (tmp_path / "model" / "model.safetensors").exists() and np.isfinite(report["history"]["val_loss"][-1])
+    with pytest.raises(ValueError, match="has cameras"):  # a camera the preset lacks: refused, naming its cameras
+        train([tmp_path / "ds"], tmp_path / "other", "widowx", cameras=["cam_high"], progress=False)

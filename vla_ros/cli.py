@@ -28,9 +28,11 @@ def demo_args(items: list[str]) -> GraphArgs:
     args = _launch_args(items)
     if not any(a.startswith("policy:=") for a in items):
         from .policies.builtin import SHIPPED
+        from .robots import load_robot
 
-        if not (SHIPPED / f"builtin_{args.robot}" / "config.json").exists():
-            print(f"no built-in model is shipped for robot {args.robot!r}: the demo runs its scripted expert "
+        name = load_robot(args.robot).name  # (robot:= may be a preset file)
+        if not (SHIPPED / f"builtin_{name}" / "config.json").exists():
+            print(f"no built-in model is shipped for robot {name!r}: the demo runs its scripted expert "
                   "(policy:=scripted)")
             args = _launch_args([*items, "policy:=scripted"])
     return args
@@ -107,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (same "
                          "robot and architecture): more epochs on the same or new data")
     p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
+    p_train.add_argument("--cameras", nargs="+", default=None, help="the preset's camera keys the model sees, the "
+                         "first one timing the samples (default: all; ALOHA: cam_high cam_left_wrist "
+                         "cam_right_wrist, as openpi feeds it)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -202,7 +207,7 @@ def _run(ns: argparse.Namespace) -> int:
                        word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
-                       lr=ns.lr)
+                       lr=ns.lr, cameras=ns.cameras)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

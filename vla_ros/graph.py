@@ -221,8 +221,8 @@ def build_graph(args: GraphArgs, overrides: dict[str, dict] | None = None, check
     # publishes the merged one itself)
     if robot.joint_state_sources and args.sim not in EXTERNAL_SIMS:
         nodes.append(NodeSpec("relay", "joint_state_relay", RELAY, {**common}, list(extra)))
-    # the preset's cameras, for a backend that reads images (frames nobody reads are neither rendered nor sent)
-    seen = cams if _uses_images(args.policy) else []
+    # the preset's cameras the backend reads (frames nobody reads are neither rendered nor sent)
+    seen = _cameras_read(args.policy, backend, options, robot)
     nodes.append(NodeSpec("policy", "policy_node", POLICY, {
         **common, "joint_states_topic": js_topic,
         **({"task_success_topic": SIM_TASK_SUCCESS, "task_reset_sim": True} if args.sim == "mujoco" else {}),
@@ -249,13 +249,18 @@ def _on(choice: str, auto: bool) -> bool:
     return auto if choice == "auto" else choice == "true"
 
 
-def _uses_images(policy: str) -> bool:
+def _cameras_read(policy: str, backend: str, options: dict[str, Any], robot) -> list:
+    """The preset's cameras that the policy's backend reads: none, those it names, or all of them."""
     from .policies import backend_class
 
     try:
-        return bool(backend_class(policy).uses_images)
+        if not backend_class(policy).uses_images:
+            return []
+        keys = backend_class(backend).cameras(
+            {k[len(backend) + 1:]: v for k, v in options.items() if k.startswith(backend + ".")}, robot)
     except (KeyError, ImportError):  # (an unknown backend fails in the policy node, with its own message)
-        return True
+        return list(robot.cameras)
+    return [c for c in robot.cameras if keys is None or c.key in keys]
 
 
 def write_params_file(nodes: list[NodeSpec], directory: str | Path | None = None) -> Path:

@@ -33,19 +33,26 @@ def action_space_arrays(samples: Samples, state_joints: list[str], action_joints
     return actions
 
 
-def grasp_goals(samples: Samples, gripper: int | None) -> np.ndarray:
+def grasp_goals(samples: Samples, gripper: int | list[int] | None) -> np.ndarray:
     """Per sample, the commanded positions when its episode's gripper closed halfway after opening (the
-    grasp pose; the last command if it never closed). Samples of an episode are in time order."""
+    grasp pose; the last command if it never closed). Several grippers (two arms): the one that closed first
+    (a transfer's giver, taking the object from the table). Samples of an episode are in time order."""
     first = samples.targets[:, 0, :].astype(np.float64)
+    columns = [] if gripper is None else [gripper] if isinstance(gripper, int) else list(gripper)
     goals = np.empty_like(first)
     for ep in np.unique(samples.episode):
         idx = np.nonzero(samples.episode == ep)[0]
-        g = first[idx, gripper] if gripper is not None else np.zeros(len(idx))
-        span = g.max() - g.min()
-        opened = int(np.argmax(g))  # (an episode may start with the gripper still closed)
-        closing = opened + np.nonzero(g[opened:] < g[opened] - 0.5 * span)[0] if span > 1e-4 else np.array([], int)
-        goals[idx] = first[idx[closing[0]] if len(closing) else idx[-1]]
+        closes = [c for c in (_closing(first[idx, col]) for col in columns) if c is not None]
+        goals[idx] = first[idx[min(closes)] if closes else idx[-1]]
     return goals
+
+
+def _closing(g: np.ndarray) -> int | None:
+    """Index of the first value below halfway after the maximum (the gripper closing), None if it never does."""
+    span = g.max() - g.min()
+    opened = int(np.argmax(g))  # (an episode may start with the gripper still closed)
+    closing = np.nonzero(g[opened:] < g[opened] - 0.5 * span)[0] if span > 1e-4 else np.array([], int)
+    return opened + int(closing[0]) if len(closing) else None
 
 
 def first_frames(episodes: np.ndarray) -> np.ndarray:
@@ -140,7 +147,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
-          grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None) -> dict:
+          grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
+          cameras: list[str] | None = None) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -148,7 +156,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     ``attention_heads``: instruction-queried colour attention heads (0: the shipped model's architecture);
     ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1);
     ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off);
-    ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's)."""
+    ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's);
+    ``cameras``: the preset's camera keys the model sees, the first one's frames timing the samples (default:
+    every camera of the preset)."""
     import torch
     from tqdm import tqdm
 
@@ -159,28 +169,38 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
     grippers = {g.joint for g in robot.grippers}
-    cfg = ModelConfig(image_keys=[c.key for c in robot.cameras],
+    keys = [c.key for c in robot.cameras]
+    unknown = [k for k in cameras or [] if k not in keys]
+    if unknown or (cameras is not None and not cameras):
+        raise ValueError(f"cameras {unknown or cameras}: robot {robot.name!r} has cameras {keys}")
+    cameras = list(cameras or keys)
+    cfg = ModelConfig(image_keys=cameras,
                       state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
                       action_joints=list(robot.action_joints),
                       delta_joints=[j for j in robot.action_joints if j not in grippers],
                       image_size=image_size, head=head, attention_heads=attention_heads)
     folders = [data] if isinstance(data, (str, Path)) else list(data)
-    samples = load_folders(folders, {c.key: c.image_topic for c in robot.cameras}, list(robot.state_joints),
+    topics = {c.key: c.image_topic for c in robot.cameras}
+    samples = load_folders(folders, {k: topics[k] for k in cameras}, list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
                            joint_states_topic=robot.joint_states_topic, robot=robot)
     samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
-    gripper = cfg.action_joints.index(robot.gripper.joint) if robot.gripper else None
-    goals = grasp_goals(samples, gripper)  # absolute: predicted without the joint state
+    goals = grasp_goals(samples, [cfg.action_joints.index(g.joint) for g in robot.grippers
+                                  if g.joint in cfg.action_joints])  # absolute: predicted without the joint state
     val = split_episodes(samples.episode, val_fraction, seed)
     stats = fit_stats(samples.state[~val], actions[~val])
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
-    finger = cfg.state_joints.index(robot.gripper.joint) if robot.gripper and robot.gripper.joint in cfg.state_joints \
-        else None
-    holding = holding_frames(samples, finger, gripper, robot.gripper.closed, robot.gripper.open) if finger is not None \
-        else np.zeros(len(samples), bool)
+    # each gripper in the model's state: its holding frames (closing on the object, or holding it: open of the
+    # tightest command in the data, which is the closed limit or, where the expert squeezes, below it)
+    fingers = [(cfg.state_joints.index(g.joint), cfg.action_joints.index(g.joint), g) for g in robot.grippers
+               if g.joint in cfg.state_joints and g.joint in cfg.action_joints]
+    holding = np.zeros((len(samples), len(fingers)), bool)
+    for k, (column, action, spec) in enumerate(fingers):
+        tightest = min(spec.closed, float(samples.targets[:, :, action].min()))
+        holding[:, k] = holding_frames(samples, column, action, tightest, spec.open)
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
@@ -206,7 +226,6 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     training = training[~val[training]]
     train_set, val_set = tensors(training), tensors(val)
     train_holding = torch.from_numpy(holding[training]).to(device)
-    finger_std = float(stats.state.std[finger]) if finger is not None else 1.0
     n = len(train_set[0])
     steps_per_epoch = math.ceil(n / batch)
     generator = torch.Generator().manual_seed(seed)
@@ -255,8 +274,10 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
             tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
-            state = train_set[1][idx] if finger is None else jitter_grip(
-                train_set[1][idx], train_holding[idx], finger, grip_jitter, finger_std, generator)
+            state = train_set[1][idx]
+            for k, (column, _, _) in enumerate(fingers):
+                state = jitter_grip(state, train_holding[idx, k], column, grip_jitter, float(stats.state.std[column]),
+                                    generator)
             loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:]))
             optimizer.zero_grad()
             loss.backward()
@@ -293,7 +314,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
               "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
-              "holding_samples": int(holding[~val].sum()),
+              "holding_samples": int(holding[~val].any(axis=1).sum()),
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
     (out / "training.json").write_text(json.dumps(report, indent=1))

@@ -55,6 +55,12 @@ class Policy(ABC):
         loaded."""
         return ""
 
+    @classmethod
+    def cameras(cls, options: dict[str, Any], robot: RobotPreset) -> list[str] | None:
+        """The preset camera keys this backend reads with ``options`` (None: every camera of the preset, when it
+        reads images). Cheap: no model is loaded; the graph subscribes, renders and sends only these."""
+        return None
+
     @abstractmethod
     def infer(self, observation: Observation) -> ActionChunk:
         """A chunk of absolute targets over ``context.action_joints`` stamped with ``observation.stamp``."""

@@ -53,6 +53,17 @@ class BuiltinPolicy(Policy):
                     "policy (policy:=scripted in the sim, pi0, openvla, openpi)")
         return ""
 
+    @classmethod
+    def cameras(cls, options: dict, robot) -> list[str] | None:
+        """The checkpoint's cameras (an ALOHA model reads 3 of the preset's 4)."""
+        import json
+
+        try:
+            folder = resolve_model(str(options.get("model_path", "")), robot.name)
+            return list(json.loads((folder / "config.json").read_text())["image_keys"])
+        except (PolicyError, OSError, ValueError, KeyError, TypeError):
+            return None  # (the node reports what is wrong with the checkpoint)
+
     def __init__(self, context: PolicyContext):
         super().__init__(context)
         import torch
