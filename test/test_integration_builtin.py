@@ -6,14 +6,15 @@ from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 
 from vla_ros.core.instructions import phrase
 from vla_ros.episodes import EpisodeClient, run_episode
-from vla_ros.policies.builtin import SHIPPED
+from vla_ros.policies.builtin import SHIPPED, BuiltinPolicy
 from vla_ros.robots import load_robot
 
 pytestmark = pytest.mark.integration
-# scenes where `vla-ros eval` saw each colour succeed, and how many must succeed here (a loaded CI machine; the
+# scenes where `vla-ros eval` saw each colour succeed, how many must succeed here (a loaded CI machine; the
 # measured rates are in the README: WidowX 148/150, Franka 51/90, so one Franka success in three shows it drives)
-SCENES = {"widowx": (((2, "red"), (6, "green"), (8, "blue"), (10, "red")), 3),
-          "franka": (((1, "red"), (3, "green"), (1, "blue")), 1)}
+# and the seconds an episode may take
+SCENES = {"widowx": (((2, "red"), (6, "green"), (8, "blue"), (10, "red")), 3, 15.0),
+          "franka": (((1, "red"), (3, "green"), (1, "blue")), 1, 15.0)}
 
 
 @pytest.mark.parametrize("name", list(SCENES))
@@ -31,9 +32,13 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path,
             # it sees only what a real robot gives it: nobody in the policy node listens to the sim's object poses
             readers = {info.node_name for info in probe.get_subscriptions_info_by_topic("/sim/objects")}
             assert "policy_node" not in readers
-            assert all(probe.get_subscriptions_info_by_topic(c.image_topic) for c in robot.cameras)
-            episodes = [run_episode(client, i, seed=seed, timeout=15.0, instruction=phrase(colour, "pick up", "cube"))
-                        for i, (seed, colour) in enumerate(SCENES[name][0])]
+            read = BuiltinPolicy.cameras({}, robot)  # the model's cameras: only they are subscribed
+            assert [bool(probe.get_subscriptions_info_by_topic(c.image_topic)) for c in robot.cameras] == [
+                c.key in read for c in robot.cameras]
+            scenes, _, timeout = SCENES[name]
+            episodes = [run_episode(client, i, seed=seed, timeout=timeout,
+                                    instruction=phrase(colour, "pick up", "cube"))
+                        for i, (seed, colour) in enumerate(scenes)]
     finally:
         code = graph.stop()
         probe.close()

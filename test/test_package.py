@@ -145,16 +145,18 @@ def test_launch_file_with_launch_ros():
     assert [d[0].text for d in declared.values()] == [a.default for a in LAUNCH_ARGUMENTS]
 
 
-def test_ros2_launch_refuses_a_robot_policy_pair_without_a_model():
+def test_ros2_launch_refuses_a_robot_policy_pair_without_a_model(tmp_path):
     """Where ROS 2 is installed: the same refusal as `vla-ros launch`, before any node starts."""
     pytest.importorskip("launch_ros")
     ros2 = shutil.which("ros2")
     if ros2 is None:
         pytest.skip("no ros2 command")
-    out = subprocess.run([ros2, "launch", "vla_ros", "policy.launch.py", "robot:=aloha"], capture_output=True,
-                         text=True, timeout=120)
+    from support import preset_without_model
+
+    out = subprocess.run([ros2, "launch", "vla_ros", "policy.launch.py", f"robot:={preset_without_model(tmp_path)}"],
+                         capture_output=True, text=True, timeout=120)
     text = out.stdout + out.stderr
-    assert out.returncode != 0 and "no model is shipped for robot 'aloha'" in text, text
+    assert out.returncode != 0 and "no model is shipped for robot 'nomodel'" in text, text
     assert "Traceback" not in text and "process started" not in text, text
 
 
@@ -205,7 +207,7 @@ def test_launch_reports_a_crashed_node_and_exits_non_zero(launched):
     assert "controller_node exited with code -9" in out and "[ERROR]" in out, out
 
 
-def test_graph_parameters_come_from_the_robot_preset():
+def test_graph_parameters_come_from_the_robot_preset(tmp_path):
     from vla_ros.graph import GraphArgs, build_graph
     from vla_ros.robots import load_robot
 
@@ -218,6 +220,12 @@ def test_graph_parameters_come_from_the_robot_preset():
     assert policy["image_sizes"] == ["640x480"] * 4  # RealSense frames: resized for the model without a warning
     scripted = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "scripted"}))}
     assert scripted["policy_node"].parameters["image_keys"] == []  # it reads no images: none rendered or sent
+    # a built-in checkpoint names the cameras it reads: only those are subscribed (and rendered, and sent)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text('{"image_keys": ["cam_high", "cam_right_wrist"]}')
+    builtin = {n.name: n for n in build_graph(GraphArgs.from_strings({"robot": "aloha", "policy": "builtin"}),
+                                              {"policy_node": {"builtin.model_path": str(tmp_path / "ckpt")}})}
+    assert builtin["policy_node"].parameters["image_keys"] == ["cam_high", "cam_right_wrist"]
     # the controller takes its defaults from the same preset: both grippers always follow the newest chunk
     from vla_ros.params import control_config
 
@@ -228,11 +236,16 @@ def test_graph_parameters_come_from_the_robot_preset():
     assert nodes["controller_node"].parameters["driver"] == "" and robot.driver.kind == "interbotix_xs"
 
 
-def test_the_demo_runs_the_shipped_model_or_else_the_robots_scripted_expert(capsys):
+def test_the_demo_runs_the_shipped_model_or_else_the_robots_scripted_expert(capsys, tmp_path):
+    from support import preset_without_model
+
     from vla_ros.cli import demo_args
 
-    assert demo_args([]).policy == "builtin"  # (widowx: a model is shipped)
+    for robot in ("widowx", "franka"):  # a model is shipped for each
+        assert demo_args([f"robot:={robot}"]).policy == "builtin"
     assert demo_args(["robot:=aloha"]).policy == "scripted"
     assert "no built-in model is shipped for robot 'aloha'" in capsys.readouterr().out
-    assert demo_args(["robot:=franka"]).policy == "builtin"  # a model is shipped for the Franka too
-    assert demo_args(["robot:=aloha", "policy:=builtin"]).policy == "builtin"  # named: kept (and fails loudly)
+    other = preset_without_model(tmp_path)
+    assert demo_args([f"robot:={other}"]).policy == "scripted"
+    assert "no built-in model is shipped for robot 'nomodel'" in capsys.readouterr().out
+    assert demo_args([f"robot:={other}", "policy:=builtin"]).policy == "builtin"  # named: kept (fails loudly)
