@@ -146,6 +146,7 @@ class TaskSpec:
     cube_mass: float = 0.02
     region: RegionSpec = field(default_factory=RegionSpec)
     min_spacing: float = 0.075
+    yaw: float = float(np.pi / 4)  # each object's yaw is drawn from [-yaw, yaw] (rad); 0: axis-aligned
     lift_height: float = 0.05
     hold_time: float = 0.5
     # transfer_cube: the links of the hand that gives the cube and of the one that must end up holding it
@@ -156,6 +157,8 @@ class TaskSpec:
         _choice("kind", self.kind, TASK_KINDS)
         if self.kind == "transfer_cube" and not (self.giver and self.receiver):
             raise ValueError("transfer_cube: name the giver's and the receiver's finger links (giver, receiver)")
+        if not 0.0 <= self.yaw <= np.pi:
+            raise ValueError(f"task.yaw: {self.yaw} rad must lie in [0, pi]")
         if self.objects and self.target not in self.objects:
             raise ValueError(f"target: {self.target!r} is not one of the objects {sorted(self.objects)}")
 

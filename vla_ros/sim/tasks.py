@@ -69,7 +69,7 @@ class PickCubeTask:
                     break
             else:
                 raise RuntimeError("could not place the objects apart; widen task.region or lower min_spacing")
-            yaw = rng.uniform(-np.pi / 4, np.pi / 4)
+            yaw = rng.uniform(-1.0, 1.0) * self.spec.yaw  # (one draw whatever the range: seeds place alike)
             placed[name] = [float(x), float(y), float(yaw)]
             adr = self._qpos[name]
             data.qpos[adr : adr + 3] = [x, y, self.half + 0.0005]
