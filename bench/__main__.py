@@ -11,14 +11,15 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 def gpu_snapshot() -> str:
-    """The committed GPU figures (``make bench-gpu`` on a lent GPU writes bench/results_gpu.json's source)."""
+    """The committed GPU figures, one section per device (``make bench-gpu`` on a lent GPU writes the source of
+    bench/results_gpu*.json)."""
     from .gpu import markdown
 
-    path = Path(__file__).with_name("results_gpu.json")
-    if not path.exists():
+    paths = sorted(Path(__file__).parent.glob("results_gpu*.json"))
+    if not paths:
         return "## GPU\n\nNo GPU snapshot: run `make bench-gpu` on a CUDA machine.\n"
-    return ("## Full-size models on a GPU (`make bench-gpu`, snapshot of bench/results_gpu.json)\n\n"
-            + markdown(json.loads(path.read_text())))
+    return "\n".join(f"## Full-size models on a GPU (`make bench-gpu`, snapshot of bench/{p.name})\n\n"
+                     + markdown(json.loads(p.read_text())) for p in paths)
 
 
 def main() -> int:

@@ -5,9 +5,10 @@ a temporary directory and loaded with the backend's own ``from_pretrained`` path
 state, 50 x 14 chunk at 50 Hz). Every row times ``Pi0Policy.infer`` end to end (pre-processing, model,
 post-processing, action space) over ``--calls`` calls after warm-up. The fast path's actions are checked
 against the eager path's and against a float32 reference for the same noise. The OpenVLA-size model is
-a Llava-architecture 7B (Llama-2 7B over 256 SigLIP-So400m patches) generating 7 greedy tokens.
+a Llava-architecture 7B (Llama-2 7B over 256 SigLIP-So400m patches) generating 7 greedy tokens. The built-in
+VLA's training steps (ALOHA's three views) are timed too: what a GPU changes for ``vla-ros train``.
 
-    python -m bench.gpu [--out output/bench-gpu] [--calls 40] [--tiny] [--skip-openvla]
+    python -m bench.gpu [--out output/bench-gpu] [--calls 40] [--tiny] [--skip-openvla] [--skip-pi0] [--skip-pi05]
 
 ``--tiny`` runs the same script on the tiny configs (CPU smoke test; no CUDA graphs there).
 """
@@ -281,8 +282,47 @@ def bench_openvla(args, device: str, torch) -> dict:
     return out
 
 
+def bench_builtin_training(args, device: str, torch) -> dict:
+    """Training steps of the built-in VLA as ``vla-ros train --robot aloha`` builds it (three 96x96 views, 14-D,
+    4 attention heads, AdamW): samples per second at batch 64 (what ``train`` uses) and 256, random inputs."""
+    from vla_ros.learning.model import ModelConfig, TinyVLA
+
+    robot = load_robot("aloha")
+    grippers = {g.joint for g in robot.grippers}
+    cfg = ModelConfig(image_keys=ALOHA_CAMERAS, state_joints=list(robot.state_joints),
+                      action_joints=list(robot.action_joints),
+                      delta_joints=[j for j in robot.action_joints if j not in grippers], attention_heads=4,
+                      vocab_size=32)
+    model = TinyVLA(cfg).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
+    rows = []
+    for batch in (64, 256):
+        g = torch.Generator(device="cpu").manual_seed(0)
+        inputs = (torch.randint(0, 256, (batch, 3, 3, 96, 96), dtype=torch.uint8, generator=g).to(device),
+                  torch.randn(batch, len(cfg.state_joints), generator=g).to(device),
+                  torch.randint(1, 32, (batch, 8), generator=g).to(device),
+                  torch.randn(batch, cfg.horizon, len(cfg.action_joints), generator=g).to(device),
+                  torch.randn(batch, len(cfg.action_joints), generator=g).to(device),
+                  torch.ones(batch, device=device))
+
+        def step(inputs=inputs):
+            loss = model.loss(*inputs)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss.item()
+
+        ms = timed(step, 5 if args.tiny else args.calls * 5)
+        rows.append({"batch": batch, "step_ms": ms, "samples_per_s": batch * 1000.0 / ms["p50"]})
+        print("builtin training", json.dumps(rows[-1]), flush=True)
+    return {"parameters": int(sum(p.numel() for p in model.parameters())), "threads": torch.get_num_threads(),
+            "rows": rows}
+
+
 def markdown(result: dict) -> str:
     lines = [f"Device: {result['device']} (torch {result['torch']}, transformers {result['transformers']}).", ""]
+    if result.get("note"):
+        lines += [result["note"], ""]
     pi0 = result.get("pi0")
     if pi0:
         size = f"{pi0.get('params', 0) / 1e9:.2f}B parameters, {pi0['dtype']}"
@@ -323,6 +363,12 @@ def markdown(result: dict) -> str:
         for r in smol["rows"]:
             ms = r["infer_ms"]
             lines.append(f"| {r['steps']} | {r['rtc_prefix']} | {ms['p50']:.1f} | {ms['p95']:.1f} |")
+    train = result.get("builtin_training")
+    if train:
+        rates = ", ".join(f"batch {r['batch']}: {r['step_ms']['p50']:.1f} ms per step, "
+                          f"{r['samples_per_s']:.0f} samples/s" for r in train["rows"])
+        lines += ["", f"Built-in VLA training steps, ALOHA as `vla-ros train --robot aloha` builds it "
+                  f"({train['parameters'] / 1e3:.0f}k parameters, three 96x96 views, AdamW, random inputs): {rates}."]
     vla = result.get("openvla")
     if vla:
         m = vla["infer_ms"]
@@ -339,6 +385,7 @@ def main() -> None:
     ap.add_argument("--tiny", action="store_true", help="tiny configs (a CPU smoke test of this script)")
     ap.add_argument("--skip-openvla", action="store_true")
     ap.add_argument("--skip-pi05", action="store_true")
+    ap.add_argument("--skip-pi0", action="store_true")
     ap.add_argument("--smolvla-vlm", default="", help="folder with SmolVLM2-500M-Video-Instruct's config.json and "
                     "tokenizer: times a full-size SmolVLA on it (random weights)")
     ap.add_argument("--compile", default="on", choices=("auto", "on", "off"), help="pi0.compile for the fast rows")
@@ -352,7 +399,9 @@ def main() -> None:
     name = torch.cuda.get_device_name() if device == "cuda" else platform.processor() or "CPU"
     result = {"device": name, "torch": torch.__version__, "transformers": transformers.__version__,
               "tiny": args.tiny}
-    result["pi0"] = bench_pi0(args, device, torch)
+    result["builtin_training"] = bench_builtin_training(args, device, torch)
+    if not args.skip_pi0:
+        result["pi0"] = bench_pi0(args, device, torch)
     if not args.skip_pi05:
         result["pi05"] = bench_pi05(args, device, torch)
     if args.smolvla_vlm:

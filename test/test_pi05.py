@@ -162,6 +162,18 @@ def test_static_path_equals_the_eager_path(policy, tiny_sizes):
     assert np.abs(out.numpy()[0] - REF[c + "x_t"][0]).max() > 1e-3  # guidance moved it
 
 
+def test_static_path_runs_in_bfloat16(tiny_sizes):
+    """The weights in bfloat16 (CUDA's default): the static path's time embedding takes the model's dtype (it
+    met the bfloat16 time MLP as float32 on an H200) and its chunk stays near the eager bfloat16 chunk's."""
+    eager, fast = make(dtype="bfloat16"), make(dtype="bfloat16", compile="on")
+    obs, c = case(0)
+    noise = torch.from_numpy(REF[c + "noise"]).to(torch.bfloat16)
+    ref = eager.sample(eager.preprocess(obs), None, noise).float().numpy()
+    out = fast.sample(fast.preprocess(obs), None, noise).float().numpy()
+    assert np.isfinite(out).all()
+    assert np.abs(out - ref).max() <= 0.05 * max(np.abs(ref).max(), 1.0)
+
+
 def test_rename_map_names_the_robots_cameras(tiny_sizes, tmp_path):
     """A checkpoint trained on a dataset whose camera LeRobot renamed (pre-processor ``rename_map``
     observation.images.cam_high -> observation.images.top) takes the robot's cam_high as its top camera."""

@@ -176,3 +176,13 @@ def test_a_checkpoint_from_before_lerobot_0_4_reads_its_statistics_from_the_weig
     save_file(tensors, old / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(PolicyError, match="no statistics buffers"):
         make(old)
+
+
+def test_bfloat16_weights_give_a_chunk_near_float32(policy):
+    """bfloat16 (CUDA's default dtype): the expert's output meets the bfloat16 action projection in its dtype
+    (it was fed float32 and raised) and the chunk stays near the float32 chunk for the same seed."""
+    obs, _ = case(0)
+    half = make(dtype="bfloat16").infer(obs).values
+    full = make().infer(obs).values
+    assert np.isfinite(half).all()
+    assert np.abs(half - full).max() <= 0.2 * np.abs(full).max()

@@ -166,7 +166,7 @@ class Pi05Model(nn.Module):
         """LeRobot's denoising velocity (noise - actions) of x (B, chunk, max_action_dim) at flow time t (B,)."""
         m, e = self.model, self.shape.expert
         hidden = m.action_in_proj(x)
-        time = sincos(t, hidden.shape[-1], self.shape.min_period, self.shape.max_period).to(t.dtype)
+        time = sincos(t, hidden.shape[-1], self.shape.min_period, self.shape.max_period).to(hidden.dtype)
         cond = nn.functional.silu(m.time_mlp_out(nn.functional.silu(m.time_mlp_in(time))))
         batch, length = hidden.shape[:2]
         prefix_len = prefix_pad.shape[1]
@@ -186,4 +186,4 @@ class Pi05Model(nn.Module):
             h, gate = layer.post_attention_layernorm(hidden, cond)
             hidden = hidden + layer.mlp(h) * gate
         out = expert.norm(hidden, cond)[0][:, -self.shape.chunk_size :]
-        return m.action_out_proj(out.float())
+        return m.action_out_proj(out.to(m.action_out_proj.weight.dtype))  # (LeRobot: float32 there)

@@ -295,4 +295,4 @@ class SmolVLAModel(nn.Module):
         fused = torch.cat([actions, time[:, None, :].expand_as(actions)], dim=2)
         suffix = m.action_time_mlp_out(nn.functional.silu(m.action_time_mlp_in(fused)))
         out = self.core.expert(suffix, cache, prefix_pad)[:, -self.shape.chunk_size :]
-        return m.action_out_proj(out.float())
+        return m.action_out_proj(out.to(m.action_out_proj.weight.dtype))
