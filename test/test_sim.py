@@ -9,7 +9,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 from vla_ros.policies import PolicyContext, PolicyError, create_policy  # noqa: E402
 from vla_ros.policies.scripted import target_object  # noqa: E402
-from vla_ros.robots import load_robot  # noqa: E402
+from vla_ros.robots import TaskSpec, load_robot  # noqa: E402
 from vla_ros.sim.physics import ArmSim  # noqa: E402
 from vla_ros.sim.rollout import controller_executor, run_closed_loop  # noqa: E402
 
@@ -235,6 +235,19 @@ def aloha_sim():
     sim = ArmSim(load_robot("aloha"))
     yield sim
     sim.close()
+
+
+def test_the_task_yaw_range_comes_from_the_preset(sim, aloha_sim):
+    """WidowX cubes turn up to 45 degrees; ALOHA's cube lies axis-aligned (gym-aloha's sample_box_pose), the
+    seeds still place it (one yaw draw either way); a range beyond pi is refused."""
+    yaws = [abs(v[2]) for seed in range(5) for v in sim.reset(seed).values()]
+    assert max(yaws) > 0.05 and max(yaws) <= np.pi / 4
+    placed = [aloha_sim.reset(seed)["red_cube"] for seed in range(3)]
+    assert all(p[2] == 0.0 for p in placed) and len({p[0] for p in placed}) == 3
+    quat = aloha_sim.object_poses()["red_cube"].quat_wxyz
+    np.testing.assert_allclose(np.abs(quat), [1.0, 0.0, 0.0, 0.0], atol=1e-3)
+    with pytest.raises(ValueError, match="task.yaw"):
+        TaskSpec(yaw=4.0)
 
 
 @pytest.mark.parametrize("seed", [1, 6])
