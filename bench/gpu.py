@@ -285,14 +285,11 @@ def bench_openvla(args, device: str, torch) -> dict:
 def bench_builtin_training(args, device: str, torch) -> dict:
     """Training steps of the built-in VLA as ``vla-ros train --robot aloha`` builds it (three 96x96 views, 14-D,
     4 attention heads, AdamW): samples per second at batch 64 (what ``train`` uses) and 256, random inputs."""
-    from vla_ros.learning.model import ModelConfig, TinyVLA
+    from vla_ros.learning.model import TinyVLA
+    from vla_ros.learning.train import model_config
 
-    robot = load_robot("aloha")
-    grippers = {g.joint for g in robot.grippers}
-    cfg = ModelConfig(image_keys=ALOHA_CAMERAS, state_joints=list(robot.state_joints),
-                      action_joints=list(robot.action_joints),
-                      delta_joints=[j for j in robot.action_joints if j not in grippers], attention_heads=4,
-                      vocab_size=32)
+    cfg = model_config(load_robot("aloha"), ALOHA_CAMERAS)
+    cfg.vocab_size = 32
     model = TinyVLA(cfg).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=1e-4)
     rows = []

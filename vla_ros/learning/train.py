@@ -142,6 +142,23 @@ def drop_words(tokens, p: float, generator):
     return torch.where(keep, tokens, torch.zeros_like(tokens))
 
 
+def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, head: str = "regression",
+                 gripper_state: bool = True, attention_heads: int = 4) -> ModelConfig:
+    """The built-in model's architecture and interface for ``robot`` as ``train`` builds it: the preset's cameras
+    (``cameras``: a subset of their keys), its state (the grippers left out without ``gripper_state``) and action
+    joints, the arm joints as deltas."""
+    grippers = {g.joint for g in robot.grippers}
+    keys = [c.key for c in robot.cameras]
+    unknown = [k for k in cameras or [] if k not in keys]
+    if unknown or (cameras is not None and not cameras):
+        raise ValueError(f"cameras {unknown or cameras}: robot {robot.name!r} has cameras {keys}")
+    return ModelConfig(image_keys=list(cameras or keys),
+                       state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
+                       action_joints=list(robot.action_joints),
+                       delta_joints=[j for j in robot.action_joints if j not in grippers],
+                       image_size=image_size, head=head, attention_heads=attention_heads)
+
+
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
@@ -168,17 +185,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     set_threads(threads or 2)
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
-    grippers = {g.joint for g in robot.grippers}
-    keys = [c.key for c in robot.cameras]
-    unknown = [k for k in cameras or [] if k not in keys]
-    if unknown or (cameras is not None and not cameras):
-        raise ValueError(f"cameras {unknown or cameras}: robot {robot.name!r} has cameras {keys}")
-    cameras = list(cameras or keys)
-    cfg = ModelConfig(image_keys=cameras,
-                      state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
-                      action_joints=list(robot.action_joints),
-                      delta_joints=[j for j in robot.action_joints if j not in grippers],
-                      image_size=image_size, head=head, attention_heads=attention_heads)
+    cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads)
+    cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
     samples = load_folders(folders, {k: topics[k] for k in cameras}, list(robot.state_joints),
