@@ -259,3 +259,19 @@ def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
     assert (tmp_path / "model" / "model.safetensors").exists() and np.isfinite(report["history"]["val_loss"][-1])
     with pytest.raises(ValueError, match="has cameras"):  # a camera the preset lacks: refused, naming its cameras
         train([tmp_path / "ds"], tmp_path / "other", "widowx", cameras=["cam_high"], progress=False)
+
+    # --init on other data: the checkpoint's normalisation and word ids are kept (its weights were fitted to
+    # them); data with a word the checkpoint never saw is refused, naming it
+    more = tmp_path / "more"
+    for k, colour in enumerate(("blue", "red")):
+        write_bag(more / f"episode_{k:06d}", instruction=f"lift the {colour} cube")
+    with pytest.raises(ValueError, match=r"never saw: \['lift'\]"):
+        train([more], tmp_path / "tuned", "widowx", image_size=32, epochs=1, init=tmp_path / "model",
+              progress=False)
+    longer = tmp_path / "longer"  # 2.5 s episodes: other statistics than the checkpoint's 2 s ones
+    for k, colour in enumerate(("blue", "red")):
+        write_bag(longer / f"episode_{k:06d}", instruction=f"pick up the {colour} cube", seconds=2.5)
+    train([longer], tmp_path / "tuned", "widowx", image_size=32, epochs=1, val_fraction=0.5,
+          init=tmp_path / "model", progress=False)
+    for name in ("norm_stats.json", "tokenizer.json"):
+        assert (tmp_path / "tuned" / name).read_text() == (tmp_path / "model" / name).read_text()

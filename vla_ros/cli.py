@@ -107,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--intervention-weight", type=float, default=1.0, help="frames a teleoperator drove "
                          "(recorded takeovers) count this many times (0: left out)")
     p_train.add_argument("--init", type=Path, default=None, help="start from this checkpoint's weights (same "
-                         "robot and architecture): more epochs on the same or new data")
+                         "robot and architecture), keeping its normalisation and vocabulary: more epochs on the "
+                         "same or new data")
     p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
     p_train.add_argument("--cameras", nargs="+", default=None, help="the preset's camera keys the model sees, the "
                          "first one timing the samples (default: all; ALOHA: cam_high cam_left_wrist "

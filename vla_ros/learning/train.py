@@ -197,7 +197,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     goals = grasp_goals(samples, [cfg.action_joints.index(g.joint) for g in robot.grippers
                                   if g.joint in cfg.action_joints])  # absolute: predicted without the joint state
     val = split_episodes(samples.episode, val_fraction, seed)
-    stats = fit_stats(samples.state[~val], actions[~val])
+    # fine-tuning keeps the checkpoint's normalisation: its weights were fitted to those statistics
+    stats = NormStats.load(init) if init is not None else fit_stats(samples.state[~val], actions[~val])
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
@@ -210,6 +211,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         tightest = min(spec.closed, float(samples.targets[:, :, action].min()))
         holding[:, k] = holding_frames(samples, column, action, tightest, spec.open)
     tokenizer = WordTokenizer.build(sorted(set(samples.instructions)))
+    if init is not None:  # the checkpoint's words keep their ids; a word it never saw is refused
+        tokenizer = init_tokenizer(Path(init), tokenizer)
     cfg.vocab_size = len(tokenizer)
     model = TinyVLA(cfg).to(device)
     if init is not None:
@@ -328,6 +331,16 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     (out / "training.json").write_text(json.dumps(report, indent=1))
     plot_losses(history, out / "loss_curve.png")
     return report
+
+
+def init_tokenizer(folder: Path, data: WordTokenizer) -> WordTokenizer:
+    """The tokenizer of ``folder``'s checkpoint when it knows every word of ``data``'s; else ValueError naming
+    the new words (the checkpoint's embeddings have no row for them)."""
+    theirs = WordTokenizer.load(folder)
+    new = sorted(set(data.vocab) - set(theirs.vocab))
+    if new:
+        raise ValueError(f"--init {folder}: the data's instructions use words its checkpoint never saw: {new}")
+    return theirs
 
 
 def load_init(model: TinyVLA, cfg: ModelConfig, folder: Path) -> None:
