@@ -37,6 +37,7 @@ ABORT_HALTS = {"e-stop": "the e-stop is engaged", "operator": "the operator hear
                "driver": "the robot's driver is missing"}
 DRIVER_GRACE = 2.0  # s the driver may be missing before a run aborts
 SILENCE = 3.0  # s without the controller's diagnostics before a run aborts
+STOPPED = "stopped while starting"  # _start's answer for a goal cancelled or pre-empted before it ran
 
 
 class TaskServer:
@@ -157,8 +158,9 @@ class TaskServer:
         self.node.pause()
         await self._call(self.pause, SetBool.Request(data=True), "pause the controller")
 
-    async def _start(self, goal) -> str:
-        """Prepare and start a run; '' or why it cannot start."""
+    async def _start(self, handle, goal) -> str:
+        """Prepare and start a run; '' or why it cannot start (``STOPPED`` when the goal was cancelled or
+        pre-empted meanwhile: the controller and the policy are then never resumed for it)."""
         node = self.node
         node.pause()
         params = [Parameter("instruction", value=goal.instruction)]
@@ -188,19 +190,26 @@ class TaskServer:
         self.success = None
         for client, request, what in ((self.controller_reset, Trigger.Request(), "reset the controller"),
                                       (self.pause, SetBool.Request(data=False), "resume the controller")):
+            if self._stopped(handle):  # (the cancel paused the controller: resuming it would move the arm)
+                return STOPPED
             why = await self._call(client, request, what)
             if why:
                 return why
+        if self._stopped(handle):  # (the controller holds the measured pose until _stop pauses it again)
+            return STOPPED
         node.reset()
         node.resume()
         return ""
+
+    def _stopped(self, handle) -> bool:
+        return handle.is_cancel_requested or self.active is not handle
 
     async def _run(self, handle, goal):
         RunTask = self.RunTask
         start = time.monotonic()
         chunks0 = self._counts()[0]
-        why = await self._start(goal)
-        if why:
+        why = await self._start(handle, goal)
+        if why and why != STOPPED:
             return self._result(RunTask.Result.ABORTED, why, start, chunks0)
         start, chunks0 = time.monotonic(), self._counts()[0]
         seen_false = self.success is False
