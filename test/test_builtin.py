@@ -12,6 +12,7 @@ from vla_ros.learning.dataset import Samples  # noqa: E402
 from vla_ros.learning.model import ModelConfig, TinyVLA, spatial_softmax  # noqa: E402
 from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
 from vla_ros.learning.train import (  # noqa: E402
+    brighten,
     drop_words,
     first_frames,
     grasp_goals,
@@ -250,6 +251,17 @@ def test_word_dropout_hides_words_at_its_rate_and_keeps_one_per_instruction():
     hidden = ((out[2000:, :5] == 0).sum() / (2000 * 5)).item()
     assert 0.27 < hidden < 0.33, hidden
     assert torch.equal(drop_words(tokens, 0.0, torch.Generator()), tokens)
+
+
+def test_brightness_scales_each_sample_by_one_factor_within_the_spread():
+    images = torch.full((2000, 1, 3, 8, 8), 100, dtype=torch.uint8)
+    images[:, :, :, 0, 0] = 250  # saturates when brightened: clipped, not wrapped
+    out = brighten(images, 0.3, torch.Generator().manual_seed(0))
+    factor = out[:, 0, 0, 4, 4].float() / 100.0
+    assert out.dtype == torch.uint8 and (out[:, :, :, 1:, :] == out[:, :1, :1, 4:5, 4:5]).all()  # one per sample
+    assert factor.min() >= 0.695 and factor.max() <= 1.305 and factor.min() < 0.75 and factor.max() > 1.25
+    assert (out[:, 0, 0, 0, 0] == 255).sum() > 300 and (out[:, 0, 0, 0, 0] >= 174).all()
+    assert torch.equal(brighten(images, 0.0, torch.Generator()), images)
 
 
 def test_a_model_without_the_gripper_state_drives_the_gripper_from_the_image(tmp_path):

@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                          "robot and architecture), keeping its normalisation and vocabulary: more epochs on the "
                          "same or new data")
     p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
+    p_train.add_argument("--brightness", type=float, default=0.0, help="scale each training sample's pixels by "
+                         "one factor within +-this (0.3: the lighting condition's intensity range; 0: off)")
     p_train.add_argument("--cameras", nargs="+", default=None, help="the preset's camera keys the model sees, the "
                          "first one timing the samples (default: all; ALOHA: cam_high cam_left_wrist "
                          "cam_right_wrist, as openpi feeds it)")
@@ -208,7 +210,7 @@ def _run(ns: argparse.Namespace) -> int:
                        word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
-                       lr=ns.lr, cameras=ns.cameras)
+                       lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

@@ -126,6 +126,18 @@ def shift(images, pixels: int, generator):
     return out.view(b, c, k, h, w).round().to(torch.uint8)
 
 
+def brighten(images, spread: float, generator):
+    """Each sample's pixels scaled by one factor drawn from [1 - spread, 1 + spread] (clipped to 0..255): the
+    light's intensity changes what every camera sees at once."""
+    import torch
+
+    if spread <= 0.0:
+        return images
+    factor = 1.0 + spread * (2.0 * torch.rand(images.shape[0], generator=generator) - 1.0)
+    scaled = images.float() * factor.to(images.device).view(-1, *([1] * (images.dim() - 1)))
+    return scaled.clamp(0, 255).round().to(torch.uint8)
+
+
 def drop_words(tokens, p: float, generator):
     """Each word id replaced by padding with probability ``p``, at least one word kept per row: the model
     cannot lean on any one word, so unseen combinations of seen words stay in distribution."""
@@ -165,7 +177,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
-          cameras: list[str] | None = None) -> dict:
+          cameras: list[str] | None = None, brightness: float = 0.0) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -175,7 +187,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off);
     ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's);
     ``cameras``: the preset's camera keys the model sees, the first one's frames timing the samples (default:
-    every camera of the preset)."""
+    every camera of the preset); ``brightness``: each training sample's pixels scaled by up to +-this (0: off)."""
     import torch
     from tqdm import tqdm
 
@@ -281,7 +293,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         losses = []
         for i in range(0, n, batch):
             idx = order[i:i + batch].to(device)
-            images = shift(train_set[0][idx], augment_pixels, generator)
+            images = brighten(shift(train_set[0][idx], augment_pixels, generator), brightness, generator)
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
             tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
@@ -321,7 +333,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "episodes": int(len(np.unique(samples.episode))), "samples": int(len(samples)),
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
-              "init": str(init) if init is not None else None, "word_dropout": word_dropout,
+              "brightness": brightness, "init": str(init) if init is not None else None, "word_dropout": word_dropout,
               "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
               "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
