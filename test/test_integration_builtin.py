@@ -11,7 +11,7 @@ from vla_ros.robots import load_robot
 
 pytestmark = pytest.mark.integration
 # scenes where `vla-ros eval` saw each colour succeed, how many must succeed here (a loaded CI machine; the
-# measured rates are in the README: WidowX 147/150, Franka 51/90, so one Franka success in three shows it drives)
+# measured rates are in the README: WidowX 150/150, Franka 51/90, so one Franka success in three shows it drives)
 # and the seconds an episode may take
 SCENES = {"widowx": (((2, "red"), (6, "green"), (8, "blue"), (10, "red")), 3, 15.0),
           "franka": (((1, "red"), (3, "green"), (1, "blue")), 1, 15.0)}
