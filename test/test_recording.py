@@ -120,3 +120,17 @@ def test_recorded_and_evaluated_instructions_name_the_presets_task_objects():
     assert len(default_instructions(True, "franka")) == 3 + 3 * 2  # one trained, two held out per colour
     assert {instruction_for(k, 3, ("red",)).split()[-2] for k in range(6)} == {"red"}
     assert [instruction_for(k, 3).split()[-2] for k in range(3)] == ["red", "green", "blue"]
+
+
+def test_a_glimpse_models_samples_hold_the_frames_at_the_glimpse_size_too(tmp_path):
+    write_episode(tmp_path / "episode_000000")
+    args = ({"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4)
+    plain = load_samples(tmp_path, *args, progress=False)
+    samples = load_samples(tmp_path, *args, progress=False, glimpse_size=8)
+    assert plain.glimpses is None and samples.glimpses.shape == (6, 1, 3, 8, 8)
+    np.testing.assert_array_equal(samples.glimpses[:, 0, 0, 3, 3], [0, 10, 20, 30, 40, 50])  # the same frames
+    assert len(list(tmp_path.glob("samples_*.npz"))) == 2  # cached apart
+    again = load_samples(tmp_path, *args, progress=False, glimpse_size=8)
+    np.testing.assert_array_equal(again.glimpses, samples.glimpses)
+    both = load_folders([tmp_path, tmp_path], *args, progress=False, glimpse_size=8)
+    assert both.glimpses.shape == (12, 1, 3, 8, 8) and both.subset(both.episode == 1).glimpses.shape[0] == 6

@@ -4,8 +4,9 @@ For every camera frame of an episode (the first image key's frames; other camera
 newest frame at that time) a sample holds the images resized as the backend will resize them, the
 newest joint state at the frame's capture stamp, the episode's instruction and the **commanded joint
 positions** (``/vla/controller/state``) at ``t + k * chunk_dt`` for k = 1 .. horizon: the actions the
-robot executed, held at the last command past the episode's end; and whether a teleoperator had the arm at
-the frame (the bag's ``interventions_ns`` spans), for training to weight or leave out those corrections.
+robot executed, held at the last command past the episode's end; whether a teleoperator had the arm at
+the frame (the bag's ``interventions_ns`` spans), for training to weight or leave out those corrections; and
+optionally the frames at a second size (a glimpse model's).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Samples:
     instructions: list[str]  # per sample
     episode: np.ndarray  # (N,) episode index
     intervention: np.ndarray | None = None  # (N,) bool: a teleoperator had the arm (None: all False)
+    glimpses: np.ndarray | None = None  # (N, cams, 3, G, G) uint8: the frames at the glimpse's source size
 
     def __post_init__(self) -> None:
         if self.intervention is None:
@@ -42,22 +44,25 @@ class Samples:
     def concat(parts: list[Samples]) -> Samples:
         """One set from several (episode indices renumbered so that they stay distinct)."""
         offsets = np.cumsum([0] + [int(p.episode.max()) + 1 if len(p) else 0 for p in parts[:-1]])
+        glimpses = None if any(p.glimpses is None for p in parts) else np.concatenate([p.glimpses for p in parts])
         return Samples(np.concatenate([p.images for p in parts]), np.concatenate([p.state for p in parts]),
                        np.concatenate([p.targets for p in parts]), [t for p in parts for t in p.instructions],
                        np.concatenate([p.episode + o for p, o in zip(parts, offsets)]),
-                       np.concatenate([p.intervention for p in parts]))
+                       np.concatenate([p.intervention for p in parts]), glimpses)
 
     def subset(self, mask: np.ndarray) -> Samples:
         idx = np.nonzero(mask)[0]
         return Samples(self.images[idx], self.state[idx], self.targets[idx], [self.instructions[i] for i in idx],
-                       self.episode[idx], self.intervention[idx])
+                       self.episode[idx], self.intervention[idx],
+                       None if self.glimpses is None else self.glimpses[idx])
 
 
 def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int,
-                    joint_states_topic: str = io.JOINT_STATES) -> tuple[dict, list]:
+                    joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0) -> tuple[dict, list]:
     """The samples of one episode bag as arrays, and the instruction (joint states on ``joint_states_topic``, or
-    on /joint_states in recordings made before the preset named its driver's topic)."""
+    on /joint_states in recordings made before the preset named its driver's topic); ``glimpse_size`` > 0: the
+    frames at that size as well ("glimpses")."""
     topics = [*image_topics.values(), joint_states_topic, io.JOINT_STATES, io.CONTROLLER_STATE, EPISODE_TOPIC]
     msgs = read_topics(path, topics)
     if not msgs[joint_states_topic]:
@@ -72,23 +77,29 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
     if not base or not len(state_t) or not len(cmd_t):
         return {"images": np.zeros((0, len(keys), 3, size, size), np.uint8)}, []
     spans = np.array(info.get("interventions_ns") or [], dtype=np.float64).reshape(-1, 2) * 1e-9
-    images, state, targets, taken = [], [], [], []
+    images, state, targets, taken, glimpses = [], [], [], [], []
     for t, _ in base:
         if t < max(state_t[0], cmd_t[0]):
             continue  # before the first joint state or command
-        row = []
+        row, big = [], []
         for k in keys:
             older = [m for s, m in frames[k] if s <= t + 1e-6]
             m = older[-1] if older else frames[k][0][1]
             img = decode_image(m.encoding, m.height, m.width, m.step, m.data)
             row.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
+            if glimpse_size:
+                big.append(resize_with_pad(img, glimpse_size, glimpse_size).transpose(2, 0, 1))
         images.append(np.stack(row))
+        if glimpse_size:
+            glimpses.append(np.stack(big))
         state.append(state_q[np.searchsorted(state_t, t, side="right") - 1])
         future = t + dt * np.arange(1, horizon + 1)
         targets.append(np.stack([np.interp(future, cmd_t, cmd_q[:, j]) for j in range(len(action_joints))], 1))
         taken.append(bool(np.any((spans[:, 0] <= t) & (t < spans[:, 1]))))
     arrays = {"images": np.array(images, np.uint8), "state": np.array(state, np.float32),
               "targets": np.array(targets, np.float32), "intervention": np.array(taken, bool)}
+    if glimpse_size:
+        arrays["glimpses"] = np.array(glimpses, np.uint8).reshape(-1, len(keys), 3, glimpse_size, glimpse_size)
     return arrays, [instruction] * len(images)
 
 
@@ -120,41 +131,50 @@ def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samp
 
 def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
-                 **_ignored) -> Samples:
+                 glimpse_size: int = 0, **_ignored) -> Samples:
     """The samples of a LeRobotDataset folder (see vla_ros.datasets.lerobot_read)."""
     from ..datasets.lerobot_read import lerobot_samples
 
-    arrays = lerobot_samples(root, robot, list(image_topics), state_joints, action_joints, horizon, dt, size, progress)
-    return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"])
+    args = (root, robot, list(image_topics), state_joints, action_joints, horizon, dt)
+    arrays = lerobot_samples(*args, size, progress)
+    glimpses = lerobot_samples(*args, glimpse_size, progress)["images"] if glimpse_size else None
+    return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"],
+                   glimpses=glimpses)
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
-                 progress: bool = True, joint_states_topic: str = io.JOINT_STATES) -> Samples:
-    """Every sample of the successful episodes under ``folder`` (cached beside them as .npz)."""
+                 progress: bool = True, joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0) -> Samples:
+    """Every sample of the successful episodes under ``folder`` (cached beside them as .npz); ``glimpse_size``
+    > 0: with the frames at that size too."""
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")
-    key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size])
+    key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size]
+                     + ([glimpse_size] if glimpse_size else []))
     cache_file = Path(folder) / f"samples_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cache and cache_file.exists():
         data = np.load(cache_file, allow_pickle=False)
         return Samples(data["images"], data["state"], data["targets"], list(data["instructions"]), data["episode"],
-                       data["intervention"] if "intervention" in data.files else None)
+                       data["intervention"] if "intervention" in data.files else None,
+                       data["glimpses"] if "glimpses" in data.files else None)
     from tqdm import tqdm
 
     parts, instructions, episode = [], [], []
     for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
         arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size,
-                                        joint_states_topic)
+                                        joint_states_topic, glimpse_size)
         if texts:
             parts.append(arrays)
             instructions += texts
             episode += [i] * len(texts)
     samples = Samples(np.concatenate([p["images"] for p in parts]), np.concatenate([p["state"] for p in parts]),
                       np.concatenate([p["targets"] for p in parts]), instructions, np.array(episode),
-                      np.concatenate([p["intervention"] for p in parts]))
+                      np.concatenate([p["intervention"] for p in parts]),
+                      np.concatenate([p["glimpses"] for p in parts]) if glimpse_size else None)
     if cache:
+        extra = {"glimpses": samples.glimpses} if glimpse_size else {}
         np.savez(cache_file, images=samples.images, state=samples.state, targets=samples.targets,
-                 instructions=np.array(instructions), episode=samples.episode, intervention=samples.intervention)
+                 instructions=np.array(instructions), episode=samples.episode, intervention=samples.intervention,
+                 **extra)
     return samples

@@ -3,7 +3,12 @@
 Image(s) -> a convolutional encoder whose feature maps are modulated (FiLM) by the instruction, then
 spatial-softmax keypoints and pooled features; instruction -> mean of learned word embeddings; joint
 state -> MLP. A trunk fuses them and a head predicts ``horizon`` x ``action_dim`` normalised actions:
-``regression`` (one pass, L1 loss) or ``flow`` (pi0-style flow matching, Euler steps from noise).
+``regression`` (one pass, L1 loss; with ``modes`` > 1, several chunks and which one applies, trained
+winner-takes-all, so that two equally good motions are not averaged into a bad one) or ``flow`` (pi0-style flow
+matching, Euler steps from noise).
+Optionally a *glimpse*: a small crop of the full-resolution frame centred where one colour-attention head
+looks (the named object), read by its own small CNN: the object's yaw, a few pixels at the model's image
+size, is a dozen at the camera's.
 """
 
 from __future__ import annotations
@@ -40,12 +45,23 @@ class ModelConfig:
     vocab_size: int = 64
     goal_weight: float = 1.0  # auxiliary loss: the episode's grasp pose (training only; grounds the instruction)
     attention_heads: int = 0  # instruction-chosen colour attention over the pixels (0: none)
+    glimpse: int = 0  # side (pixels of the glimpse_source frame) of the crop around the attended object (0: none)
+    glimpse_source: int = 224  # the frame the glimpse is cut from, resized with padding to this square size
+    glimpse_head: int = 0  # the attention head whose location centres the glimpse
+    modes: int = 1  # regression head: chunks predicted at once, the most likely one executed (1: one chunk)
 
     FILE = "config.json"
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, not {self.head!r}")
+        if self.glimpse and not 0 <= self.glimpse_head < self.attention_heads:
+            raise ValueError(f"glimpse_head {self.glimpse_head} is not one of the {self.attention_heads} "
+                             "attention heads")
+        if self.modes < 1 or (self.modes > 1 and self.head != "regression"):
+            raise ValueError(f"modes {self.modes}: at least 1, and more only for the regression head")
+        if self.glimpse < 0 or self.glimpse > self.glimpse_source:
+            raise ValueError(f"glimpse {self.glimpse} px must lie in [0, glimpse_source {self.glimpse_source}]")
 
     @property
     def action_size(self) -> int:
@@ -108,10 +124,13 @@ class ImageEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1), persistent=False)
 
+    def normalise(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        return (x - self.mean) / self.std
+
     def forward(self, images: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """images (B, 3, S, S) uint8 or float in [0, 1]; text (B, text_dim)."""
-        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
-        x = (x - self.mean) / self.std
+        x = self.normalise(images)
         b, _, h, w = x.shape
         ys = torch.linspace(-1.0, 1.0, h, device=x.device).view(1, 1, h, 1).expand(b, 1, h, w)
         xs = torch.linspace(-1.0, 1.0, w, device=x.device).view(1, 1, 1, w).expand(b, 1, h, w)
@@ -139,6 +158,42 @@ class ImageEncoder(nn.Module):
         what = torch.einsum("bkn,bcn->bkc", attention, pixels)  # (B, heads, 3)
         return torch.cat([where, what], dim=-1).flatten(1)
 
+    def where(self, features: torch.Tensor, head: int) -> torch.Tensor:
+        """Attention head ``head``'s expected (x, y) in [-1, 1] (pixel centres of the model's image) from
+        ``forward``'s output (B, out_dim) -> (B, 2)."""
+        start = self.out_dim - self.heads * 5 + 5 * head
+        return features[:, start:start + 2]
+
+
+class Glimpse(nn.Module):
+    """A ``size`` x ``size`` crop of a ``source`` x ``source`` frame around a point, read by a small CNN (the
+    crop is resampled bilinearly, so the point need not fall on a pixel) -> (B, out_dim)."""
+
+    out_dim = 64
+
+    def __init__(self, size: int, source: int, model_size: int):
+        super().__init__()
+        self.size, self.source, self.model_size = size, source, model_size
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 16, 3, padding=1), nn.GroupNorm(8, 16), nn.GELU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.GroupNorm(8, 32), nn.GELU(),
+            nn.Conv2d(32, 32, 3, stride=2, padding=1), nn.GroupNorm(8, 32), nn.GELU(),
+            nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(32 * 16, self.out_dim), nn.GELU())
+
+    def grid(self, centre: torch.Tensor) -> torch.Tensor:
+        """Sampling grid (B, size, size, 2) for ``grid_sample`` (align_corners=False) around ``centre`` (B, 2),
+        given as the attention gives it: -1 and 1 are the centres of the model image's first and last pixels."""
+        m = self.model_size
+        centre = ((centre + 1.0) * (m - 1) + 1.0) / m - 1.0  # -> the image's edges at -1 and 1
+        steps = (2.0 * torch.arange(self.size, device=centre.device) + 1.0) / self.source - self.size / self.source
+        gy, gx = torch.meshgrid(steps, steps, indexing="ij")
+        return torch.stack([gx, gy], dim=-1)[None] + centre[:, None, None, :]
+
+    def forward(self, frames: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
+        """frames (B, 3, source, source), normalised; centre (B, 2)."""
+        crop = F.grid_sample(frames, self.grid(centre), mode="bilinear", padding_mode="zeros", align_corners=False)
+        return self.net(crop)
+
 
 def time_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
     """Sinusoidal embedding of flow time t in [0, 1] (B,) -> (B, dim)."""
@@ -162,35 +217,55 @@ class TinyVLA(nn.Module):
         # network learns to continue the current motion and never grounds the instruction in the image.
         seen = self.vision.out_dim * len(cfg.image_keys) + cfg.text_dim
         self.goal = nn.Sequential(nn.Linear(seen, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, len(cfg.action_joints)))
+        if cfg.glimpse:  # added to the first layers of trunk and goal, zero at the start (a model without it)
+            self.glimpse = Glimpse(cfg.glimpse, cfg.glimpse_source, cfg.image_size)
+            looks = self.glimpse.out_dim * len(cfg.image_keys)
+            self.glimpse_trunk, self.glimpse_goal = nn.Linear(looks, cfg.hidden), nn.Linear(looks, cfg.hidden)
+            for layer in (self.glimpse_trunk, self.glimpse_goal):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
         features = cfg.hidden + len(cfg.action_joints)
         if cfg.head == "regression":
-            self.head = nn.Linear(features, cfg.action_size)
+            self.head = nn.Linear(features, cfg.action_size)  # (the first mode)
+            if cfg.modes > 1:
+                self.other_modes = nn.Linear(features, cfg.action_size * (cfg.modes - 1))
+                self.mode_logits = nn.Linear(features, cfg.modes)
         else:
             self.head = nn.Sequential(nn.Linear(features + cfg.action_size + 32, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.action_size))
 
-    def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L) -> (B, hidden + action_dim):
-        the trunk's features and the grasp pose (normalised, absolute) predicted from image(s) and instruction."""
+    def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor,
+               glimpses: torch.Tensor | None = None) -> torch.Tensor:
+        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L); glimpses (B, cams, 3, G, G)
+        the same frames at ``glimpse_source`` (a glimpse model only) -> (B, hidden + action_dim): the trunk's
+        features and the grasp pose (normalised, absolute) predicted from image(s) and instruction."""
         mask = (tokens > 0).float()
         words = (self.embed(tokens) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         text = self.text(words)
         vision = [self.vision(images[:, k], text) for k in range(images.shape[1])]
-        hidden = self.trunk(torch.cat([*vision, self.state(state), text], dim=1))
-        return torch.cat([hidden, self.goal(torch.cat([*vision, text], dim=1))], dim=1)
+        trunk_in = self.trunk[0](torch.cat([*vision, self.state(state), text], dim=1))
+        goal_in = self.goal[0](torch.cat([*vision, text], dim=1))
+        if self.cfg.glimpse:
+            if glimpses is None:
+                raise ValueError("this model takes glimpses: the frames at glimpse_source as well")
+            looks = torch.cat([self.glimpse(self.vision.normalise(glimpses[:, k]),
+                                            self.vision.where(v, self.cfg.glimpse_head).detach())
+                               for k, v in enumerate(vision)], dim=1)
+            trunk_in, goal_in = trunk_in + self.glimpse_trunk(looks), goal_in + self.glimpse_goal(looks)
+        return torch.cat([self.trunk[1:](trunk_in), self.goal[1:](goal_in)], dim=1)
 
     def velocity(self, features: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Flow head: d(actions)/dt at flow time t (0 = noise, 1 = data); x (B, action_size)."""
         return self.head(torch.cat([features, x, time_embedding(t)], dim=1))
 
     def loss(self, images, state, tokens, actions: torch.Tensor, goals: torch.Tensor | None = None,
-             goal_weights: torch.Tensor | None = None) -> torch.Tensor:
+             goal_weights: torch.Tensor | None = None, glimpses: torch.Tensor | None = None) -> torch.Tensor:
         """Training loss for normalised target actions (B, horizon, action_dim), plus ``goal_weight`` times the
         L1 error of the normalised grasp pose ``goals`` (B, action_dim) when given (a weighted mean over the
         batch with ``goal_weights`` (B,)): most frames of a demonstration can be continued from the joint state
         alone, the grasp pose needs the image and the instruction."""
-        features = self.encode(images, state, tokens)
+        features = self.encode(images, state, tokens, glimpses)
         target = actions.flatten(1)
         goal = features[:, -len(self.cfg.action_joints):]
         aux = 0.0
@@ -198,6 +273,8 @@ class TinyVLA(nn.Module):
             error = (goal - goals).abs().mean(1)
             weights = torch.ones_like(error) if goal_weights is None else goal_weights
             aux = self.cfg.goal_weight * (error * weights).sum() / weights.sum().clamp(min=1e-9)
+        if self.cfg.head == "regression" and self.cfg.modes > 1:
+            return self.modes_loss(features, target) + aux
         if self.cfg.head == "regression":
             return F.l1_loss(self.head(features), target) + aux
         noise = torch.randn_like(target)
@@ -205,11 +282,33 @@ class TinyVLA(nn.Module):
         x = (1.0 - t[:, None]) * noise + t[:, None] * target
         return F.mse_loss(self.velocity(features, x, t), target - noise) + aux
 
+    def mode_chunks(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every mode's chunk (B, modes, action_size) and the modes' logits (B, modes)."""
+        b = features.shape[0]
+        chunks = torch.cat([self.head(features)[:, None], self.other_modes(features).view(b, -1, self.cfg.action_size)],
+                           dim=1)
+        return chunks, self.mode_logits(features)
+
+    def modes_loss(self, features: torch.Tensor, target: torch.Tensor, relax: float = 0.05) -> torch.Tensor:
+        """Winner-takes-all L1 (the closest mode takes ``1 - relax`` of the weight, the others share ``relax``:
+        none is left untrained) plus 0.1 x the cross-entropy of the logits on the winner: where the demonstrations
+        hold two motions (a cube's yaw near 45 degrees: turn the wrist either way), each mode learns one."""
+        chunks, logits = self.mode_chunks(features)
+        errors = (chunks - target[:, None]).abs().mean(-1)  # (B, modes)
+        winner = errors.argmin(1)
+        weights = torch.full_like(errors, relax / (self.cfg.modes - 1))
+        weights[torch.arange(len(errors)), winner] = 1.0 - relax
+        return (weights * errors).sum(1).mean() + 0.1 * F.cross_entropy(logits, winner)
+
     @torch.no_grad()
-    def predict(self, images, state, tokens, noise: torch.Tensor | None = None) -> torch.Tensor:
+    def predict(self, images, state, tokens, noise: torch.Tensor | None = None,
+                glimpses: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised actions (B, horizon, action_dim)."""
-        features = self.encode(images, state, tokens)
+        features = self.encode(images, state, tokens, glimpses)
         shape = (features.shape[0], self.cfg.horizon, len(self.cfg.action_joints))
+        if self.cfg.head == "regression" and self.cfg.modes > 1:
+            chunks, logits = self.mode_chunks(features)
+            return chunks[torch.arange(len(chunks)), logits.argmax(1)].view(shape)
         if self.cfg.head == "regression":
             return self.head(features).view(shape)
         x = noise.flatten(1) if noise is not None else torch.randn(

@@ -126,14 +126,21 @@ def shift(images, pixels: int, generator):
     return out.view(b, c, k, h, w).round().to(torch.uint8)
 
 
-def brighten(images, spread: float, generator):
-    """Each sample's pixels scaled by one factor drawn from [1 - spread, 1 + spread] (clipped to 0..255): the
-    light's intensity changes what every camera sees at once."""
+def brightness_factors(n: int, spread: float, generator):
+    """``n`` factors drawn from [1 - spread, 1 + spread] (None when ``spread`` is 0)."""
     import torch
 
-    if spread <= 0.0:
+    return 1.0 + spread * (2.0 * torch.rand(n, generator=generator) - 1.0) if spread > 0.0 else None
+
+
+def brighten(images, spread: float, generator, factor=None):
+    """Each sample's pixels scaled by one factor drawn from [1 - spread, 1 + spread] (or ``factor``, (B,)) and
+    clipped to 0..255: the light's intensity changes what every camera sees at once."""
+    import torch
+
+    factor = brightness_factors(images.shape[0], spread, generator) if factor is None else factor
+    if factor is None:
         return images
-    factor = 1.0 + spread * (2.0 * torch.rand(images.shape[0], generator=generator) - 1.0)
     scaled = images.float() * factor.to(images.device).view(-1, *([1] * (images.dim() - 1)))
     return scaled.clamp(0, 255).round().to(torch.uint8)
 
@@ -155,10 +162,11 @@ def drop_words(tokens, p: float, generator):
 
 
 def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, head: str = "regression",
-                 gripper_state: bool = True, attention_heads: int = 4) -> ModelConfig:
+                 gripper_state: bool = True, attention_heads: int = 4, glimpse: int = 0, glimpse_head: int = 0,
+                 glimpse_source: int = 224, modes: int = 1) -> ModelConfig:
     """The built-in model's architecture and interface for ``robot`` as ``train`` builds it: the preset's cameras
     (``cameras``: a subset of their keys), its state (the grippers left out without ``gripper_state``) and action
-    joints, the arm joints as deltas."""
+    joints, the arm joints as deltas; ``glimpse`` > 0: a glimpse of that many pixels (see ModelConfig)."""
     grippers = {g.joint for g in robot.grippers}
     keys = [c.key for c in robot.cameras]
     unknown = [k for k in cameras or [] if k not in keys]
@@ -168,7 +176,8 @@ def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, 
                        state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
                        action_joints=list(robot.action_joints),
                        delta_joints=[j for j in robot.action_joints if j not in grippers],
-                       image_size=image_size, head=head, attention_heads=attention_heads)
+                       image_size=image_size, head=head, attention_heads=attention_heads, glimpse=glimpse,
+                       glimpse_head=glimpse_head, glimpse_source=glimpse_source, modes=modes)
 
 
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
@@ -177,7 +186,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
-          cameras: list[str] | None = None, brightness: float = 0.0) -> dict:
+          cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
+          glimpse_source: int = 224, modes: int = 1) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -187,7 +197,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off);
     ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's);
     ``cameras``: the preset's camera keys the model sees, the first one's frames timing the samples (default:
-    every camera of the preset); ``brightness``: each training sample's pixels scaled by up to +-this (0: off)."""
+    every camera of the preset); ``brightness``: each training sample's pixels scaled by up to +-this (0: off);
+    ``glimpse``, ``glimpse_head``, ``glimpse_source``: a glimpse of the object attention head ``glimpse_head`` finds,
+    ``glimpse`` pixels of the frame at ``glimpse_source`` (0: none; from ``init`` without one, the glimpse starts
+    from zero: the model starts as the checkpoint); ``modes``: chunks the regression head predicts at once (see
+    ModelConfig; from ``init`` with one, each starts as its head)."""
     import torch
     from tqdm import tqdm
 
@@ -197,13 +211,15 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     set_threads(threads or 2)
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
-    cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads)
+    cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads, glimpse, glimpse_head,
+                       glimpse_source, modes)
     cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
     samples = load_folders(folders, {k: topics[k] for k in cameras}, list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
-                           joint_states_topic=robot.joint_states_topic, robot=robot)
+                           joint_states_topic=robot.joint_states_topic, robot=robot,
+                           glimpse_size=cfg.glimpse_source if cfg.glimpse else 0)
     samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     goals = grasp_goals(samples, [cfg.action_joints.index(g.joint) for g in robot.grippers
@@ -240,6 +256,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
             torch.from_numpy(goal_weights[idx])))
 
+    def glimpses(rows: np.ndarray):
+        """The glimpse frames of samples ``rows`` (None for a model without a glimpse): indexed per batch, as
+        224x224 frames of every sample would take gigabytes twice."""
+        return None if not cfg.glimpse else torch.from_numpy(samples.glimpses[rows]).to(device)
+
     # frames a teleoperator drove (recorded takeovers, DAgger-style corrections) count intervention_weight
     # times: repeated in each epoch (a whole number of times, 0 leaves them out)
     if not intervention_weight >= 0:
@@ -255,6 +276,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
 
     first = first_frames(samples.episode[val])
+    val_rows = np.nonzero(val)[0]
 
     def evaluate() -> tuple[float, list[float], list[float]]:
         """Validation loss, and the grasp head's mean absolute error per joint (rad; the pose it must find
@@ -268,8 +290,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
                 part = [t[i:i + 256] for t in val_set]
-                losses.append(float(model.loss(*part[:4])) * len(part[0]))
-                goal = model.encode(*part[:3])[:, -len(cfg.action_joints):]
+                looks = glimpses(val_rows[i:i + 256])
+                losses.append(float(model.loss(*part[:4], glimpses=looks)) * len(part[0]))
+                goal = model.encode(*part[:3], looks)[:, -len(cfg.action_joints):]
                 errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).numpy())
         model.train()
         per_frame = np.concatenate(errors) if errors else np.zeros((0, len(cfg.action_joints)))
@@ -293,7 +316,11 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         losses = []
         for i in range(0, n, batch):
             idx = order[i:i + batch].to(device)
-            images = brighten(shift(train_set[0][idx], augment_pixels, generator), brightness, generator)
+            images = shift(train_set[0][idx], augment_pixels, generator)
+            factor = brightness_factors(len(idx), brightness, generator)  # (the same light in the glimpse)
+            images = brighten(images, brightness, generator, factor)
+            looks = glimpses(training[idx.cpu().numpy()])
+            looks = None if looks is None else brighten(looks, brightness, generator, factor)
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
             tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
@@ -301,7 +328,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             for k, (column, _, _) in enumerate(fingers):
                 state = jitter_grip(state, train_holding[idx, k], column, grip_jitter, float(stats.state.std[column]),
                                     generator)
-            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:]))
+            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:]), glimpses=looks)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -317,9 +344,10 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         history["val_grasp_error"].append(grasp_error)
         history["val_first_frame_grasp_error"].append(first_error)
         history["seconds"].append(time.monotonic() - started)
+        worst = int(np.argmax(grasp_error))
         bar.write(f"epoch {epoch}: train {history['train_loss'][-1]:.4f}, val {val_loss:.4f}, grasp pose error "
-                  f"{cfg.action_joints[0]} {grasp_error[0]:.4f} rad (first frames {first_error[0]:.4f}), "
-                  f"{history['seconds'][-1]:.0f} s")
+                  f"{cfg.action_joints[0]} {grasp_error[0]:.4f} rad (first frames {first_error[0]:.4f}), largest "
+                  f"{cfg.action_joints[worst]} {grasp_error[worst]:.4f}, {history['seconds'][-1]:.0f} s")
         if epoch == 1:  # fit the remaining epochs into the budget
             per_epoch = time.monotonic() - epoch_start
             epochs = fixed or int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))
@@ -357,15 +385,30 @@ def init_tokenizer(folder: Path, data: WordTokenizer) -> WordTokenizer:
 
 def load_init(model: TinyVLA, cfg: ModelConfig, folder: Path) -> None:
     """Start ``model`` from ``folder``'s weights; a checkpoint of another robot, camera set, vocabulary or
-    architecture is refused, naming what differs."""
+    architecture is refused, naming what differs, except a glimpse or modes added to a checkpoint without them:
+    the glimpse's layers start from zero and every mode from the checkpoint's head (1e-3 apart, so that they can
+    part), so the model starts as the checkpoint."""
+    import torch
     from safetensors.torch import load_file
 
     theirs = asdict(ModelConfig.load(folder))
-    differ = [k for k, v in asdict(cfg).items() if theirs.get(k) != v]
+    added = {"glimpse": not theirs["glimpse"] and cfg.glimpse, "modes": theirs["modes"] == 1 and cfg.modes > 1}
+    differ = [k for k, v in asdict(cfg).items() if theirs.get(k) != v
+              and not any(on and k.startswith(part) for part, on in added.items())]
     if differ:
         raise ValueError(f"--init {folder}: its config differs in {differ}; start from a checkpoint of this run's "
                          "robot, data vocabulary and architecture")
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    missing, _ = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=not any(added.values()))
+    new = ("glimpse", "other_modes", "mode_logits")
+    assert all(k.startswith(new) for k in missing), f"weights missing from {folder}: {missing}"
+    if added["modes"]:
+        with torch.no_grad():
+            generator = torch.Generator().manual_seed(0)
+            for name in ("weight", "bias"):
+                head = getattr(model.head, name)
+                copies = head.repeat(cfg.modes - 1, *([1] * (head.dim() - 1)))
+                getattr(model.other_modes, name).copy_(copies + 1e-3 * torch.randn(copies.shape, generator=generator))
+                getattr(model.mode_logits, name).zero_()
 
 
 def save_checkpoint(out: str | Path, model: TinyVLA, stats: NormStats, tokenizer: WordTokenizer) -> Path:

@@ -109,8 +109,8 @@ class BuiltinPolicy(Policy):
         return self._prompt[1]
 
     def preprocess(self, observation: Observation) -> tuple:
-        torch, size = self.torch, self.cfg.image_size
-        frames = []
+        torch, size, big = self.torch, self.cfg.image_size, self.cfg.glimpse_source
+        frames, looks = [], []
         for key in self.cfg.image_keys:
             img = observation.images.get(key)
             if img is None:
@@ -118,22 +118,26 @@ class BuiltinPolicy(Policy):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
             frames.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
+            if self.cfg.glimpse:
+                looks.append(resize_with_pad(img, big, big).transpose(2, 0, 1))
         state = np.asarray(observation.state, float)
         if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
             raise PolicyError(f"state must be {len(self.context.state_joints)} finite values, got {state}")
         model_state = np.array([state[self.context.state_joints.index(j)] for j in self.cfg.state_joints])
         images = torch.from_numpy(np.stack(frames)[None]).to(self.device)
+        glimpses = torch.from_numpy(np.stack(looks)[None]).to(self.device) if looks else None
         norm = self.stats.state.normalize(model_state, "zscore").astype(np.float32)
-        return images, torch.from_numpy(norm[None]).to(self.device), self._tokens(observation.instruction), model_state
+        return (images, torch.from_numpy(norm[None]).to(self.device), self._tokens(observation.instruction),
+                model_state, glimpses)
 
     def infer(self, observation: Observation) -> ActionChunk:
-        images, state, tokens, model_state = self.preprocess(observation)
+        images, state, tokens, model_state, glimpses = self.preprocess(observation)
         noise = None
         if self.cfg.head == "flow" and self.options["seed"] >= 0:
             gen = self.torch.Generator().manual_seed(int(self.options["seed"]))
             noise = self.torch.randn(1, self.cfg.horizon, len(self.cfg.action_joints), generator=gen)
         with self.torch.inference_mode():
-            raw = self.model.predict(images, state, tokens, noise)[0].cpu().numpy().astype(np.float64)
+            raw = self.model.predict(images, state, tokens, noise, glimpses)[0].cpu().numpy().astype(np.float64)
         actions = self.stats.actions.unnormalize(raw, "zscore")[: self.context.horizon]
         if not np.all(np.isfinite(actions)):
             raise PolicyError("the model produced NaN/inf actions")

@@ -1,0 +1,138 @@
+"""The built-in model's glimpse (a full-resolution crop around the object the colour attention finds) and its
+multi-mode regression head."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+import torch.nn.functional as F  # noqa: E402
+
+from vla_ros.core.normalize import NormStats, Stats  # noqa: E402
+from vla_ros.core.observation import Observation  # noqa: E402
+from vla_ros.learning.model import Glimpse, ModelConfig, TinyVLA  # noqa: E402
+from vla_ros.learning.tokenizer import WordTokenizer  # noqa: E402
+from vla_ros.learning.train import load_init, save_checkpoint  # noqa: E402
+from vla_ros.policies import create_policy  # noqa: E402
+from vla_ros.policies.context import policy_context  # noqa: E402
+from vla_ros.robots import load_robot  # noqa: E402
+
+ROBOT = load_robot("widowx")
+
+
+def test_the_glimpse_is_cut_around_the_pixel_the_attention_points_at():
+    """Attention coordinates are the model image's pixel centres (-1: first, 1: last); the crop is taken from
+    the same frame at the source size, one source pixel per crop pixel, centred there."""
+    glimpse = Glimpse(size=32, source=224, model_size=96)
+    rows, cols = torch.meshgrid(torch.arange(224.0), torch.arange(224.0), indexing="ij")
+    frames = torch.stack([cols, rows, torch.zeros_like(rows)])[None]  # pixel (r, c) holds (c, r)
+    i, j = 30, 60  # model pixel column 30, row 60
+    centre = torch.tensor([[2 * i / 95 - 1, 2 * j / 95 - 1]])
+    crop = F.grid_sample(frames, glimpse.grid(centre), align_corners=False)[0]
+    expected = [(k + 0.5) * 224 / 96 - 0.5 for k in (i, j)]  # that pixel's centre in source pixels
+    np.testing.assert_allclose([crop[0].mean(), crop[1].mean()], expected, atol=1e-3)
+    np.testing.assert_allclose(torch.diff(crop[0], dim=1).numpy(), 1.0, atol=1e-3)  # one source pixel apart
+    np.testing.assert_allclose(crop[0, 0, 0].item(), expected[0] - 15.5, atol=1e-3)
+
+
+def config(**kw) -> ModelConfig:
+    return ModelConfig(["image_0"], ROBOT.state_joints, ROBOT.action_joints, delta_joints=ROBOT.arm_joints,
+                       image_size=32, vocab_size=8, attention_heads=2, **kw)
+
+
+def test_a_glimpse_added_to_a_checkpoint_starts_as_it_and_then_reads_the_full_frame(tmp_path):
+    torch.manual_seed(0)
+    base = TinyVLA(config())
+    stats = NormStats("zscore", Stats(mean=np.zeros(7), std=np.ones(7)), Stats(mean=np.zeros(7), std=np.ones(7)))
+    folder = save_checkpoint(tmp_path / "base", base, stats, WordTokenizer.build(["pick up the red cube"]))
+    cfg = dataclasses.replace(config(), glimpse=16, glimpse_source=64, glimpse_head=1)
+    model = TinyVLA(cfg)
+    load_init(model, cfg, folder)
+    images, state, tokens = torch.rand(2, 1, 3, 32, 32), torch.randn(2, 7), torch.tensor([[1, 2, 3], [1, 2, 0]])
+    frames = torch.rand(2, 1, 3, 64, 64)
+    torch.testing.assert_close(model.predict(images, state, tokens, glimpses=frames),
+                               base.predict(images, state, tokens))
+    with pytest.raises(ValueError, match="takes glimpses"):
+        model.predict(images, state, tokens)
+    with torch.no_grad():  # as training makes it: the glimpse feeds the trunk and the grasp pose
+        model.glimpse_trunk.weight.normal_()
+        model.glimpse_goal.weight.normal_()
+    other = frames.clone()
+    other[:, :, :, 20:44, 20:44] = 1.0 - other[:, :, :, 20:44, 20:44]  # only the full-resolution frame differs
+    assert not torch.allclose(model.predict(images, state, tokens, glimpses=frames),
+                              model.predict(images, state, tokens, glimpses=other))
+    changed = dataclasses.replace(cfg, glimpse_head=0)  # a glimpse checkpoint: its glimpse must match
+    save_checkpoint(tmp_path / "glimpse", model, stats, WordTokenizer.build(["pick up the red cube"]))
+    with pytest.raises(ValueError, match=r"differs in \['glimpse_head'\]"):
+        load_init(TinyVLA(changed), changed, tmp_path / "glimpse")
+    with pytest.raises(ValueError, match="not one of the 2 attention heads"):
+        config(glimpse=16, glimpse_head=2)
+
+
+def test_the_builtin_backend_feeds_a_glimpse_model_the_frame_at_its_source_size(tmp_path):
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(config(), glimpse=16, glimpse_source=64, glimpse_head=1)
+    model = TinyVLA(cfg)
+    with torch.no_grad():
+        model.glimpse_goal.weight.normal_()
+    stats = NormStats("zscore", Stats(mean=np.zeros(7), std=np.ones(7)),
+                      Stats(mean=np.zeros(7), std=np.full(7, 0.1)))
+    folder = save_checkpoint(tmp_path / "ckpt", model, stats, WordTokenizer.build(["pick up the red cube"]))
+    policy = create_policy("builtin", policy_context(ROBOT, {"backend": "builtin", "builtin.model_path": str(folder)}))
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)
+    state = np.array([0.1, -0.5, 0.4, 0.0, 1.2, 0.1, 0.03])
+    chunk = policy.infer(Observation(5.0, state, {"image_0": frame}, "pick up the red cube"))
+    assert chunk.values.shape == (10, 7) and np.all(np.isfinite(chunk.values))
+    images, norm, tokens, _, glimpses = policy.preprocess(Observation(5.0, state, {"image_0": frame}, "pick up"))
+    assert images.shape == (1, 1, 3, 32, 32) and glimpses.shape == (1, 1, 3, 64, 64)
+
+
+def test_two_modes_learn_both_of_two_equally_good_motions_and_execute_one():
+    """Demonstrations that turn the wrist +1 or -1 from the same view (a cube at 45 degrees): one L1 head has no
+    single answer there (any value between is as good) and, as a smooth function of the view, passes through the
+    values between them where the view changes; two modes trained winner-takes-all learn one motion each, and
+    the executed chunk is one of them, chosen by the logits (a switch, not a blend)."""
+    torch.manual_seed(0)
+    cfg = dataclasses.replace(config(), modes=2, horizon=2)
+    model = TinyVLA(cfg)
+    features = torch.randn(1, cfg.hidden + 7).repeat(64, 1)  # one observation
+    target = torch.zeros(64, cfg.action_size)
+    target[:, 5::7] = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)[:, None]  # wrist_rotate: +1 or -1
+    params = [p for n, p in model.named_parameters() if n.startswith(("head", "other_modes", "mode_logits"))]
+    optimizer = torch.optim.Adam(params, lr=1e-2)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / 400)
+    for _ in range(400):
+        optimizer.zero_grad()
+        model.modes_loss(features, target).backward()
+        optimizer.step()
+        schedule.step()
+    with torch.no_grad():
+        chunks, logits = model.mode_chunks(features[:1])
+        wrists = sorted(chunks[0, :, 5].tolist())
+        assert wrists[0] < -0.9 and wrists[1] > 0.9, wrists  # one mode each
+        executed = chunks[0, logits.argmax(1).item(), 5].item()
+        assert abs(abs(executed) - 1.0) < 0.1, (wrists, executed)  # one of the two motions, whichever
+        images, state, tokens = torch.rand(1, 1, 3, 32, 32), torch.randn(1, 7), torch.tensor([[1, 2, 3]])
+        encoded = model.encode(images, state, tokens)
+        chosen = model.mode_chunks(encoded)[0][0, model.mode_chunks(encoded)[1].argmax(1).item()]
+        torch.testing.assert_close(model.predict(images, state, tokens).flatten(), chosen)
+
+
+def test_modes_added_to_a_checkpoint_start_as_its_head(tmp_path):
+    torch.manual_seed(0)
+    base = TinyVLA(config())
+    stats = NormStats("zscore", Stats(mean=np.zeros(7), std=np.ones(7)), Stats(mean=np.zeros(7), std=np.ones(7)))
+    folder = save_checkpoint(tmp_path / "base", base, stats, WordTokenizer.build(["pick up the red cube"]))
+    cfg = dataclasses.replace(config(), modes=3)
+    model = TinyVLA(cfg)
+    load_init(model, cfg, folder)
+    images, state, tokens = torch.rand(2, 1, 3, 32, 32), torch.randn(2, 7), torch.tensor([[1, 2, 3], [1, 2, 0]])
+    torch.testing.assert_close(model.predict(images, state, tokens), base.predict(images, state, tokens))
+    with torch.no_grad():
+        chunks, logits = model.mode_chunks(model.encode(images, state, tokens))
+    assert chunks.shape == (2, 3, cfg.action_size) and torch.equal(logits, torch.zeros(2, 3))
+    assert 0 < (chunks[:, 1:] - chunks[:, :1]).abs().max() < 0.05  # apart, barely
+    with pytest.raises(ValueError, match="more only for the regression head"):
+        dataclasses.replace(config(), modes=2, head="flow")
