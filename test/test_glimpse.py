@@ -1,5 +1,4 @@
-"""The built-in model's glimpse (a full-resolution crop around the object the colour attention finds) and its
-multi-mode regression head."""
+"""The built-in model's glimpse: a full-resolution crop around the object the colour attention finds."""
 
 import dataclasses
 
@@ -89,50 +88,16 @@ def test_the_builtin_backend_feeds_a_glimpse_model_the_frame_at_its_source_size(
     assert images.shape == (1, 1, 3, 32, 32) and glimpses.shape == (1, 1, 3, 64, 64)
 
 
-def test_two_modes_learn_both_of_two_equally_good_motions_and_execute_one():
-    """Demonstrations that turn the wrist +1 or -1 from the same view (a cube at 45 degrees): one L1 head has no
-    single answer there (any value between is as good) and, as a smooth function of the view, passes through the
-    values between them where the view changes; two modes trained winner-takes-all learn one motion each, and
-    the executed chunk is one of them, chosen by the logits (a switch, not a blend)."""
-    torch.manual_seed(0)
-    cfg = dataclasses.replace(config(), modes=2, horizon=2)
-    model = TinyVLA(cfg)
-    features = torch.randn(1, cfg.hidden + 7).repeat(64, 1)  # one observation
-    target = torch.zeros(64, cfg.action_size)
-    target[:, 5::7] = torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)[:, None]  # wrist_rotate: +1 or -1
-    params = [p for n, p in model.named_parameters() if n.startswith(("head", "other_modes", "mode_logits"))]
-    optimizer = torch.optim.Adam(params, lr=1e-2)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda k: 1.0 - k / 400)
-    for _ in range(400):
-        optimizer.zero_grad()
-        model.modes_loss(features, target).backward()
-        optimizer.step()
-        schedule.step()
-    with torch.no_grad():
-        chunks, logits = model.mode_chunks(features[:1])
-        wrists = sorted(chunks[0, :, 5].tolist())
-        assert wrists[0] < -0.9 and wrists[1] > 0.9, wrists  # one mode each
-        executed = chunks[0, logits.argmax(1).item(), 5].item()
-        assert abs(abs(executed) - 1.0) < 0.1, (wrists, executed)  # one of the two motions, whichever
-        images, state, tokens = torch.rand(1, 1, 3, 32, 32), torch.randn(1, 7), torch.tensor([[1, 2, 3]])
-        encoded = model.encode(images, state, tokens)
-        chosen = model.mode_chunks(encoded)[0][0, model.mode_chunks(encoded)[1].argmax(1).item()]
-        torch.testing.assert_close(model.predict(images, state, tokens).flatten(), chosen)
+def test_the_crop_cut_from_a_window_equals_the_crop_of_the_whole_frame():
+    """The glimpse normalises only a window around the point; the crop is the whole frame's, edges included."""
+    glimpse = Glimpse(size=32, source=224, model_size=96)
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randint(0, 256, (6, 3, 224, 224), dtype=torch.uint8, generator=generator)
+    centre = torch.tensor([[0.1, -0.3], [-1.0, -1.0], [1.0, 0.95], [0.999, -0.99], [-0.5, 0.7], [0.33, 0.0]])
+    mean, std = torch.tensor([0.4, 0.5, 0.6]).view(1, 3, 1, 1), torch.tensor([0.2, 0.3, 0.25]).view(1, 3, 1, 1)
 
+    def normalise(x):
+        return (x.float() / 255.0 - mean) / std
 
-def test_modes_added_to_a_checkpoint_start_as_its_head(tmp_path):
-    torch.manual_seed(0)
-    base = TinyVLA(config())
-    stats = NormStats("zscore", Stats(mean=np.zeros(7), std=np.ones(7)), Stats(mean=np.zeros(7), std=np.ones(7)))
-    folder = save_checkpoint(tmp_path / "base", base, stats, WordTokenizer.build(["pick up the red cube"]))
-    cfg = dataclasses.replace(config(), modes=3)
-    model = TinyVLA(cfg)
-    load_init(model, cfg, folder)
-    images, state, tokens = torch.rand(2, 1, 3, 32, 32), torch.randn(2, 7), torch.tensor([[1, 2, 3], [1, 2, 0]])
-    torch.testing.assert_close(model.predict(images, state, tokens), base.predict(images, state, tokens))
-    with torch.no_grad():
-        chunks, logits = model.mode_chunks(model.encode(images, state, tokens))
-    assert chunks.shape == (2, 3, cfg.action_size) and torch.equal(logits, torch.zeros(2, 3))
-    assert 0 < (chunks[:, 1:] - chunks[:, :1]).abs().max() < 0.05  # apart, barely
-    with pytest.raises(ValueError, match="more only for the regression head"):
-        dataclasses.replace(config(), modes=2, head="flow")
+    whole = F.grid_sample(normalise(frames), glimpse.grid(centre), align_corners=False)
+    torch.testing.assert_close(glimpse.crop(frames, centre, normalise), whole, atol=1e-5, rtol=1e-5)

@@ -120,8 +120,6 @@ def main(argv: list[str] | None = None) -> int:
                          "named object), read by its own CNN: the object's yaw (0: none; WidowX model: 32)")
     p_train.add_argument("--glimpse-head", type=int, default=0, help="the attention head centring the glimpse")
     p_train.add_argument("--glimpse-source", type=int, default=224, help="the frames' size the glimpse is cut from")
-    p_train.add_argument("--modes", type=int, default=1, help="chunks the regression head predicts at once, trained "
-                         "winner-takes-all; the most likely one is executed (where demonstrations hold two motions)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -218,7 +216,7 @@ def _run(ns: argparse.Namespace) -> int:
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,
-                       glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source, modes=ns.modes)
+                       glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

@@ -3,9 +3,7 @@
 Image(s) -> a convolutional encoder whose feature maps are modulated (FiLM) by the instruction, then
 spatial-softmax keypoints and pooled features; instruction -> mean of learned word embeddings; joint
 state -> MLP. A trunk fuses them and a head predicts ``horizon`` x ``action_dim`` normalised actions:
-``regression`` (one pass, L1 loss; with ``modes`` > 1, several chunks and which one applies, trained
-winner-takes-all, so that two equally good motions are not averaged into a bad one) or ``flow`` (pi0-style flow
-matching, Euler steps from noise).
+``regression`` (one pass, L1 loss) or ``flow`` (pi0-style flow matching, Euler steps from noise).
 Optionally a *glimpse*: a small crop of the full-resolution frame centred where one colour-attention head
 looks (the named object), read by its own small CNN: the object's yaw, a few pixels at the model's image
 size, is a dozen at the camera's.
@@ -48,7 +46,6 @@ class ModelConfig:
     glimpse: int = 0  # side (pixels of the glimpse_source frame) of the crop around the attended object (0: none)
     glimpse_source: int = 224  # the frame the glimpse is cut from, resized with padding to this square size
     glimpse_head: int = 0  # the attention head whose location centres the glimpse
-    modes: int = 1  # regression head: chunks predicted at once, the most likely one executed (1: one chunk)
 
     FILE = "config.json"
 
@@ -58,8 +55,6 @@ class ModelConfig:
         if self.glimpse and not 0 <= self.glimpse_head < self.attention_heads:
             raise ValueError(f"glimpse_head {self.glimpse_head} is not one of the {self.attention_heads} "
                              "attention heads")
-        if self.modes < 1 or (self.modes > 1 and self.head != "regression"):
-            raise ValueError(f"modes {self.modes}: at least 1, and more only for the regression head")
         if self.glimpse < 0 or self.glimpse > self.glimpse_source:
             raise ValueError(f"glimpse {self.glimpse} px must lie in [0, glimpse_source {self.glimpse_source}]")
 
@@ -189,10 +184,22 @@ class Glimpse(nn.Module):
         gy, gx = torch.meshgrid(steps, steps, indexing="ij")
         return torch.stack([gx, gy], dim=-1)[None] + centre[:, None, None, :]
 
-    def forward(self, frames: torch.Tensor, centre: torch.Tensor) -> torch.Tensor:
-        """frames (B, 3, source, source), normalised; centre (B, 2)."""
-        crop = F.grid_sample(frames, self.grid(centre), mode="bilinear", padding_mode="zeros", align_corners=False)
-        return self.net(crop)
+    def crop(self, frames: torch.Tensor, centre: torch.Tensor, normalise=None) -> torch.Tensor:
+        """The crop (B, 3, size, size) of ``frames`` (B, 3, source, source) around ``centre`` (B, 2), zero outside
+        the frame; ``normalise`` is applied to a window of ``size + 4`` pixels around it first, not to the whole
+        frame (a 224x224 float frame per sample and step is most of a training step's memory traffic)."""
+        grid = self.grid(centre)
+        w = min(self.size + 4, self.source)
+        pixels = ((grid + 1.0) * self.source - 1.0) / 2.0  # (continuous pixel coordinates, align_corners=False)
+        start = (pixels.mean(dim=(1, 2)).round() - w // 2).clamp(0, self.source - w).long()
+        window = torch.stack([frames[i, :, y:y + w, x:x + w] for i, (x, y) in enumerate(start.tolist())])
+        window = normalise(window) if normalise is not None else window.float()
+        local = (2.0 * (pixels - start[:, None, None, :]) + 1.0) / w - 1.0
+        return F.grid_sample(window, local, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+    def forward(self, frames: torch.Tensor, centre: torch.Tensor, normalise=None) -> torch.Tensor:
+        """frames (B, 3, source, source); centre (B, 2); ``normalise``: as for ``crop``."""
+        return self.net(self.crop(frames, centre, normalise))
 
 
 def time_embedding(t: torch.Tensor, dim: int = 32) -> torch.Tensor:
@@ -226,10 +233,7 @@ class TinyVLA(nn.Module):
                 nn.init.zeros_(layer.bias)
         features = cfg.hidden + len(cfg.action_joints)
         if cfg.head == "regression":
-            self.head = nn.Linear(features, cfg.action_size)  # (the first mode)
-            if cfg.modes > 1:
-                self.other_modes = nn.Linear(features, cfg.action_size * (cfg.modes - 1))
-                self.mode_logits = nn.Linear(features, cfg.modes)
+            self.head = nn.Linear(features, cfg.action_size)
         else:
             self.head = nn.Sequential(nn.Linear(features + cfg.action_size + 32, cfg.hidden), nn.GELU(),
                                       nn.Linear(cfg.hidden, cfg.hidden), nn.GELU(),
@@ -249,9 +253,8 @@ class TinyVLA(nn.Module):
         if self.cfg.glimpse:
             if glimpses is None:
                 raise ValueError("this model takes glimpses: the frames at glimpse_source as well")
-            looks = torch.cat([self.glimpse(self.vision.normalise(glimpses[:, k]),
-                                            self.vision.where(v, self.cfg.glimpse_head).detach())
-                               for k, v in enumerate(vision)], dim=1)
+            looks = torch.cat([self.glimpse(glimpses[:, k], self.vision.where(v, self.cfg.glimpse_head).detach(),
+                                            self.vision.normalise) for k, v in enumerate(vision)], dim=1)
             trunk_in, goal_in = trunk_in + self.glimpse_trunk(looks), goal_in + self.glimpse_goal(looks)
         return torch.cat([self.trunk[1:](trunk_in), self.goal[1:](goal_in)], dim=1)
 
@@ -273,8 +276,6 @@ class TinyVLA(nn.Module):
             error = (goal - goals).abs().mean(1)
             weights = torch.ones_like(error) if goal_weights is None else goal_weights
             aux = self.cfg.goal_weight * (error * weights).sum() / weights.sum().clamp(min=1e-9)
-        if self.cfg.head == "regression" and self.cfg.modes > 1:
-            return self.modes_loss(features, target) + aux
         if self.cfg.head == "regression":
             return F.l1_loss(self.head(features), target) + aux
         noise = torch.randn_like(target)
@@ -282,33 +283,12 @@ class TinyVLA(nn.Module):
         x = (1.0 - t[:, None]) * noise + t[:, None] * target
         return F.mse_loss(self.velocity(features, x, t), target - noise) + aux
 
-    def mode_chunks(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Every mode's chunk (B, modes, action_size) and the modes' logits (B, modes)."""
-        b = features.shape[0]
-        chunks = torch.cat([self.head(features)[:, None], self.other_modes(features).view(b, -1, self.cfg.action_size)],
-                           dim=1)
-        return chunks, self.mode_logits(features)
-
-    def modes_loss(self, features: torch.Tensor, target: torch.Tensor, relax: float = 0.05) -> torch.Tensor:
-        """Winner-takes-all L1 (the closest mode takes ``1 - relax`` of the weight, the others share ``relax``:
-        none is left untrained) plus 0.1 x the cross-entropy of the logits on the winner: where the demonstrations
-        hold two motions (a cube's yaw near 45 degrees: turn the wrist either way), each mode learns one."""
-        chunks, logits = self.mode_chunks(features)
-        errors = (chunks - target[:, None]).abs().mean(-1)  # (B, modes)
-        winner = errors.argmin(1)
-        weights = torch.full_like(errors, relax / (self.cfg.modes - 1))
-        weights[torch.arange(len(errors)), winner] = 1.0 - relax
-        return (weights * errors).sum(1).mean() + 0.1 * F.cross_entropy(logits, winner)
-
     @torch.no_grad()
     def predict(self, images, state, tokens, noise: torch.Tensor | None = None,
                 glimpses: torch.Tensor | None = None) -> torch.Tensor:
         """Normalised actions (B, horizon, action_dim)."""
         features = self.encode(images, state, tokens, glimpses)
         shape = (features.shape[0], self.cfg.horizon, len(self.cfg.action_joints))
-        if self.cfg.head == "regression" and self.cfg.modes > 1:
-            chunks, logits = self.mode_chunks(features)
-            return chunks[torch.arange(len(chunks)), logits.argmax(1)].view(shape)
         if self.cfg.head == "regression":
             return self.head(features).view(shape)
         x = noise.flatten(1) if noise is not None else torch.randn(

@@ -141,8 +141,8 @@ def brighten(images, spread: float, generator, factor=None):
     factor = brightness_factors(images.shape[0], spread, generator) if factor is None else factor
     if factor is None:
         return images
-    scaled = images.float() * factor.to(images.device).view(-1, *([1] * (images.dim() - 1)))
-    return scaled.clamp(0, 255).round().to(torch.uint8)
+    scaled = images.float().mul_(factor.to(images.device).view(-1, *([1] * (images.dim() - 1))))
+    return scaled.clamp_(0, 255).round_().to(torch.uint8)  # (in place: one float copy of the batch)
 
 
 def drop_words(tokens, p: float, generator):
@@ -163,7 +163,7 @@ def drop_words(tokens, p: float, generator):
 
 def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, head: str = "regression",
                  gripper_state: bool = True, attention_heads: int = 4, glimpse: int = 0, glimpse_head: int = 0,
-                 glimpse_source: int = 224, modes: int = 1) -> ModelConfig:
+                 glimpse_source: int = 224) -> ModelConfig:
     """The built-in model's architecture and interface for ``robot`` as ``train`` builds it: the preset's cameras
     (``cameras``: a subset of their keys), its state (the grippers left out without ``gripper_state``) and action
     joints, the arm joints as deltas; ``glimpse`` > 0: a glimpse of that many pixels (see ModelConfig)."""
@@ -177,7 +177,7 @@ def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, 
                        action_joints=list(robot.action_joints),
                        delta_joints=[j for j in robot.action_joints if j not in grippers],
                        image_size=image_size, head=head, attention_heads=attention_heads, glimpse=glimpse,
-                       glimpse_head=glimpse_head, glimpse_source=glimpse_source, modes=modes)
+                       glimpse_head=glimpse_head, glimpse_source=glimpse_source)
 
 
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
@@ -187,7 +187,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
           cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
-          glimpse_source: int = 224, modes: int = 1) -> dict:
+          glimpse_source: int = 224) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -200,8 +200,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     every camera of the preset); ``brightness``: each training sample's pixels scaled by up to +-this (0: off);
     ``glimpse``, ``glimpse_head``, ``glimpse_source``: a glimpse of the object attention head ``glimpse_head`` finds,
     ``glimpse`` pixels of the frame at ``glimpse_source`` (0: none; from ``init`` without one, the glimpse starts
-    from zero: the model starts as the checkpoint); ``modes``: chunks the regression head predicts at once (see
-    ModelConfig; from ``init`` with one, each starts as its head)."""
+    from zero: the model starts as the checkpoint)."""
     import torch
     from tqdm import tqdm
 
@@ -212,7 +211,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
     cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads, glimpse, glimpse_head,
-                       glimpse_source, modes)
+                       glimpse_source)
     cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
@@ -385,30 +384,18 @@ def init_tokenizer(folder: Path, data: WordTokenizer) -> WordTokenizer:
 
 def load_init(model: TinyVLA, cfg: ModelConfig, folder: Path) -> None:
     """Start ``model`` from ``folder``'s weights; a checkpoint of another robot, camera set, vocabulary or
-    architecture is refused, naming what differs, except a glimpse or modes added to a checkpoint without them:
-    the glimpse's layers start from zero and every mode from the checkpoint's head (1e-3 apart, so that they can
-    part), so the model starts as the checkpoint."""
-    import torch
+    architecture is refused, naming what differs, except a glimpse added to a checkpoint without one (its
+    layers start from zero, so the model starts as the checkpoint)."""
     from safetensors.torch import load_file
 
     theirs = asdict(ModelConfig.load(folder))
-    added = {"glimpse": not theirs["glimpse"] and cfg.glimpse, "modes": theirs["modes"] == 1 and cfg.modes > 1}
-    differ = [k for k, v in asdict(cfg).items() if theirs.get(k) != v
-              and not any(on and k.startswith(part) for part, on in added.items())]
+    adding = not theirs["glimpse"] and cfg.glimpse
+    differ = [k for k, v in asdict(cfg).items() if theirs.get(k) != v and not (adding and k.startswith("glimpse"))]
     if differ:
         raise ValueError(f"--init {folder}: its config differs in {differ}; start from a checkpoint of this run's "
                          "robot, data vocabulary and architecture")
-    missing, _ = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=not any(added.values()))
-    new = ("glimpse", "other_modes", "mode_logits")
-    assert all(k.startswith(new) for k in missing), f"weights missing from {folder}: {missing}"
-    if added["modes"]:
-        with torch.no_grad():
-            generator = torch.Generator().manual_seed(0)
-            for name in ("weight", "bias"):
-                head = getattr(model.head, name)
-                copies = head.repeat(cfg.modes - 1, *([1] * (head.dim() - 1)))
-                getattr(model.other_modes, name).copy_(copies + 1e-3 * torch.randn(copies.shape, generator=generator))
-                getattr(model.mode_logits, name).zero_()
+    missing, _ = model.load_state_dict(load_file(str(folder / "model.safetensors")), strict=not adding)
+    assert all(k.startswith("glimpse") for k in missing), f"weights missing from {folder}: {missing}"
 
 
 def save_checkpoint(out: str | Path, model: TinyVLA, stats: NormStats, tokenizer: WordTokenizer) -> Path:
