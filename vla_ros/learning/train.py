@@ -85,7 +85,7 @@ def holding_frames(samples: Samples, gripper_state: int | None, gripper_action: 
 def jitter_grip(state, holding, column: int, width: float, std: float, generator):
     """A held object's width as the finger reads it varies with the grasp: a 3 cm cube taken across a diagonal
     stops the fingers 6 mm wider than one taken across its faces (the expert always takes the faces, the
-    model does not read the cube's yaw). Holding rows get up to ``width`` (m, normalised by ``std``) added
+    model may misread the cube's yaw). Holding rows get up to ``width`` (m, normalised by ``std``) added
     to the finger's reading, so the lift does not depend on how square the grasp was."""
     import torch
 
