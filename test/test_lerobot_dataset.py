@@ -222,6 +222,11 @@ def test_an_exported_dataset_reads_back_as_training_samples(tmp_path):
     assert np.allclose(arrays["targets"][:, :, 0], 2 * future, atol=1e-4)
     assert arrays["instructions"] == ["pick up the red cube"] * 20
     assert [int(round(img[0, 0, 8, 8] / 10)) for img in arrays["images"]] == list(range(20))  # (codec: +-2)
+    assert "glimpses" not in arrays
+    both = lerobot_samples(tmp_path / "ds", WIDOWX, ["image_0"], joints, joints, horizon=3, dt=0.1, size=8,
+                           progress=False, glimpse_size=16)  # a glimpse model's: the frames at two sizes
+    assert both["images"].shape == (20, 1, 3, 8, 8) and both["glimpses"].shape == (20, 1, 3, 16, 16)
+    np.testing.assert_array_equal(both["glimpses"], arrays["images"])  # (16 px: as recorded, one decoding)
     with pytest.raises(DatasetError, match="dataset.joints"):
         lerobot_samples(tmp_path / "ds", load_robot("franka"), ["exterior_image_1_left"],
                         list(load_robot("franka").state_joints), list(load_robot("franka").state_joints), 3, 0.1, 16,

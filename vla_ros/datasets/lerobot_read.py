@@ -91,8 +91,10 @@ def _episodes(root: Path) -> list[dict]:
 
 
 def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str], state_joints: list[str],
-                    action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True) -> dict:
-    """Arrays (images, state, targets, instructions, episode) of every frame of the dataset at ``root``."""
+                    action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
+                    glimpse_size: int = 0) -> dict:
+    """Arrays (images, state, targets, instructions, episode) of every frame of the dataset at ``root``; with
+    ``glimpse_size`` > 0 also "glimpses", the same frames at that size (from the same decoding)."""
     from tqdm import tqdm
 
     root = Path(root)
@@ -117,14 +119,14 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
     action = naming.from_dataset(robot, action_joints, rows["action"][:, action_cols])
     if not (np.isfinite(state).all() and np.isfinite(action).all()):
         raise DatasetError(f"{root}: non-finite state or action values")
-    out_images, out_state, out_targets, texts, episode_ids = [], [], [], [], []
+    out_images, out_glimpses, out_state, out_targets, texts, episode_ids = [], [], [], [], [], []
     decoded: dict[str, tuple[Path, np.ndarray, np.ndarray]] = {}
     for ep in tqdm(_episodes(root), desc="reading dataset", unit="ep", disable=not progress):
         lo, hi = ep["dataset_from_index"], ep["dataset_to_index"]
         t = rows["timestamp"][lo:hi].astype(np.float64)
         if hi - lo < 1:
             continue
-        per_camera = []
+        per_camera, per_camera_big = [], []
         for feature in videos:
             path = root / info["video_path"].format(video_key=feature, chunk_index=ep[f"videos/{feature}/chunk_index"],
                                                     file_index=ep[f"videos/{feature}/file_index"])
@@ -138,7 +140,12 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
                 raise DatasetError(f"{path}: no frame within 1 ms of {float(wanted[np.argmax(off)]):.4f} s (the video "
                                    "does not match the data's timestamps)")
             per_camera.append(np.stack([resize_with_pad(frames[j], size, size).transpose(2, 0, 1) for j in k]))
+            if glimpse_size:
+                per_camera_big.append(np.stack([resize_with_pad(frames[j], glimpse_size, glimpse_size)
+                                                .transpose(2, 0, 1) for j in k]))
         out_images.append(np.stack(per_camera, 1))
+        if glimpse_size:
+            out_glimpses.append(np.stack(per_camera_big, 1))
         out_state.append(state[lo:hi])
         act_t = t + 1.0 / fps
         future = t[:, None] + dt * np.arange(1, horizon + 1)[None, :]
@@ -147,7 +154,10 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
         episode_ids.append(np.full(hi - lo, ep["episode_index"]))
     if not out_state:
         raise DatasetError(f"{root}: no frames")
-    return {"images": np.concatenate(out_images).astype(np.uint8),
-            "state": np.concatenate(out_state).astype(np.float32),
-            "targets": np.concatenate(out_targets).astype(np.float32), "instructions": texts,
-            "episode": np.concatenate(episode_ids)}
+    out = {"images": np.concatenate(out_images).astype(np.uint8),
+           "state": np.concatenate(out_state).astype(np.float32),
+           "targets": np.concatenate(out_targets).astype(np.float32), "instructions": texts,
+           "episode": np.concatenate(episode_ids)}
+    if glimpse_size:
+        out["glimpses"] = np.concatenate(out_glimpses).astype(np.uint8)
+    return out

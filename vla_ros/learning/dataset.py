@@ -135,11 +135,10 @@ def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_jo
     """The samples of a LeRobotDataset folder (see vla_ros.datasets.lerobot_read)."""
     from ..datasets.lerobot_read import lerobot_samples
 
-    args = (root, robot, list(image_topics), state_joints, action_joints, horizon, dt)
-    arrays = lerobot_samples(*args, size, progress)
-    glimpses = lerobot_samples(*args, glimpse_size, progress)["images"] if glimpse_size else None
+    arrays = lerobot_samples(root, robot, list(image_topics), state_joints, action_joints, horizon, dt, size, progress,
+                             glimpse_size)
     return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"],
-                   glimpses=glimpses)
+                   glimpses=arrays.get("glimpses"))
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
