@@ -101,3 +101,32 @@ def test_the_crop_cut_from_a_window_equals_the_crop_of_the_whole_frame():
 
     whole = F.grid_sample(normalise(frames), glimpse.grid(centre), align_corners=False)
     torch.testing.assert_close(glimpse.crop(frames, centre, normalise), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_a_glimpse_of_one_camera_of_two_reads_only_that_cameras_frame(tmp_path):
+    franka = load_robot("franka")
+    keys = [c.key for c in franka.cameras]
+    torch.manual_seed(0)
+    cfg = ModelConfig(keys, franka.state_joints, franka.action_joints, delta_joints=franka.arm_joints,
+                      image_size=32, vocab_size=8, attention_heads=2, glimpse=16, glimpse_source=64, glimpse_head=1,
+                      glimpse_cameras=[keys[0]])
+    assert cfg.glimpse_keys == keys[:1] and dataclasses.replace(cfg, glimpse_cameras=[]).glimpse_keys == keys
+    with pytest.raises(ValueError, match=r"glimpse_cameras \['top'\] are not among"):
+        dataclasses.replace(cfg, glimpse_cameras=["top"])
+    model = TinyVLA(cfg)
+    assert model.glimpse_trunk.in_features == model.glimpse.out_dim  # one camera's glimpse
+    with torch.no_grad():
+        model.glimpse_goal.weight.normal_()
+    images, state, tokens = torch.rand(1, 2, 3, 32, 32), torch.randn(1, 8), torch.tensor([[1, 2, 3]])
+    frames = torch.rand(1, 1, 3, 64, 64)
+    assert not torch.allclose(model.predict(images, state, tokens, glimpses=frames),
+                              model.predict(images, state, tokens, glimpses=1.0 - frames))
+    stats = NormStats("zscore", Stats(mean=np.zeros(8), std=np.ones(8)), Stats(mean=np.zeros(8), std=np.ones(8)))
+    folder = save_checkpoint(tmp_path / "ckpt", model, stats, WordTokenizer.build(["pick up the red cube"]))
+    policy = create_policy("builtin", policy_context(franka, {"backend": "builtin", "builtin.model_path": str(folder)}))
+    frame = np.random.default_rng(0).integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    obs = Observation(5.0, np.array([0.0, -0.7, 0.0, -2.3, 0.0, 1.6, 0.8, 0.04]), dict.fromkeys(keys, frame),
+                      "pick up the red cube")
+    images, _, _, _, glimpses = policy.preprocess(obs)
+    assert images.shape == (1, 2, 3, 32, 32) and glimpses.shape == (1, 1, 3, 64, 64)
+    assert np.all(np.isfinite(policy.infer(obs).values))

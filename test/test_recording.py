@@ -134,3 +134,17 @@ def test_a_glimpse_models_samples_hold_the_frames_at_the_glimpse_size_too(tmp_pa
     np.testing.assert_array_equal(again.glimpses, samples.glimpses)
     both = load_folders([tmp_path, tmp_path], *args, progress=False, glimpse_size=8)
     assert both.glimpses.shape == (12, 1, 3, 8, 8) and both.subset(both.episode == 1).glimpses.shape[0] == 6
+
+
+def test_a_glimpse_of_some_cameras_holds_only_their_frames_and_is_cached_apart(tmp_path):
+    write_episode(tmp_path / "episode_000000")
+    topics = {"wide": "/cam/image_raw", "wrist": "/cam/image_raw"}  # (one recorded camera under two keys)
+    every = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False, glimpse_size=8)
+    named = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False, glimpse_size=8,
+                         glimpse_keys=["wide"])
+    assert every.glimpses.shape == (6, 2, 3, 8, 8) and named.glimpses.shape == (6, 1, 3, 8, 8)
+    np.testing.assert_array_equal(named.glimpses[:, 0], every.glimpses[:, 0])
+    assert len(list(tmp_path.glob("samples_*.npz"))) == 2
+    again = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False, glimpse_size=8,
+                         glimpse_keys=["wide", "wrist"])  # naming every camera: the same cache as none named
+    assert again.glimpses.shape == (6, 2, 3, 8, 8) and len(list(tmp_path.glob("samples_*.npz"))) == 2

@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                          "named object), read by its own CNN: the object's yaw (0: none; WidowX model: 32)")
     p_train.add_argument("--glimpse-head", type=int, default=0, help="the attention head centring the glimpse")
     p_train.add_argument("--glimpse-source", type=int, default=224, help="the frames' size the glimpse is cut from")
+    p_train.add_argument("--glimpse-cameras", nargs="+", default=None, metavar="KEY",
+                         help="the cameras that get a glimpse (default: every camera the model sees)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -216,7 +218,8 @@ def _run(ns: argparse.Namespace) -> int:
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,
-                       glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source)
+                       glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source,
+                       glimpse_cameras=ns.glimpse_cameras)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

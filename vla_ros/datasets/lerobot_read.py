@@ -92,9 +92,10 @@ def _episodes(root: Path) -> list[dict]:
 
 def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
-                    glimpse_size: int = 0) -> dict:
+                    glimpse_size: int = 0, glimpse_keys: list[str] | None = None) -> dict:
     """Arrays (images, state, targets, instructions, episode) of every frame of the dataset at ``root``; with
-    ``glimpse_size`` > 0 also "glimpses", the same frames at that size (from the same decoding)."""
+    ``glimpse_size`` > 0 also "glimpses", the frames of the cameras ``glimpse_keys`` (None: every one) at that
+    size (from the same decoding)."""
     from tqdm import tqdm
 
     root = Path(root)
@@ -127,7 +128,7 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
         if hi - lo < 1:
             continue
         per_camera, per_camera_big = [], []
-        for feature in videos:
+        for key, feature in zip(camera_keys, videos):
             path = root / info["video_path"].format(video_key=feature, chunk_index=ep[f"videos/{feature}/chunk_index"],
                                                     file_index=ep[f"videos/{feature}/file_index"])
             if decoded.get(feature, (None,))[0] != path:  # one decoded file per camera at a time
@@ -140,7 +141,7 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
                 raise DatasetError(f"{path}: no frame within 1 ms of {float(wanted[np.argmax(off)]):.4f} s (the video "
                                    "does not match the data's timestamps)")
             per_camera.append(np.stack([resize_with_pad(frames[j], size, size).transpose(2, 0, 1) for j in k]))
-            if glimpse_size:
+            if glimpse_size and (glimpse_keys is None or key in glimpse_keys):
                 per_camera_big.append(np.stack([resize_with_pad(frames[j], glimpse_size, glimpse_size)
                                                 .transpose(2, 0, 1) for j in k]))
         out_images.append(np.stack(per_camera, 1))

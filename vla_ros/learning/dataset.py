@@ -59,10 +59,11 @@ class Samples:
 
 def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int,
-                    joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0) -> tuple[dict, list]:
+                    joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0,
+                    glimpse_keys: list[str] | None = None) -> tuple[dict, list]:
     """The samples of one episode bag as arrays, and the instruction (joint states on ``joint_states_topic``, or
     on /joint_states in recordings made before the preset named its driver's topic); ``glimpse_size`` > 0: the
-    frames at that size as well ("glimpses")."""
+    frames of the cameras ``glimpse_keys`` (None: every one) at that size as well ("glimpses")."""
     topics = [*image_topics.values(), joint_states_topic, io.JOINT_STATES, io.CONTROLLER_STATE, EPISODE_TOPIC]
     msgs = read_topics(path, topics)
     if not msgs[joint_states_topic]:
@@ -72,6 +73,7 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
     state_t, state_q = joint_rows(msgs[joint_states_topic], state_joints)
     cmd_t, cmd_q = joint_rows(msgs[io.CONTROLLER_STATE], action_joints)
     keys = list(image_topics)
+    big_keys = keys if glimpse_keys is None else [k for k in keys if k in glimpse_keys]
     frames = {k: [(header_stamp(m), m) for _, m in msgs[image_topics[k]]] for k in keys}
     base = frames[keys[0]]
     if not base or not len(state_t) or not len(cmd_t):
@@ -87,7 +89,7 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
             m = older[-1] if older else frames[k][0][1]
             img = decode_image(m.encoding, m.height, m.width, m.step, m.data)
             row.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
-            if glimpse_size:
+            if glimpse_size and k in big_keys:
                 big.append(resize_with_pad(img, glimpse_size, glimpse_size).transpose(2, 0, 1))
         images.append(np.stack(row))
         if glimpse_size:
@@ -99,7 +101,7 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
     arrays = {"images": np.array(images, np.uint8), "state": np.array(state, np.float32),
               "targets": np.array(targets, np.float32), "intervention": np.array(taken, bool)}
     if glimpse_size:
-        arrays["glimpses"] = np.array(glimpses, np.uint8).reshape(-1, len(keys), 3, glimpse_size, glimpse_size)
+        arrays["glimpses"] = np.array(glimpses, np.uint8).reshape(-1, len(big_keys), 3, glimpse_size, glimpse_size)
     return arrays, [instruction] * len(images)
 
 
@@ -131,26 +133,29 @@ def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samp
 
 def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
-                 glimpse_size: int = 0, **_ignored) -> Samples:
+                 glimpse_size: int = 0, glimpse_keys: list[str] | None = None, **_ignored) -> Samples:
     """The samples of a LeRobotDataset folder (see vla_ros.datasets.lerobot_read)."""
     from ..datasets.lerobot_read import lerobot_samples
 
     arrays = lerobot_samples(root, robot, list(image_topics), state_joints, action_joints, horizon, dt, size, progress,
-                             glimpse_size)
+                             glimpse_size, glimpse_keys)
     return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"],
                    glimpses=arrays.get("glimpses"))
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
-                 progress: bool = True, joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0) -> Samples:
+                 progress: bool = True, joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0,
+                 glimpse_keys: list[str] | None = None) -> Samples:
     """Every sample of the successful episodes under ``folder`` (cached beside them as .npz); ``glimpse_size``
-    > 0: with the frames at that size too."""
+    > 0: with the frames of the cameras ``glimpse_keys`` (None: every one) at that size too."""
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")
     key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size]
-                     + ([glimpse_size] if glimpse_size else []))
+                     + ([glimpse_size] if glimpse_size else [])
+                     + ([glimpse_keys] if glimpse_size and glimpse_keys is not None and
+                        list(glimpse_keys) != list(image_topics) else []))
     cache_file = Path(folder) / f"samples_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cache and cache_file.exists():
         data = np.load(cache_file, allow_pickle=False)
@@ -162,7 +167,7 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
     parts, instructions, episode = [], [], []
     for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
         arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size,
-                                        joint_states_topic, glimpse_size)
+                                        joint_states_topic, glimpse_size, glimpse_keys)
         if texts:
             parts.append(arrays)
             instructions += texts

@@ -46,6 +46,7 @@ class ModelConfig:
     glimpse: int = 0  # side (pixels of the glimpse_source frame) of the crop around the attended object (0: none)
     glimpse_source: int = 224  # the frame the glimpse is cut from, resized with padding to this square size
     glimpse_head: int = 0  # the attention head whose location centres the glimpse
+    glimpse_cameras: list[str] = field(default_factory=list)  # the image keys that get a glimpse (empty: every one)
 
     FILE = "config.json"
 
@@ -57,6 +58,16 @@ class ModelConfig:
                              "attention heads")
         if self.glimpse < 0 or self.glimpse > self.glimpse_source:
             raise ValueError(f"glimpse {self.glimpse} px must lie in [0, glimpse_source {self.glimpse_source}]")
+        unknown = [k for k in self.glimpse_cameras if k not in self.image_keys]
+        if unknown:
+            raise ValueError(f"glimpse_cameras {unknown} are not among the model's cameras {self.image_keys}")
+
+    @property
+    def glimpse_keys(self) -> list[str]:
+        """The cameras a glimpse model crops, in image_keys order (none without a glimpse)."""
+        if not self.glimpse:
+            return []
+        return [k for k in self.image_keys if not self.glimpse_cameras or k in self.glimpse_cameras]
 
     @property
     def action_size(self) -> int:
@@ -226,7 +237,7 @@ class TinyVLA(nn.Module):
         self.goal = nn.Sequential(nn.Linear(seen, cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, len(cfg.action_joints)))
         if cfg.glimpse:  # added to the first layers of trunk and goal, zero at the start (a model without it)
             self.glimpse = Glimpse(cfg.glimpse, cfg.glimpse_source, cfg.image_size)
-            looks = self.glimpse.out_dim * len(cfg.image_keys)
+            looks = self.glimpse.out_dim * len(cfg.glimpse_keys)
             self.glimpse_trunk, self.glimpse_goal = nn.Linear(looks, cfg.hidden), nn.Linear(looks, cfg.hidden)
             for layer in (self.glimpse_trunk, self.glimpse_goal):
                 nn.init.zeros_(layer.weight)
@@ -241,9 +252,9 @@ class TinyVLA(nn.Module):
 
     def encode(self, images: torch.Tensor, state: torch.Tensor, tokens: torch.Tensor,
                glimpses: torch.Tensor | None = None) -> torch.Tensor:
-        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L); glimpses (B, cams, 3, G, G)
-        the same frames at ``glimpse_source`` (a glimpse model only) -> (B, hidden + action_dim): the trunk's
-        features and the grasp pose (normalised, absolute) predicted from image(s) and instruction."""
+        """images (B, cams, 3, S, S); state (B, state_dim) normalised; tokens (B, L); glimpses (B, G cams, 3, G,
+        G) the frames of ``glimpse_keys`` at ``glimpse_source`` (a glimpse model only) -> (B, hidden + action_dim):
+        the trunk's features and the grasp pose (normalised, absolute) predicted from image(s) and instruction."""
         mask = (tokens > 0).float()
         words = (self.embed(tokens) * mask[..., None]).sum(1) / mask.sum(1, keepdim=True).clamp(min=1.0)
         text = self.text(words)
@@ -253,8 +264,10 @@ class TinyVLA(nn.Module):
         if self.cfg.glimpse:
             if glimpses is None:
                 raise ValueError("this model takes glimpses: the frames at glimpse_source as well")
-            looks = torch.cat([self.glimpse(glimpses[:, k], self.vision.where(v, self.cfg.glimpse_head).detach(),
-                                            self.vision.normalise) for k, v in enumerate(vision)], dim=1)
+            where = [self.vision.where(vision[self.cfg.image_keys.index(key)], self.cfg.glimpse_head).detach()
+                     for key in self.cfg.glimpse_keys]
+            looks = torch.cat([self.glimpse(glimpses[:, j], w, self.vision.normalise) for j, w in enumerate(where)],
+                              dim=1)
             trunk_in, goal_in = trunk_in + self.glimpse_trunk(looks), goal_in + self.glimpse_goal(looks)
         return torch.cat([self.trunk[1:](trunk_in), self.goal[1:](goal_in)], dim=1)
 

@@ -118,7 +118,7 @@ class BuiltinPolicy(Policy):
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
                 raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
             frames.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
-            if self.cfg.glimpse:
+            if key in self.cfg.glimpse_keys:
                 looks.append(resize_with_pad(img, big, big).transpose(2, 0, 1))
         state = np.asarray(observation.state, float)
         if state.shape != (len(self.context.state_joints),) or not np.all(np.isfinite(state)):
