@@ -130,3 +130,28 @@ def test_a_glimpse_of_one_camera_of_two_reads_only_that_cameras_frame(tmp_path):
     images, _, _, _, glimpses = policy.preprocess(obs)
     assert images.shape == (1, 2, 3, 32, 32) and glimpses.shape == (1, 1, 3, 64, 64)
     assert np.all(np.isfinite(policy.infer(obs).values))
+
+
+def test_a_model_with_a_crop_view_gets_that_box_of_its_camera_and_the_node_subscribes_the_camera(tmp_path):
+    from vla_ros.policies.builtin import BuiltinPolicy
+
+    franka = load_robot("franka")
+    wide = franka.cameras[0].key
+    crops = {"table": [wide, 0.25, 0.5, 0.75, 1.0]}
+    cfg = ModelConfig([wide, "table"], franka.state_joints, franka.action_joints, delta_joints=franka.arm_joints,
+                      image_size=32, vocab_size=8, crops=crops)
+    assert cfg.cameras == [wide]
+    with pytest.raises(ValueError, match="must be among image_keys"):
+        ModelConfig([wide], franka.state_joints, franka.action_joints, crops=crops)
+    stats = NormStats("zscore", Stats(mean=np.zeros(8), std=np.ones(8)), Stats(mean=np.zeros(8), std=np.ones(8)))
+    folder = save_checkpoint(tmp_path / "ckpt", TinyVLA(cfg), stats, WordTokenizer.build(["pick up the red cube"]))
+    options = {"backend": "builtin", "builtin.model_path": str(folder)}
+    assert BuiltinPolicy.cameras({"model_path": str(folder)}, franka) == [wide]
+    policy = create_policy("builtin", policy_context(franka, options))
+    frame = np.zeros((64, 64, 3), np.uint8)
+    frame[32:, 16:48] = 200  # the box, bright; the rest dark
+    obs = Observation(5.0, np.array([0.0, -0.7, 0.0, -2.3, 0.0, 1.6, 0.8, 0.04]), {wide: frame}, "pick up the red cube")
+    images = policy.preprocess(obs)[0]
+    assert images.shape == (1, 2, 3, 32, 32)
+    assert float(images[0, 1].float().mean()) == 200.0 and float(images[0, 0].float().mean()) == 50.0
+    assert np.all(np.isfinite(policy.infer(obs).values))

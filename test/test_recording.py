@@ -148,3 +148,17 @@ def test_a_glimpse_of_some_cameras_holds_only_their_frames_and_is_cached_apart(t
     again = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False, glimpse_size=8,
                          glimpse_keys=["wide", "wrist"])  # naming every camera: the same cache as none named
     assert again.glimpses.shape == (6, 2, 3, 8, 8) and len(list(tmp_path.glob("samples_*.npz"))) == 2
+
+
+def test_a_crop_views_images_are_the_box_of_its_cameras_frames(tmp_path):
+    write_episode(tmp_path / "episode_000000")
+    topics = {"cam": "/cam/image_raw", "cam_top": "/cam/image_raw"}  # the crop reads its camera's topic
+    crops = {"cam_top": ["cam", 0.0, 0.0, 1.0, 0.5]}  # the top half: 8x4 pixels, padded to 4x4 as 4x2
+    samples = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False, crops=crops)
+    whole, top = samples.images[:, 0, 0], samples.images[:, 1, 0]
+    np.testing.assert_array_equal(whole[:, :, 1], np.arange(0, 60, 10)[:, None] * np.ones(4))
+    np.testing.assert_array_equal(top[:, 0], 0)  # padding: a box of another shape than the frame
+    np.testing.assert_array_equal(top[:, 1:3, 1], np.arange(0, 60, 10)[:, None] * np.ones(2))
+    plain = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
+    np.testing.assert_array_equal(plain.images[:, 1], plain.images[:, 0])  # cached apart from the crop's
+    assert len(list(tmp_path.glob("samples_*.npz"))) == 2

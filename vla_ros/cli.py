@@ -23,6 +23,22 @@ def _launch_args(items: list[str]) -> GraphArgs:
         raise SystemExit(str(exc)) from exc
 
 
+def parse_crops(items: list[str]) -> dict[str, list]:
+    """``--crop KEY=CAMERA:X0,Y0,X1,Y1`` items -> {key: [camera, x0, y0, x1, y1]} (ValueError saying the form)."""
+    crops: dict[str, list] = {}
+    for item in items:
+        key, _, rest = item.partition("=")
+        camera, _, box = rest.partition(":")
+        try:
+            values = [float(v) for v in box.split(",")]
+        except ValueError:
+            values = []
+        if not key or not camera or len(values) != 4 or key in crops:
+            raise ValueError(f"--crop {item!r}: expected KEY=CAMERA:X0,Y0,X1,Y1 (fractions), each key once")
+        crops[key] = [camera, *values]
+    return crops
+
+
 def demo_args(items: list[str]) -> GraphArgs:
     """The demo's launch arguments: without a policy, the model shipped for the robot, else its scripted expert."""
     args = _launch_args(items)
@@ -120,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                          "named object), read by its own CNN: the object's yaw (0: none; WidowX model: 32)")
     p_train.add_argument("--glimpse-head", type=int, default=0, help="the attention head centring the glimpse")
     p_train.add_argument("--glimpse-source", type=int, default=224, help="the frames' size the glimpse is cut from")
+    p_train.add_argument("--crop", action="append", default=[], metavar="KEY=CAMERA:X0,Y0,X1,Y1",
+                         help="a view cut from a camera's full-resolution frame, read as one more camera (box in "
+                         "fractions of the frame's width and height), e.g. cam_high_table=cam_high:0.5,0.3,0.75,0.63")
     p_train.add_argument("--glimpse-cameras", nargs="+", default=None, metavar="KEY",
                          help="the cameras that get a glimpse (default: every camera the model sees)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
@@ -219,7 +238,7 @@ def _run(ns: argparse.Namespace) -> int:
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,
                        glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source,
-                       glimpse_cameras=ns.glimpse_cameras)
+                       glimpse_cameras=ns.glimpse_cameras, crops=parse_crops(ns.crop))
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

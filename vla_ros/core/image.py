@@ -131,6 +131,38 @@ def center_crop(image: np.ndarray, area: float = 0.9) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((w, h), resample=Image.BILINEAR, box=box))
 
 
+def crop_fraction(image: np.ndarray, box) -> np.ndarray:
+    """The part of ``image`` inside ``box`` = (x0, y0, x1, y1), fractions of its width and height (pixel bounds
+    rounded; at least one pixel): a fixed region of a camera's frame at the camera's own resolution."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    c0, r0 = int(round(x0 * w)), int(round(y0 * h))
+    return image[r0 : max(r0 + 1, int(round(y1 * h))), c0 : max(c0 + 1, int(round(x1 * w)))]
+
+
+def check_crops(crops: dict, cameras=None) -> None:
+    """``crops`` {key: [camera, x0, y0, x1, y1]}: each cut from one of ``cameras`` (None: any camera) with
+    0 <= x0 < x1 <= 1 (same for y) and named unlike a camera; ValueError naming what is wrong."""
+    for key, spec in crops.items():
+        if len(spec) != 5 or (cameras is not None and spec[0] not in cameras):
+            raise ValueError(f"crop {key!r}: {spec} must be [camera, x0, y0, x1, y1] with a camera of {list(cameras)}")
+        x0, y0, x1, y1 = (float(v) for v in spec[1:])
+        if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
+            raise ValueError(f"crop {key!r}: the box {spec[1:]} must lie in [0, 1] with x0 < x1 and y0 < y1")
+        if key in (cameras or [c[0] for c in crops.values()]):
+            raise ValueError(f"crop {key!r} has the name of a camera")
+
+
+def crop_sources(image_keys, crops: dict) -> list[str]:
+    """The cameras whose frames images ``image_keys`` are made from (a crop's key: its camera), each once."""
+    out: list[str] = []
+    for key in image_keys:
+        camera = crops[key][0] if key in crops else key
+        if camera not in out:
+            out.append(camera)
+    return out
+
+
 RESIZE_MODES = {"pad": resize_with_pad, "stretch": resize_stretch}
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.image import resize_with_pad
+from ..core.image import crop_fraction, resize_with_pad
 from ..robots import RobotPreset
 from . import naming
 from .video import decode
@@ -92,10 +92,11 @@ def _episodes(root: Path) -> list[dict]:
 
 def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
-                    glimpse_size: int = 0, glimpse_keys: list[str] | None = None) -> dict:
+                    glimpse_size: int = 0, glimpse_keys: list[str] | None = None, crops: dict | None = None) -> dict:
     """Arrays (images, state, targets, instructions, episode) of every frame of the dataset at ``root``; with
     ``glimpse_size`` > 0 also "glimpses", the frames of the cameras ``glimpse_keys`` (None: every one) at that
-    size (from the same decoding)."""
+    size (from the same decoding); ``crops`` {key: [camera, x0, y0, x1, y1]}: a key's images are that box of
+    its camera's frames."""
     from tqdm import tqdm
 
     root = Path(root)
@@ -106,9 +107,10 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
     fps = float(info["fps"])
     state_cols = _columns(info, "observation.state", naming.names(robot, state_joints))
     action_cols = _columns(info, "action", naming.names(robot, action_joints))
+    crops = crops or {}
     videos = []
     for key in camera_keys:
-        feature = f"observation.images.{naming.camera_name(robot, key)}"
+        feature = f"observation.images.{naming.camera_name(robot, crops[key][0] if key in crops else key)}"
         if info["features"].get(feature, {}).get("dtype") != "video":
             cams = [k for k, f in info["features"].items() if f.get("dtype") in ("video", "image")]
             raise DatasetError(f"the dataset has no video {feature!r} for camera {key} (it has {cams}); the preset's "
@@ -140,10 +142,11 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
             if off.max() > 1e-3:
                 raise DatasetError(f"{path}: no frame within 1 ms of {float(wanted[np.argmax(off)]):.4f} s (the video "
                                    "does not match the data's timestamps)")
-            per_camera.append(np.stack([resize_with_pad(frames[j], size, size).transpose(2, 0, 1) for j in k]))
+            picked = [crop_fraction(frames[j], crops[key][1:]) if key in crops else frames[j] for j in k]
+            per_camera.append(np.stack([resize_with_pad(f, size, size).transpose(2, 0, 1) for f in picked]))
             if glimpse_size and (glimpse_keys is None or key in glimpse_keys):
-                per_camera_big.append(np.stack([resize_with_pad(frames[j], glimpse_size, glimpse_size)
-                                                .transpose(2, 0, 1) for j in k]))
+                per_camera_big.append(np.stack([resize_with_pad(f, glimpse_size, glimpse_size).transpose(2, 0, 1)
+                                                for f in picked]))
         out_images.append(np.stack(per_camera, 1))
         if glimpse_size:
             out_glimpses.append(np.stack(per_camera_big, 1))

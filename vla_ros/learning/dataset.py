@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import interfaces as io
-from ..core.image import decode_image, resize_with_pad
+from ..core.image import crop_fraction, decode_image, resize_with_pad
 from ..recording.bag import EPISODE_TOPIC, episode_info, episode_instruction, header_stamp, joint_rows, read_topics
 
 
@@ -60,10 +60,12 @@ class Samples:
 def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints: list[str],
                     action_joints: list[str], horizon: int, dt: float, size: int,
                     joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0,
-                    glimpse_keys: list[str] | None = None) -> tuple[dict, list]:
+                    glimpse_keys: list[str] | None = None, crops: dict | None = None) -> tuple[dict, list]:
     """The samples of one episode bag as arrays, and the instruction (joint states on ``joint_states_topic``, or
     on /joint_states in recordings made before the preset named its driver's topic); ``glimpse_size`` > 0: the
-    frames of the cameras ``glimpse_keys`` (None: every one) at that size as well ("glimpses")."""
+    frames of the cameras ``glimpse_keys`` (None: every one) at that size as well ("glimpses"); ``crops``
+    {key: [camera, x0, y0, x1, y1]}: the image of that key is the box of its topic's frame (ModelConfig.crops)."""
+    crops = crops or {}
     topics = [*image_topics.values(), joint_states_topic, io.JOINT_STATES, io.CONTROLLER_STATE, EPISODE_TOPIC]
     msgs = read_topics(path, topics)
     if not msgs[joint_states_topic]:
@@ -88,6 +90,8 @@ def episode_samples(path: str | Path, image_topics: dict[str, str], state_joints
             older = [m for s, m in frames[k] if s <= t + 1e-6]
             m = older[-1] if older else frames[k][0][1]
             img = decode_image(m.encoding, m.height, m.width, m.step, m.data)
+            if k in crops:
+                img = crop_fraction(img, crops[k][1:])
             row.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
             if glimpse_size and k in big_keys:
                 big.append(resize_with_pad(img, glimpse_size, glimpse_size).transpose(2, 0, 1))
@@ -133,12 +137,13 @@ def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samp
 
 def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, progress: bool = True,
-                 glimpse_size: int = 0, glimpse_keys: list[str] | None = None, **_ignored) -> Samples:
+                 glimpse_size: int = 0, glimpse_keys: list[str] | None = None, crops: dict | None = None,
+                 **_ignored) -> Samples:
     """The samples of a LeRobotDataset folder (see vla_ros.datasets.lerobot_read)."""
     from ..datasets.lerobot_read import lerobot_samples
 
     arrays = lerobot_samples(root, robot, list(image_topics), state_joints, action_joints, horizon, dt, size, progress,
-                             glimpse_size, glimpse_keys)
+                             glimpse_size, glimpse_keys, crops)
     return Samples(arrays["images"], arrays["state"], arrays["targets"], arrays["instructions"], arrays["episode"],
                    glimpses=arrays.get("glimpses"))
 
@@ -146,16 +151,18 @@ def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_jo
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
                  progress: bool = True, joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0,
-                 glimpse_keys: list[str] | None = None) -> Samples:
+                 glimpse_keys: list[str] | None = None, crops: dict | None = None) -> Samples:
     """Every sample of the successful episodes under ``folder`` (cached beside them as .npz); ``glimpse_size``
-    > 0: with the frames of the cameras ``glimpse_keys`` (None: every one) at that size too."""
+    > 0: with the frames of the cameras ``glimpse_keys`` (None: every one) at that size too; ``crops``: views cut
+    from a camera's frame (see episode_samples)."""
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")
     key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size]
                      + ([glimpse_size] if glimpse_size else [])
                      + ([glimpse_keys] if glimpse_size and glimpse_keys is not None and
-                        list(glimpse_keys) != list(image_topics) else []))
+                        list(glimpse_keys) != list(image_topics) else [])
+                     + ([crops] if crops else []))
     cache_file = Path(folder) / f"samples_{hashlib.sha1(key.encode()).hexdigest()[:12]}.npz"
     if cache and cache_file.exists():
         data = np.load(cache_file, allow_pickle=False)
@@ -167,7 +174,7 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
     parts, instructions, episode = [], [], []
     for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
         arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size,
-                                        joint_states_topic, glimpse_size, glimpse_keys)
+                                        joint_states_topic, glimpse_size, glimpse_keys, crops)
         if texts:
             parts.append(arrays)
             instructions += texts

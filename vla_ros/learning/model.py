@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.image import check_crops, crop_sources
+
 HEADS = ("regression", "flow")
 
 
@@ -47,6 +49,9 @@ class ModelConfig:
     glimpse_source: int = 224  # the frame the glimpse is cut from, resized with padding to this square size
     glimpse_head: int = 0  # the attention head whose location centres the glimpse
     glimpse_cameras: list[str] = field(default_factory=list)  # the image keys that get a glimpse (empty: every one)
+    # views cut from a camera's full-resolution frame, read like another camera: {key: [camera, x0, y0, x1, y1]}
+    # (fractions of its width and height; the key is one of image_keys)
+    crops: dict[str, list] = field(default_factory=dict)
 
     FILE = "config.json"
 
@@ -61,6 +66,14 @@ class ModelConfig:
         unknown = [k for k in self.glimpse_cameras if k not in self.image_keys]
         if unknown:
             raise ValueError(f"glimpse_cameras {unknown} are not among the model's cameras {self.image_keys}")
+        check_crops(self.crops)
+        if any(k not in self.image_keys for k in self.crops):
+            raise ValueError(f"crops {list(self.crops)} must be among image_keys {self.image_keys}")
+
+    @property
+    def cameras(self) -> list[str]:
+        """The cameras the model's images come from (a crop's camera for a crop)."""
+        return crop_sources(self.image_keys, self.crops)
 
     @property
     def glimpse_keys(self) -> list[str]:

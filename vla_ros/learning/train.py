@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.image import check_crops
 from ..core.normalize import NormStats, Stats
 from ..robots import load_robot
 from .dataset import Samples, load_folders
@@ -163,22 +164,27 @@ def drop_words(tokens, p: float, generator):
 
 def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, head: str = "regression",
                  gripper_state: bool = True, attention_heads: int = 4, glimpse: int = 0, glimpse_head: int = 0,
-                 glimpse_source: int = 224, glimpse_cameras: list[str] | None = None) -> ModelConfig:
+                 glimpse_source: int = 224, glimpse_cameras: list[str] | None = None,
+                 crops: dict | None = None) -> ModelConfig:
     """The built-in model's architecture and interface for ``robot`` as ``train`` builds it: the preset's cameras
-    (``cameras``: a subset of their keys), its state (the grippers left out without ``gripper_state``) and action
-    joints, the arm joints as deltas; ``glimpse`` > 0: a glimpse of that many pixels (see ModelConfig)."""
+    (``cameras``: a subset of their keys) and the ``crops`` {key: [camera, x0, y0, x1, y1]} after them, its state
+    (the grippers left out without ``gripper_state``) and action joints, the arm joints as deltas; ``glimpse`` >
+    0: a glimpse of that many pixels (see ModelConfig)."""
     grippers = {g.joint for g in robot.grippers}
     keys = [c.key for c in robot.cameras]
-    unknown = [k for k in cameras or [] if k not in keys]
+    crops = dict(crops or {})
+    check_crops(crops, keys)
+    unknown = [k for k in cameras or [] if k not in keys and k not in crops]
     if unknown or (cameras is not None and not cameras):
         raise ValueError(f"cameras {unknown or cameras}: robot {robot.name!r} has cameras {keys}")
-    return ModelConfig(image_keys=list(cameras or keys),
+    image_keys = list(cameras or keys)
+    return ModelConfig(image_keys=image_keys + [k for k in crops if k not in image_keys],
                        state_joints=[j for j in robot.state_joints if gripper_state or j not in grippers],
                        action_joints=list(robot.action_joints),
                        delta_joints=[j for j in robot.action_joints if j not in grippers],
                        image_size=image_size, head=head, attention_heads=attention_heads, glimpse=glimpse,
                        glimpse_head=glimpse_head, glimpse_source=glimpse_source,
-                       glimpse_cameras=list(glimpse_cameras or []))
+                       glimpse_cameras=list(glimpse_cameras or []), crops=crops)
 
 
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
@@ -188,7 +194,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
           cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
-          glimpse_source: int = 224, glimpse_cameras: list[str] | None = None) -> dict:
+          glimpse_source: int = 224, glimpse_cameras: list[str] | None = None, crops: dict | None = None) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -201,7 +207,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     every camera of the preset); ``brightness``: each training sample's pixels scaled by up to +-this (0: off);
     ``glimpse``, ``glimpse_head``, ``glimpse_source``: a glimpse of the object attention head ``glimpse_head`` finds,
     ``glimpse`` pixels of the frame at ``glimpse_source`` (0: none; from ``init`` without one, the glimpse starts
-    from zero: the model starts as the checkpoint), of the cameras ``glimpse_cameras`` (default: every one)."""
+    from zero: the model starts as the checkpoint), of the cameras ``glimpse_cameras`` (default: every one);
+    ``crops`` {key: [camera, x0, y0, x1, y1]}: views cut from a camera's full frame (fractions of its width and
+    height), read as more cameras (after ``cameras``)."""
     import torch
     from tqdm import tqdm
 
@@ -212,14 +220,16 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
     cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads, glimpse, glimpse_head,
-                       glimpse_source, glimpse_cameras)
+                       glimpse_source, glimpse_cameras, crops)
     cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
-    samples = load_folders(folders, {k: topics[k] for k in cameras}, list(robot.state_joints),
+    samples = load_folders(folders, {k: topics[cfg.crops[k][0] if k in cfg.crops else k] for k in cameras},
+                           list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
                            joint_states_topic=robot.joint_states_topic, robot=robot,
-                           glimpse_size=cfg.glimpse_source if cfg.glimpse else 0, glimpse_keys=cfg.glimpse_keys)
+                           glimpse_size=cfg.glimpse_source if cfg.glimpse else 0, glimpse_keys=cfg.glimpse_keys,
+                           crops=cfg.crops)
     samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     goals = grasp_goals(samples, [cfg.action_joints.index(g.joint) for g in robot.grippers

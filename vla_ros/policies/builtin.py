@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
-from ..core.image import resize_with_pad
+from ..core.image import crop_fraction, crop_sources, resize_with_pad
 from ..core.normalize import NormStats
 from ..core.observation import Observation
 from ..params import ParamSpec
@@ -60,7 +60,8 @@ class BuiltinPolicy(Policy):
 
         try:
             folder = resolve_model(str(options.get("model_path", "")), robot.name)
-            return list(json.loads((folder / "config.json").read_text())["image_keys"])
+            config = json.loads((folder / "config.json").read_text())
+            return crop_sources(config["image_keys"], config.get("crops") or {})
         except (PolicyError, OSError, ValueError, KeyError, TypeError):
             return None  # (the node reports what is wrong with the checkpoint)
 
@@ -82,7 +83,7 @@ class BuiltinPolicy(Policy):
         self.model.to(self.device).eval()
         self.stats = NormStats.load(self.folder)
         self.tokenizer = WordTokenizer.load(self.folder)
-        missing = [k for k in self.cfg.image_keys if k not in context.image_keys]
+        missing = [k for k in self.cfg.cameras if k not in context.image_keys]
         if missing:
             raise PolicyError(f"the model needs camera(s) {missing}; the node's image_keys are {context.image_keys}")
         for label, joints in (("state_joints", self.cfg.state_joints), ("action_joints", self.cfg.action_joints)):
@@ -112,11 +113,14 @@ class BuiltinPolicy(Policy):
         torch, size, big = self.torch, self.cfg.image_size, self.cfg.glimpse_source
         frames, looks = [], []
         for key in self.cfg.image_keys:
-            img = observation.images.get(key)
+            camera = self.cfg.crops[key][0] if key in self.cfg.crops else key
+            img = observation.images.get(camera)
             if img is None:
-                raise PolicyError(f"observation lacks camera {key!r}")
+                raise PolicyError(f"observation lacks camera {camera!r}")
             if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-                raise PolicyError(f"camera {key!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+                raise PolicyError(f"camera {camera!r}: expected HxWx3 uint8, got {img.shape} {img.dtype}")
+            if key in self.cfg.crops:
+                img = crop_fraction(img, self.cfg.crops[key][1:])
             frames.append(resize_with_pad(img, size, size).transpose(2, 0, 1))
             if key in self.cfg.glimpse_keys:
                 looks.append(resize_with_pad(img, big, big).transpose(2, 0, 1))
