@@ -46,5 +46,6 @@ def test_the_shipped_model_picks_the_named_cube_through_the_graph(ros, tmp_path,
     assert code == 0, log[-3000:]
     outcome = [(e.instruction, e.success, round(e.duration, 2)) for e in episodes]
     assert sum(e.success for e in episodes) >= SCENES[name][1], outcome
+    assert all(e.progress == 1 for e in episodes if e.success), outcome  # /sim/task_progress: lifted
     diag = probe.diagnostics("policy_node")[-1]
     assert diag["backend"] == "builtin" and int(diag["published"]) >= 10  # (its speed: make bench)

@@ -118,7 +118,7 @@ def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instru
     finally:
         sim.task.target = "red_cube"
     assert result.success, f"seed {seed}: not lifted within 15 s"
-    assert 2.0 < result.duration < 10.0
+    assert 2.0 < result.duration < 10.0 and sim.task.progress == 1  # (the pick's one stage: lifted)
     assert abs(sim.task.grasp_width - robot.task.cube_size) < 0.002  # square: across two faces
 
 
@@ -263,6 +263,7 @@ def test_the_scripted_experts_hand_the_cube_over_with_aloha_in_closed_loop(aloha
     assert result.success and result.duration < 12.0, result.duration
     assert aloha_sim.task.touching(aloha_sim.data) == (False, True)
     assert policy.giver == "right"
+    assert aloha_sim.task.progress == 2  # both stages: lifted by the giver, touched by the receiver aloft
 
 
 def test_a_cube_held_by_the_giver_alone_is_not_a_transfer(aloha_sim):
@@ -276,6 +277,9 @@ def test_a_cube_held_by_the_giver_alone_is_not_a_transfer(aloha_sim):
     assert not result.success and policy.phase in ("lift", "carry")
     assert sim.task.touching(sim.data) == (True, False)
     assert sim.object_poses()["red_cube"].position[2] > 0.1
+    assert sim.task.progress == 1  # lifted by the giver, never touched by the receiver
+    sim.reset(2)
+    assert sim.task.progress == 0
 
 
 def test_the_aloha_scene_has_both_arms_four_cameras_and_open_grippers(aloha_sim):

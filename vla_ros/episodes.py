@@ -27,7 +27,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Bool, Float64, String
+from std_msgs.msg import Bool, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
 
 from . import interfaces as io
@@ -49,6 +49,7 @@ class Episode:
     instruction: str = ""
     bag: str = ""
     grasp_width: float = float("nan")  # m: the held cube's width along the jaws at success (sim; NaN: unknown)
+    progress: int = 0  # how many of the task's stages (vla_ros.robots.TASK_STAGES) it reached (sim)
 
 
 @dataclass
@@ -85,6 +86,7 @@ class EpisodeClient(Node):
         self.rec = Recording()
         self.success = False
         self.grasp_width = float("nan")
+        self.progress = 0
         self.keep_frames = True
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
@@ -99,6 +101,7 @@ class EpisodeClient(Node):
             self.create_subscription(PathMsg, topic, lambda msg, t=topic: self._on_path(t, msg), QoSProfile(depth=5))
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
         self.create_subscription(Float64, io.SIM_GRASP_WIDTH, self._on_grasp, QoSProfile(depth=5))
+        self.create_subscription(Int32, io.SIM_TASK_PROGRESS, self._on_progress, QoSProfile(depth=5))
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
         self.instruction_pub = self.create_publisher(String, io.INSTRUCTION, QoSProfile(depth=10))
         self.clients_ = {
@@ -155,6 +158,9 @@ class EpisodeClient(Node):
     def _on_grasp(self, msg: Float64) -> None:
         self.grasp_width = msg.data
 
+    def _on_progress(self, msg: Int32) -> None:
+        self.progress = max(self.progress, int(msg.data))
+
     def _on_diag(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
             self.diagnostics[st.name] = values_of(st)
@@ -203,6 +209,7 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
     client.call("sim_reset", Trigger.Request())
     time.sleep(0.3)
     client.success, client.grasp_width = False, float("nan")  # fresh joint states and object poses after the reset
+    client.progress = 0
     bag = ""
     if record:
         info = {"seed": seed, "index": index, **({"instruction": instruction} if instruction else {})}
@@ -225,7 +232,7 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
             time.sleep(hold_after)  # the held cube at the end of the demonstration
         client.call("record_stop", SetBool.Request(data=client.success))
     return Episode(index, seed, client.success, duration, start, instruction or "", bag,
-                   client.grasp_width if client.success else float("nan"))
+                   client.grasp_width if client.success else float("nan"), client.progress)
 
 
 def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeout: float = 60.0) -> None:

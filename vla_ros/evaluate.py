@@ -17,7 +17,7 @@ from .core.instructions import instruction_colours, phrase, phrasings
 from .demo import write_video
 from .episodes import run_episode, session
 from .graph import GraphArgs
-from .robots import load_robot
+from .robots import TASK_STAGES, load_robot
 
 COLOURS = ("red", "green", "blue")
 
@@ -145,12 +145,14 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
 
     task = load_robot(args.robot).task
     cube = task.cube_size if task is not None and task.kind == "pick_cube" else None
+    stages = TASK_STAGES.get(task.kind, ()) if task is not None else ()
     per_condition = {}
     for cond, (episodes, policy, code) in results.items():
         rows = _rows(episodes, instructions, held)
         per_condition[cond] = {
             "rows": rows, "successes": sum(r["successes"] for r in rows), "episodes": len(episodes),
             "grasps": grasps(episodes, cube),
+            "stages": {name: sum(e.progress > k or e.success for e in episodes) for k, name in enumerate(stages)},
             "inference_ms": {"p50": number(policy, "inference_ms_p50"), "p95": number(policy, "inference_ms_p95")},
             "graph_exit_code": code, "episode_log": [e.__dict__ for e in episodes]}
     first = per_condition[names[0]]
@@ -180,6 +182,10 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
             where = f" ({cond})" if conditions else ""
             print(f"square grasps{where}: {g['square']}/{g['measured']} successes span the cube within "
                   f"{SQUARE_TOLERANCE * 1000:.0f} mm (median excess {g['excess_mm_median']:.1f} mm)")
+    for cond, c in per_condition.items():
+        if c["stages"]:
+            where = f" ({cond})" if conditions else ""
+            print(f"stages reached{where}: " + ", ".join(f"{k} {n}/{c['episodes']}" for k, n in c["stages"].items()))
     print(f"inference latency p50 {first['inference_ms']['p50']:.1f} ms, p95 {first['inference_ms']['p95']:.1f} ms")
     print(f"wrote {out / 'eval.json'}, {out / 'success.png'}, {out / 'episodes*.mp4'}")
     print(f"success: {summary['successes']}/{summary['episodes']}")

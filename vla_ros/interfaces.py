@@ -26,6 +26,7 @@ CONTROLLER_STATE = "/vla/controller/state"
 SIM_OBJECTS = "/sim/objects"
 SIM_TASK_SUCCESS = "/sim/task_success"
 SIM_GRASP_WIDTH = "/sim/grasp_width"
+SIM_TASK_PROGRESS = "/sim/task_progress"
 SIM_RESET = "/sim/reset"
 RECORDER_START = "/vla/recorder/start"
 RECORDER_STOP = "/vla/recorder/stop"
@@ -142,6 +143,9 @@ ENDPOINTS: list[Endpoint] = [
     Endpoint(SIM_TASK_SUCCESS, "std_msgs/Bool", "topic", "sim_node", "demo", "Task success of the current episode"),
     Endpoint(SIM_GRASP_WIDTH, "std_msgs/Float64", "topic", "sim_node", "eval",
              "The held cube's width along the jaws' closing axis at success (m; cube size when square, NaN before)"),
+    Endpoint(SIM_TASK_PROGRESS, "std_msgs/Int32", "topic", "sim_node", "eval",
+             "How many of the task's stages the episode has reached (pick: lifted; transfer: lifted by the giver, "
+             "touched by the receiver aloft)"),
     Endpoint(CLOCK, "rosgraph_msgs/Clock", "topic", "sim_node (publish_clock)", "nodes with use_sim_time",
              "Simulated time"),
     Endpoint(POLICY_PAUSE, "std_srvs/Trigger", "service", "policy_node", "user", "Stop starting inferences"),

@@ -22,6 +22,8 @@ from .paths import resolve, share_dir
 OUTPUT_INTERFACES = ("forward_position", "joint_trajectory", "ee_pose", "ee_twist")
 ACTION_KINDS = ("joint_absolute", "joint_delta", "joint_velocity", "ee_delta")
 TASK_KINDS = ("pick_cube", "transfer_cube")  # implemented in vla_ros.sim.tasks
+# the steps towards success a task reports (/sim/task_progress: how many of them an episode has reached)
+TASK_STAGES = {"pick_cube": ("lifted",), "transfer_cube": ("lifted by the giver", "touched by the receiver aloft")}
 OPENPI_LAYOUTS = ("vla_ros", "aloha", "droid", "libero")  # implemented in vla_ros.remote.layouts
 DRIVER_KINDS = ("ros2_control", "interbotix_xs", "franka_ros2")  # implemented in vla_ros.drivers
 XS_GRIPPER_MODES = ("linear_position", "position", "current_based_position")

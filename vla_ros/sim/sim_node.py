@@ -17,7 +17,7 @@ from rclpy.node import Node  # noqa: E402
 from rclpy.qos import QoSProfile  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image, JointState  # noqa: E402
-from std_msgs.msg import Bool, Float64, Float64MultiArray, String  # noqa: E402
+from std_msgs.msg import Bool, Float64, Float64MultiArray, Int32, String  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory  # noqa: E402
 from visualization_msgs.msg import Marker, MarkerArray  # noqa: E402
@@ -74,6 +74,7 @@ class SimNode(Node):
         self.obj_pub = self.create_publisher(MarkerArray, io.SIM_OBJECTS, qos)
         self.success_pub = self.create_publisher(Bool, io.SIM_TASK_SUCCESS, qos)
         self.grasp_pub = self.create_publisher(Float64, io.SIM_GRASP_WIDTH, qos)
+        self.progress_pub = self.create_publisher(Int32, io.SIM_TASK_PROGRESS, qos)
         self.clock_pub = self.create_publisher(Clock, io.CLOCK, qos) if p["publish_clock"] else None
         self.driver = p["driver"] or self.robot.driver.kind
         self.js_streams = self._emulate_driver(qos)  # (period, publish(stamp)) per joint-state stream
@@ -335,7 +336,7 @@ class SimNode(Node):
     def _publish_objects(self) -> None:
         with self.lock:
             poses = self.sim.object_poses()
-            success, grasp = self.sim.task.success, self.sim.task.grasp_width
+            success, grasp, progress = self.sim.task.success, self.sim.task.grasp_width, self.sim.task.progress
             stamp = to_time(self.now())
         msg = MarkerArray()
         for i, (name, pose) in enumerate(poses.items()):
@@ -349,6 +350,7 @@ class SimNode(Node):
             msg.markers.append(m)
         self.obj_pub.publish(msg)
         self.grasp_pub.publish(Float64(data=float(grasp)))  # before success: its reader sees both together
+        self.progress_pub.publish(Int32(data=int(progress)))
         self.success_pub.publish(Bool(data=bool(success)))
 
     def _publish_diagnostics(self) -> None:

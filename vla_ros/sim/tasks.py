@@ -28,8 +28,12 @@ def extent_along(size: float, quat_wxyz: np.ndarray, direction: np.ndarray) -> f
     return float(size * np.abs(rot.reshape(3, 3).T @ u).sum())
 
 
+ALOFT = 0.02  # m: the target's bottom this far above the table counts as off it (progress stages)
+
+
 class PickCubeTask:
     """Cubes at random non-overlapping positions; success = the target cube held lifted for a while.
+    ``progress``: how many of the task's stages (vla_ros.robots.TASK_STAGES) the episode has reached.
 
     ``finger``: the gripper's finger joint (slide): at success, ``grasp_width`` is the held cube's width along
     the jaws' closing axis (cube_size for a square grasp); NaN before success or without a finger joint."""
@@ -46,6 +50,7 @@ class PickCubeTask:
         self._geom = {n: model.geom(n).id for n in self.names}
         self._model = model
         self.success = False
+        self.progress = 0
         self._lifted_since: float | None = None
         joints = {model.joint(j).name for j in range(model.njnt)}
         self._finger = model.joint(finger).id if finger in joints else None
@@ -78,6 +83,7 @@ class PickCubeTask:
         self.success = False
         self._lifted_since = None
         self.grasp_width = float("nan")
+        self.progress = 0
         return placed
 
     def object_poses(self, data: mujoco.MjData) -> dict[str, ObjectPose]:
@@ -93,11 +99,16 @@ class PickCubeTask:
         """Whether the lifted target counts as held (any grasp does for a pick)."""
         return True
 
+    def stage(self, data: mujoco.MjData, aloft: bool) -> int:
+        """The stages reached now: 1 with the target off the table."""
+        return int(aloft)
+
     def update(self, data: mujoco.MjData, now: float) -> bool:
         """Latch success once the target has stayed lifted (and held) for hold_time seconds."""
         if self.success or not self.names:
             return self.success
         z = data.qpos[self._qpos[self.target] + 2]
+        self.progress = max(self.progress, self.stage(data, z > self.half + ALOFT))
         if z > self.half + self.lift_height and self.held(data):
             if self._lifted_since is None:
                 self._lifted_since = now
@@ -134,6 +145,13 @@ class TransferCubeTask(PickCubeTask):
     def held(self, data: mujoco.MjData) -> bool:
         giver, receiver = self.touching(data)
         return receiver and not giver
+
+    def stage(self, data: mujoco.MjData, aloft: bool) -> int:
+        """1: off the table in the giver's fingers; 2: off the table touching the receiver's."""
+        if not aloft:
+            return 0
+        giver, receiver = self.touching(data)
+        return 2 if receiver else int(giver)
 
 
 TASKS = {"pick_cube": PickCubeTask, "transfer_cube": TransferCubeTask}
