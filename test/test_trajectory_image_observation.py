@@ -204,3 +204,13 @@ def test_opencv_and_pillow_decode_the_same_pixels():
         b = decode_compressed(fmt.lower(), buf.getvalue(), decoder="pillow")
         assert a.shape == b.shape == (120, 160, 3) and a.dtype == np.uint8
         assert np.abs(a.astype(int) - b).max() <= (1 if fmt == "JPEG" else 0), (image.mode, fmt)
+
+
+def test_a_backend_that_sizes_frames_itself_gets_them_as_the_camera_sent_them():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    out, problem = fit_image(frame, (224, 224), declared=(480, 640), mode="none")
+    assert out is frame and problem is None
+    out, problem = fit_image(np.zeros((240, 320, 3), np.uint8), (224, 224), declared=(480, 640), mode="none")
+    assert out.shape == (240, 320, 3) and problem == "is 320x240, declared 640x480; passed on as is"
+    from vla_ros.policies.builtin import BuiltinPolicy
+    assert BuiltinPolicy.resize == "none"  # (its crop boxes are fractions of the camera's own frame)

@@ -185,11 +185,16 @@ def fit_image(image: np.ndarray, size: tuple[int, int], declared: tuple[int, int
     stretch does not); a problem message unless its size was expected.
 
     A frame at the backend's size or at the camera's ``declared`` size (what its driver publishes) is
-    expected; any other size is still resized but reported.
+    expected; any other size is still resized but reported. ``mode`` none: the frame is passed on unresized
+    (a backend that resizes and crops frames itself, as its training data were made).
     """
     shape = image.shape[:2]
     if shape == size:
         return image, None
+    if mode == "none":  # the backend sizes its frames itself: only a camera off its declared size is news
+        off = declared is not None and shape != declared
+        return image, (f"is {shape[1]}x{shape[0]}, declared {declared[1]}x{declared[0]}; passed on as is"
+                       if off else None)
     problem = None
     if shape != declared:
         also = f" (declared camera size {declared[1]}x{declared[0]})" if declared else ""

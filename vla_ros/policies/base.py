@@ -36,7 +36,8 @@ class Policy(ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     uses_images: ClassVar[bool] = True
-    resize: ClassVar[str] = "pad"  # how frames reach the model size: pad (keep aspect, pi0) or stretch (OpenVLA)
+    # how frames reach the model size: pad (keep aspect, pi0), stretch (OpenVLA) or none (as the camera sends them)
+    resize: ClassVar[str] = "pad"
     extra_inputs: ClassVar[tuple[str, ...]] = ()  # privileged inputs, e.g. ("objects",) in simulation
     # Flow-matching backends that condition on the previous chunk's still-to-run actions (guided RTC
     # inpainting) set this; the node then passes observation.extras["prefix"] =

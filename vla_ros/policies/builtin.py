@@ -37,6 +37,9 @@ class BuiltinPolicy(Policy):
     name = "builtin"
     description = "Built-in VLA (small language-conditioned visuomotor policy trained on recorded demos)"
     uses_images = True
+    # frames as the camera sends them: the model resizes (and crops) them itself, as its training data were made
+    # from the recorded frames (a crop's box is a fraction of the camera's frame, not of a padded square)
+    resize = "none"
     PARAMS = [
         ParamSpec("model_path", "", "Checkpoint folder (empty: the model shipped for the robot preset)"),
         ParamSpec("device", "cpu", "Torch device", choices=DEVICES),
