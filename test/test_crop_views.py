@@ -26,6 +26,8 @@ def test_crops_are_checked_and_name_their_cameras():
     assert crop_sources(["cam_high", "top", "cam_left_wrist"], {"top": ["cam_high", 0, 0, 1, 1]}) == [
         "cam_high", "cam_left_wrist"]
     assert crop_sources(["top"], {"top": ["cam_high", 0, 0, 1, 1]}) == ["cam_high"]
+    with pytest.raises(ValueError, match=r"must be \[camera, x0, y0, x1, y1\]$"):  # (a checkpoint's: any camera)
+        check_crops({"top": ["cam_high", 0, 0]})
 
 
 def test_the_train_command_reads_crops_and_says_the_form_of_a_bad_one():

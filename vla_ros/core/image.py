@@ -145,7 +145,8 @@ def check_crops(crops: dict, cameras=None) -> None:
     0 <= x0 < x1 <= 1 (same for y) and named unlike a camera; ValueError naming what is wrong."""
     for key, spec in crops.items():
         if len(spec) != 5 or (cameras is not None and spec[0] not in cameras):
-            raise ValueError(f"crop {key!r}: {spec} must be [camera, x0, y0, x1, y1] with a camera of {list(cameras)}")
+            known = f" with a camera of {list(cameras)}" if cameras is not None else ""
+            raise ValueError(f"crop {key!r}: {spec} must be [camera, x0, y0, x1, y1]{known}")
         x0, y0, x1, y1 = (float(v) for v in spec[1:])
         if not (0.0 <= x0 < x1 <= 1.0 and 0.0 <= y0 < y1 <= 1.0):
             raise ValueError(f"crop {key!r}: the box {spec[1:]} must lie in [0, 1] with x0 < x1 and y0 < y1")
@@ -153,11 +154,16 @@ def check_crops(crops: dict, cameras=None) -> None:
             raise ValueError(f"crop {key!r} has the name of a camera")
 
 
+def crop_camera(key: str, crops: dict) -> str:
+    """The camera image ``key`` is made from: a crop's camera, else the key itself."""
+    return crops[key][0] if key in crops else key
+
+
 def crop_sources(image_keys, crops: dict) -> list[str]:
     """The cameras whose frames images ``image_keys`` are made from (a crop's key: its camera), each once."""
     out: list[str] = []
     for key in image_keys:
-        camera = crops[key][0] if key in crops else key
+        camera = crop_camera(key, crops)
         if camera not in out:
             out.append(camera)
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.image import crop_fraction, resize_with_pad
+from ..core.image import crop_camera, crop_fraction, resize_with_pad
 from ..robots import RobotPreset
 from . import naming
 from .video import decode
@@ -110,7 +110,7 @@ def lerobot_samples(root: str | Path, robot: RobotPreset, camera_keys: list[str]
     crops = crops or {}
     videos = []
     for key in camera_keys:
-        feature = f"observation.images.{naming.camera_name(robot, crops[key][0] if key in crops else key)}"
+        feature = f"observation.images.{naming.camera_name(robot, crop_camera(key, crops))}"
         if info["features"].get(feature, {}).get("dtype") != "video":
             cams = [k for k, f in info["features"].items() if f.get("dtype") in ("video", "image")]
             raise DatasetError(f"the dataset has no video {feature!r} for camera {key} (it has {cams}); the preset's "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.image import check_crops
+from ..core.image import check_crops, crop_camera
 from ..core.normalize import NormStats, Stats
 from ..robots import load_robot
 from .dataset import Samples, load_folders
@@ -224,7 +224,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
-    samples = load_folders(folders, {k: topics[cfg.crops[k][0] if k in cfg.crops else k] for k in cameras},
+    samples = load_folders(folders, {k: topics[crop_camera(k, cfg.crops)] for k in cameras},
                            list(robot.state_joints),
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
                            joint_states_topic=robot.joint_states_topic, robot=robot,

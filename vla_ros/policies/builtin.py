@@ -13,7 +13,7 @@ import numpy as np
 
 from ..core.action_space import from_preset
 from ..core.chunk import ActionChunk
-from ..core.image import crop_fraction, crop_sources, resize_with_pad
+from ..core.image import crop_camera, crop_fraction, crop_sources, resize_with_pad
 from ..core.normalize import NormStats
 from ..core.observation import Observation
 from ..params import ParamSpec
@@ -116,7 +116,7 @@ class BuiltinPolicy(Policy):
         torch, size, big = self.torch, self.cfg.image_size, self.cfg.glimpse_source
         frames, looks = [], []
         for key in self.cfg.image_keys:
-            camera = self.cfg.crops[key][0] if key in self.cfg.crops else key
+            camera = crop_camera(key, self.cfg.crops)
             img = observation.images.get(camera)
             if img is None:
                 raise PolicyError(f"observation lacks camera {camera!r}")
