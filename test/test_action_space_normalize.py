@@ -83,6 +83,32 @@ def test_joint_action_spaces():
     assert grip.to_model(grip.to_joint(np.array([0.25]))) == pytest.approx(0.25)
 
 
+def test_joint_valued_grippers_pass_through_over_the_joints_limits():
+    """The builtin model's grippers are joint values: an ALOHA follower's 0.021 (its lower limit, where the
+    transfer expert squeezes the cube) must reach the controller, not stop at the preset's closed 0.044 (the
+    fingers then rest open of the cube and the lift leaves it behind); beyond the limits it is clipped."""
+    robot = load_robot("aloha")
+    joints = {j.name: j for j in robot.urdf_model.joints}
+    spec = ActionSpaceSpec("joint_delta", ActionGripperSpec(model_closed=None, model_open=None),
+                           model_dims=list(robot.action_joints))
+    space = from_preset(robot, 0.02, spec)
+    for grip in robot.grippers:
+        m = space.gripper_of(grip.joint)
+        low = joints[grip.joint].lower
+        assert low < grip.closed
+        np.testing.assert_allclose(m.to_joint(np.array([low - 0.01, low, 0.03, grip.open + 0.01])),
+                                   [low, low, 0.03, grip.open])
+    # a model in the preset's own gripper units keeps the preset's range
+    preset = from_preset(robot, 0.02).gripper_of(robot.grippers[0].joint)
+    assert preset.to_joint(np.array([-0.5]))[0] == pytest.approx(robot.grippers[0].closed)
+    for name in ("widowx", "franka"):  # their presets span the joint's limits: unchanged
+        other = load_robot(name)
+        grip = other.grippers[0]
+        m = from_preset(other, 0.1, ActionSpaceSpec("joint_delta", ActionGripperSpec(None, None),
+                                                    model_dims=list(other.action_joints))).gripper_of(grip.joint)
+        assert (m.closed, m.open) == (grip.closed, grip.open)
+
+
 def test_end_effector_deltas_compose_onto_the_pose_at_capture():
     robot = load_robot("widowx")
     spec = ActionSpaceSpec("ee_delta", ActionGripperSpec(model_closed=0.0, model_open=1.0))

@@ -184,13 +184,32 @@ def from_preset(robot, dt: float, spec=None, action_joints: list[str] | None = N
     chunks are published in."""
     spec = spec or robot.action_space
     g = spec.gripper
-    grippers = [GripperMap(grip.joint, grip.closed if g.model_closed is None else g.model_closed,
-                           grip.open if g.model_open is None else g.model_open, grip.closed, grip.open, g.threshold)
-                for grip in robot.grippers]
+    if g.model_closed is None and g.model_open is None:  # joint values: passed through within the joint's limits
+        grippers = [joint_gripper(robot, grip, g.threshold) for grip in robot.grippers]
+    else:
+        grippers = [GripperMap(grip.joint, grip.closed if g.model_closed is None else g.model_closed,
+                               grip.open if g.model_open is None else g.model_open, grip.closed, grip.open,
+                               g.threshold) for grip in robot.grippers]
     return ActionSpace(spec.kind, list(action_joints or robot.action_joints), list(state_joints or robot.state_joints),
                        dt, grippers, chain=robot.chain() if spec.kind == "ee_delta" else None,
                        ee_scale=tuple(spec.ee_scale), model_dims=list(spec.model_dims or robot.action_joints),
                        velocity_step=spec.velocity_step, clip=spec.clip, rest=home_posture(robot))
+
+
+def joint_gripper(robot, grip, threshold: float | None = None) -> GripperMap:
+    """A gripper whose model values are its joint's values, passed through over the joint's limits and the
+    preset's closed..open together (not the preset's range alone: an expert squeezing past ``closed`` onto an
+    object, as the transfer expert does to the ALOHA followers' lower limit, teaches a model to command that
+    too); the preset's range where the description gives the joint no limits."""
+    joint = next((j for j in robot.urdf_model.joints if j.name == grip.joint), None)
+    lower, upper = (getattr(joint, "lower", None), getattr(joint, "upper", None)) if joint else (None, None)
+    if lower is None or upper is None or not upper > lower:
+        return GripperMap(grip.joint, grip.closed, grip.open, grip.closed, grip.open, threshold)
+    if grip.closed <= grip.open:
+        closed, opened = min(lower, grip.closed), max(upper, grip.open)
+    else:
+        closed, opened = max(upper, grip.closed), min(lower, grip.open)
+    return GripperMap(grip.joint, closed, opened, closed, opened, threshold)
 
 
 def home_posture(robot) -> np.ndarray | None:
