@@ -176,7 +176,7 @@ def bench_builtin(n: int, robot_name: str = "widowx") -> dict | None:
     robot = load_robot(robot_name)
     policy = create_policy("builtin", policy_context(robot, {"backend": "builtin"}))
     rng = np.random.default_rng(0)
-    cams = [c for c in robot.cameras if c.key in policy.cfg.image_keys]
+    cams = [c for c in robot.cameras if c.key in policy.cfg.cameras]
     home = dict(zip(robot.arm_joints, robot.sim.home or []))
     state = np.array([home.get(j, robot.sim.gripper_home or 0.0) for j in robot.state_joints])
     obs = Observation(time.time(), state, {c.key: rng.integers(0, 255, (c.height, c.width, 3), dtype=np.uint8)
@@ -186,6 +186,7 @@ def bench_builtin(n: int, robot_name: str = "widowx") -> dict | None:
               "setup": f"{robot_name} built-in VLA ({sum(p.numel() for p in policy.model.parameters()) / 1e3:.0f}k "
                        f"parameters, {policy.cfg.head} head), "
                        + " + ".join(f"{c.width}x{c.height}" for c in cams) + " camera(s), "
+                       + "".join(f"crop {k} of {v[0]}, " for k, v in policy.cfg.crops.items())
                        f"{policy.cfg.horizon} x {len(policy.cfg.action_joints)} chunk, 1 thread"}
     result["chunks_per_s"] = 1000.0 / result["infer_ms"]["p50"]
     return result
