@@ -187,7 +187,7 @@ def bench_builtin(n: int, robot_name: str = "widowx") -> dict | None:
                        f"parameters, {policy.cfg.head} head), "
                        + " + ".join(f"{c.width}x{c.height}" for c in cams) + " camera(s), "
                        + "".join(f"crop {k} of {v[0]}, " for k, v in policy.cfg.crops.items())
-                       f"{policy.cfg.horizon} x {len(policy.cfg.action_joints)} chunk, 1 thread"}
+                       + f"{policy.cfg.horizon} x {len(policy.cfg.action_joints)} chunk, 1 thread"}
     result["chunks_per_s"] = 1000.0 / result["infer_ms"]["p50"]
     return result
 
