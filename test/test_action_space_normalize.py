@@ -83,7 +83,7 @@ def test_joint_action_spaces():
     assert grip.to_model(grip.to_joint(np.array([0.25]))) == pytest.approx(0.25)
 
 
-def test_joint_valued_grippers_pass_through_over_the_joints_limits():
+def test_joint_valued_grippers_pass_through_over_the_joints_limits(monkeypatch):
     """The builtin model's grippers are joint values: an ALOHA follower's 0.021 (its lower limit, where the
     transfer expert squeezes the cube) must reach the controller, not stop at the preset's closed 0.044 (the
     fingers then rest open of the cube and the lift leaves it behind); beyond the limits it is clipped."""
@@ -107,6 +107,13 @@ def test_joint_valued_grippers_pass_through_over_the_joints_limits():
         m = from_preset(other, 0.1, ActionSpaceSpec("joint_delta", ActionGripperSpec(None, None),
                                                     model_dims=list(other.action_joints))).gripper_of(grip.joint)
         assert (m.closed, m.open) == (grip.closed, grip.open)
+    # a finger the description leaves unlimited (infinite bounds): the preset's range, never an infinite one
+    finger = robot.urdf_model.joint(robot.grippers[0].joint)
+    monkeypatch.setattr(finger, "lower", -np.inf)
+    monkeypatch.setattr(finger, "upper", np.inf)
+    m = from_preset(robot, 0.02, spec).gripper_of(finger.name)
+    np.testing.assert_allclose(m.to_joint(np.array([0.0, 0.05, 1.0])), [robot.grippers[0].closed, 0.05,
+                                                                        robot.grippers[0].open])
 
 
 def test_end_effector_deltas_compose_onto_the_pose_at_capture():

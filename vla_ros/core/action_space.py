@@ -200,10 +200,10 @@ def joint_gripper(robot, grip, threshold: float | None = None) -> GripperMap:
     """A gripper whose model values are its joint's values, passed through over the joint's limits and the
     preset's closed..open together (not the preset's range alone: an expert squeezing past ``closed`` onto an
     object, as the transfer expert does to the ALOHA followers' lower limit, teaches a model to command that
-    too); the preset's range where the description gives the joint no limits."""
-    joint = next((j for j in robot.urdf_model.joints if j.name == grip.joint), None)
-    lower, upper = (getattr(joint, "lower", None), getattr(joint, "upper", None)) if joint else (None, None)
-    if lower is None or upper is None or not upper > lower:
+    too); the preset's range where the description gives the joint no limits (its bounds are then infinite)."""
+    joint = robot.urdf_model.joint(grip.joint)  # (load_robot checked that every gripper joint is described)
+    lower, upper = joint.lower, joint.upper
+    if not (np.isfinite(lower) and np.isfinite(upper) and upper > lower):
         return GripperMap(grip.joint, grip.closed, grip.open, grip.closed, grip.open, threshold)
     if grip.closed <= grip.open:
         closed, opened = min(lower, grip.closed), max(upper, grip.open)
