@@ -28,6 +28,15 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
         code = graph.stop()
         probe.close()
     assert code == 0 and episode.success and second.success, graph.log_path.read_text()[-3000:]
+    # the named cube's yaw as the eval reads it from /sim/objects: as the sim places it for the seed
+    from vla_ros.core.transforms import square_yaw_deg
+    from vla_ros.sim.physics import ArmSim
+
+    sim = ArmSim(ROBOT)
+    for ep, name in ((episode, "green_cube"), (second, "red_cube")):
+        sim.reset(ep.seed)
+        assert ep.target_yaw == pytest.approx(square_yaw_deg(sim.object_poses()[name].quat_wxyz), abs=0.5)
+    sim.close()
     home = [*ROBOT.sim.home, ROBOT.sim.gripper_home]
     for bag in (episode.bag, second.bag):  # each episode starts at home, not where the previous one ended
         _, first = read_topics(bag, ["/wx250s/joint_states"])["/wx250s/joint_states"][0]

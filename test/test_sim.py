@@ -88,6 +88,28 @@ def test_a_start_spread_varies_the_arm_pose_from_the_seed_and_leaves_the_scene(s
     assert np.abs(starts[0] - starts[2]).max() > 0.05
 
 
+def test_a_joint_spread_moves_only_its_joints_and_bad_ones_are_refused(sim, robot):
+    home = np.array(robot.sim.home)
+    wrist = robot.arm_joints.index("wrist_rotate")
+    turns = []
+    for seed in range(6):
+        sim.reset(seed, joint_spread={"wrist_rotate": 0.6})
+        start = np.array([sim.targets()[j] for j in robot.arm_joints])
+        others = np.delete(start - home, wrist)
+        np.testing.assert_array_equal(others, 0.0)
+        turns.append(start[wrist] - home[wrist])
+    assert max(np.abs(turns)) <= 0.6 and min(turns) < -0.1 and max(turns) > 0.1  # either way, seeded
+    assert ArmSim.parse_joint_spread(" wrist_rotate=0.6, waist=0.1 ") == {"wrist_rotate": 0.6, "waist": 0.1}
+    assert ArmSim.parse_joint_spread("") == {}
+    for bad in ("wrist_rotate", "wrist_rotate=x", "=0.2", "waist=2"):
+        with pytest.raises(ValueError, match="JOINT=RAD"):
+            ArmSim.parse_joint_spread(bad)
+    before = sim.targets()
+    with pytest.raises(ValueError, match="not arm joints"):
+        sim.reset(3, joint_spread={"left_finger": 0.3})
+    assert sim.targets() == before  # refused before anything moved
+
+
 def test_camera_renders_the_scene(sim, robot):
     sim.reset(0)
     cam = robot.cameras[0]
@@ -123,6 +145,7 @@ def test_scripted_expert_solves_the_task_in_closed_loop(sim, robot, seed, instru
 
 
 def test_a_cube_spans_its_width_square_and_more_across_a_diagonal(sim, robot):
+    from vla_ros.core.transforms import square_yaw_deg  # noqa: PLC0415
     from vla_ros.episodes import Episode  # noqa: PLC0415
     from vla_ros.evaluate import grasps  # noqa: PLC0415
     from vla_ros.sim.tasks import extent_along  # noqa: PLC0415
@@ -142,6 +165,13 @@ def test_a_cube_spans_its_width_square_and_more_across_a_diagonal(sim, robot):
                 enumerate([(True, size + 0.0005), (True, size + 0.006), (False, size), (True, float("nan"))])]
     g = grasps(episodes, size)
     assert (g["measured"], g["square"]) == (2, 1) and g["excess_mm_median"] == pytest.approx(3.25)
+    assert not any(n for _, n in g["by_yaw_deg"].values())  # no target yaw known
+    for e, deg in zip(episodes, (44.0, -42.5, 3.0, -45.0)):
+        e.target_yaw = deg
+    episodes.append(Episode(9, 9, True, 1.0, 0.0, grasp_width=size, target_yaw=10.0))
+    g = grasps(episodes, size)
+    assert g["by_yaw_deg"] == {"0-20": [1, 1], "20-30": [0, 0], "30-35": [0, 0], "35-40": [0, 0], "40-45": [1, 2]}
+    assert [square_yaw_deg(yaw(d)) for d in (44, 46, -44, 90, 135, -179)] == pytest.approx([44, -44, -44, 0, -45, 1])
 
 
 def test_asynchronous_execution_never_stalls_and_stays_within_limits(sim, robot):

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     p_record.add_argument("--out", type=Path, default=Path("data/demos"))
     p_record.add_argument("--start-spread", type=float, default=0.0, help="move each arm joint's start pose from "
                           "home by up to this much (rad, uniform, from the episode's seed)")
+    p_record.add_argument("--start-spread-joint", action="append", default=[], metavar="JOINT=RAD",
+                          help="one joint's own start spread (repeatable), e.g. wrist_rotate=0.6")
     p_record.add_argument("--command-noise", type=float, default=0.0, help="std (rad) of a slowly varying offset "
                           "on the arm's servo targets: the expert corrects the strays it causes")
     p_record.add_argument("--perturb", default="nominal", help="record under an evaluation condition (camera_pose, "
@@ -212,8 +214,12 @@ def _run(ns: argparse.Namespace) -> int:
         from .recording.collect import collect
 
         args = _launch_args(["policy:=scripted", *ns.args])
-        summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
-                          command_noise=ns.command_noise, perturb=ns.perturb)
+        try:
+            summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
+                              command_noise=ns.command_noise, perturb=ns.perturb,
+                              start_spread_joints=",".join(ns.start_spread_joint))
+        except ValueError as exc:
+            raise SystemExit(f"--start-spread-joint: {exc}") from exc
         return 0 if summary["episodes"] >= ns.episodes else 1
     if ns.command == "run":
         from .ros.run_task import run_task

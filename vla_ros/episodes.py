@@ -29,9 +29,12 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Bool, Float64, Int32, String
 from std_srvs.srv import SetBool, Trigger
+from visualization_msgs.msg import MarkerArray
 
 from . import interfaces as io
+from .core.instructions import target_object
 from .core.path_overlay import PinholeCamera, draw_path
+from .core.transforms import square_yaw_deg
 from .graph import GraphArgs
 from .launcher import Graph
 from .robots import load_robot
@@ -50,6 +53,7 @@ class Episode:
     bag: str = ""
     grasp_width: float = float("nan")  # m: the held cube's width along the jaws at success (sim; NaN: unknown)
     progress: int = 0  # how many of the task's stages (vla_ros.robots.TASK_STAGES) it reached (sim)
+    target_yaw: float = float("nan")  # deg: the named object's yaw at the start, folded into [-45, 45) (sim)
 
 
 @dataclass
@@ -87,6 +91,7 @@ class EpisodeClient(Node):
         self.success = False
         self.grasp_width = float("nan")
         self.progress = 0
+        self.object_yaws: dict[str, float] = {}  # deg, folded (square_yaw_deg), from the sim's /sim/objects
         self.keep_frames = True
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
@@ -102,6 +107,7 @@ class EpisodeClient(Node):
         self.create_subscription(Bool, io.SIM_TASK_SUCCESS, self._on_success, QoSProfile(depth=5))
         self.create_subscription(Float64, io.SIM_GRASP_WIDTH, self._on_grasp, QoSProfile(depth=5))
         self.create_subscription(Int32, io.SIM_TASK_PROGRESS, self._on_progress, QoSProfile(depth=5))
+        self.create_subscription(MarkerArray, io.SIM_OBJECTS, self._on_objects, QoSProfile(depth=2))
         self.create_subscription(DiagnosticArray, io.DIAGNOSTICS, self._on_diag, QoSProfile(depth=20))
         self.instruction_pub = self.create_publisher(String, io.INSTRUCTION, QoSProfile(depth=10))
         self.clients_ = {
@@ -158,6 +164,16 @@ class EpisodeClient(Node):
     def _on_grasp(self, msg: Float64) -> None:
         self.grasp_width = msg.data
 
+    def _on_objects(self, msg: MarkerArray) -> None:
+        o = [(m.ns, m.pose.orientation) for m in msg.markers[:32]]
+        self.object_yaws = {ns: square_yaw_deg([q.w, q.x, q.y, q.z]) for ns, q in o}
+
+    def target_yaw(self, instruction: str | None) -> float:
+        """The named object's current yaw (deg, folded), NaN without an instruction or object poses."""
+        yaws = self.object_yaws
+        name = target_object(instruction, yaws) if instruction and yaws else None
+        return yaws[name] if name else float("nan")
+
     def _on_progress(self, msg: Int32) -> None:
         self.progress = max(self.progress, int(msg.data))
 
@@ -210,6 +226,7 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
     time.sleep(0.3)
     client.success, client.grasp_width = False, float("nan")  # fresh joint states and object poses after the reset
     client.progress = 0
+    yaw = client.target_yaw(instruction)
     bag = ""
     if record:
         info = {"seed": seed, "index": index, **({"instruction": instruction} if instruction else {})}
@@ -232,7 +249,7 @@ def run_episode(client: EpisodeClient, index: int, seed: int, timeout: float, in
             time.sleep(hold_after)  # the held cube at the end of the demonstration
         client.call("record_stop", SetBool.Request(data=client.success))
     return Episode(index, seed, client.success, duration, start, instruction or "", bag,
-                   client.grasp_width if client.success else float("nan"), client.progress)
+                   client.grasp_width if client.success else float("nan"), client.progress, yaw)
 
 
 def wait_for_graph(client: EpisodeClient, graph: Graph, nodes: list[str], timeout: float = 60.0) -> None:

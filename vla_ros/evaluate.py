@@ -86,6 +86,7 @@ def _run(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeout: f
 
 
 SQUARE_TOLERANCE = 0.002  # m: a grasp is square when the jaws span the cube within this of its width
+YAW_BINS = (0.0, 20.0, 30.0, 35.0, 40.0, 45.0)  # deg of the cube's |yaw| (folded): where views turn ambiguous
 
 
 def grasps(episodes: list, cube_size: float | None) -> dict:
@@ -96,8 +97,15 @@ def grasps(episodes: list, cube_size: float | None) -> dict:
         return {"measured": 0, "square": 0, "square_rate": float("nan"), "excess_mm_median": float("nan")}
     excess = widths - cube_size
     square = int((excess <= SQUARE_TOLERANCE).sum())
+    measured = [e for e in episodes if e.success and np.isfinite(e.grasp_width) and np.isfinite(e.target_yaw)]
+    by_yaw = {f"{lo:.0f}-{hi:.0f}": [0, 0] for lo, hi in zip(YAW_BINS[:-1], YAW_BINS[1:])}
+    cells = list(by_yaw.values())
+    for e in measured:
+        cell = cells[min(int(np.searchsorted(YAW_BINS, abs(e.target_yaw), "right")) - 1, len(cells) - 1)]
+        cell[0] += int(e.grasp_width - cube_size <= SQUARE_TOLERANCE)
+        cell[1] += 1
     return {"measured": len(widths), "square": square, "square_rate": square / len(widths),
-            "excess_mm_median": float(np.median(excess) * 1000.0)}
+            "excess_mm_median": float(np.median(excess) * 1000.0), "by_yaw_deg": by_yaw}
 
 
 def _rows(episodes: list, instructions: list[str], held: set) -> list[dict]:
@@ -182,6 +190,9 @@ def evaluate(args: GraphArgs, per_instruction: int, seed: int, out: Path, timeou
             where = f" ({cond})" if conditions else ""
             print(f"square grasps{where}: {g['square']}/{g['measured']} successes span the cube within "
                   f"{SQUARE_TOLERANCE * 1000:.0f} mm (median excess {g['excess_mm_median']:.1f} mm)")
+            if any(n for _, n in g["by_yaw_deg"].values()):
+                cells = ", ".join(f"{b} {k}/{n}" for b, (k, n) in g["by_yaw_deg"].items())
+                print(f"  by the cube's |yaw| (deg): {cells}")
     for cond, c in per_condition.items():
         if c["stages"]:
             where = f" ({cond})" if conditions else ""

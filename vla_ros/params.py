@@ -172,6 +172,9 @@ SIM_PARAMS: list[ParamSpec] = [
               dynamic=True),
     ParamSpec("start_spread", 0.0, "Reset moves each arm joint from home by up to this much (rad, uniform, "
               "drawn from the seed): varied start poses for demonstrations", min=0.0, max=1.0, dynamic=True),
+    ParamSpec("start_spread_joints", "", "Per-joint start_spread overrides, 'JOINT=RAD,...' (e.g. "
+              "'wrist_rotate=0.6': demonstrations that turn the wrist either way to a cube near 45 degrees)",
+              dynamic=True),
     ParamSpec("command_noise", 0.0, "Std of a slowly varying offset (0.5 s correlation) added to every arm servo "
               "target from the next reset (rad, drawn from the seed): demonstrations that show recoveries",
               min=0.0, max=0.5, dynamic=True),

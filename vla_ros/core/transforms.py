@@ -110,3 +110,11 @@ def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0,
     right /= np.linalg.norm(right)
     cam_up = np.cross(right, fwd)
     return np.column_stack([right, cam_up, -fwd])
+
+
+def square_yaw_deg(quat_wxyz: np.ndarray | list[float]) -> float:
+    """Yaw (degrees) of an upright square-footed object (a cube), folded into [-45, 45): its faces look the
+    same every 90 degrees, so +44 and -46 are one view."""
+    rot = quat_wxyz_to_matrix(quat_wxyz)
+    yaw = float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0])))
+    return (yaw + 45.0) % 90.0 - 45.0

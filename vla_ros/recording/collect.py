@@ -41,12 +41,21 @@ def finished(out: Path) -> list[Path]:
 
 
 def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float, quiet: bool = True,
-            start_spread: float = 0.0, command_noise: float = 0.0, perturb: str = "nominal") -> dict:
+            start_spread: float = 0.0, command_noise: float = 0.0, perturb: str = "nominal",
+            start_spread_joints: str = "") -> dict:
     """Record episodes ``start .. episodes - 1`` into ``out``; ``start_spread`` (rad) varies each episode's start
-    pose (the sim's parameter: the demonstrations then show the way to the cube from many arm poses);
+    pose (the sim's parameter: the demonstrations then show the way to the cube from many arm poses),
+    ``start_spread_joints`` ('JOINT=RAD,...') per joint;
     ``command_noise`` (rad) makes the arm stray from the expert's commands, which it corrects (the recorded
     actions stay the expert's)."""
     from tqdm import tqdm
+
+    from ..sim.physics import ArmSim
+
+    arm_joints = load_robot(args.robot).arm_joints
+    unknown = sorted(set(ArmSim.parse_joint_spread(start_spread_joints)) - set(arm_joints))
+    if unknown:
+        raise ValueError(f"{unknown} are not arm joints of {args.robot} ({', '.join(arm_joints)})")
 
     out = out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -61,6 +70,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
             with session(args, out, log, overrides={"sim_node": {"perturb": perturb}}) as run:
                 run.client.keep_frames = False
                 run.client.set_parameter("sim", "start_spread", float(start_spread))
+                run.client.set_parameter("sim", "start_spread_joints", start_spread_joints)
                 run.client.set_parameter("sim", "command_noise", float(command_noise))
                 for k in range(start, episodes):
                     ep = run_episode(run.client, k, seed + k, timeout, instruction_for(k, seed, colours), record=True)
@@ -77,7 +87,8 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
     infos = [episode_info(p) or {} for p in finished(out)]
     summary = {"folder": str(out), "episodes": len(infos), "successful": sum(bool(i.get("success")) for i in infos),
                "this_run": len(results),
-               "start_spread": start_spread, "command_noise": command_noise, "perturb": perturb}
+               "start_spread": start_spread, "start_spread_joints": start_spread_joints,
+               "command_noise": command_noise, "perturb": perturb}
     (out / "collection.json").write_text(json.dumps(summary, indent=1))
     print(f"{summary['episodes']} episodes in {out} ({summary['successful']} successful; {len(results)} recorded now)")
     return summary

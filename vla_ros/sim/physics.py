@@ -92,23 +92,44 @@ class ArmSim:
     def targets(self) -> dict[str, float]:
         return {n: float(self.data.ctrl[i]) for i, n in enumerate(self.actuated)}
 
+    @staticmethod
+    def parse_joint_spread(text: str) -> dict[str, float]:
+        """``'wrist_rotate=0.6,waist=0.1'`` -> {joint: rad} (ValueError saying the form; '' -> {})."""
+        spread: dict[str, float] = {}
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            name, _, value = item.partition("=")
+            try:
+                spread[name.strip()] = float(value)
+            except ValueError:
+                raise ValueError(f"start_spread_joints item {item!r}: expected JOINT=RAD") from None
+            if not name.strip() or not 0.0 <= spread[name.strip()] <= 1.0:
+                raise ValueError(f"start_spread_joints item {item!r}: expected JOINT=RAD with RAD in 0..1")
+        return spread
+
     # -- episode -----------------------------------------------------------------------------
     NOISE_TIME_CONSTANT = 0.5  # s: the correlation time of the command noise's offsets
 
-    def reset(self, seed: int, start_spread: float = 0.0, command_noise: float = 0.0) -> dict[str, list[float]]:
-        """Home pose (each arm joint moved by up to ``start_spread`` rad, uniform, drawn from ``seed``; within
-        its limits), open gripper, objects placed from ``seed`` (the same with or without the spread);
-        returns object placements. ``command_noise`` (rad): every arm servo target is offset by a slowly
-        varying random amount of this standard deviation (an Ornstein-Uhlenbeck process drawn from ``seed``)
-        for the episode: the arm strays from what it is commanded, as demonstrations that show recoveries need."""
+    def reset(self, seed: int, start_spread: float = 0.0, command_noise: float = 0.0,
+              joint_spread: dict[str, float] | None = None) -> dict[str, list[float]]:
+        """Home pose (each arm joint moved by up to ``start_spread`` rad, or its own ``joint_spread`` entry,
+        uniform, drawn from ``seed``; within its limits), open gripper, objects placed from ``seed`` (the same
+        with or without the spread); returns object placements. ``command_noise`` (rad): every arm servo
+        target is offset by a slowly varying random amount of this standard deviation (an Ornstein-Uhlenbeck
+        process drawn from ``seed``) for the episode: the arm strays from what it is commanded, as
+        demonstrations that show recoveries need."""
+        unknown = sorted(set(joint_spread or {}) - set(self.robot.arm_joints))
+        if unknown:
+            raise ValueError(f"start_spread_joints names {unknown}, not arm joints of {self.robot.name} "
+                             f"({', '.join(self.robot.arm_joints)})")
         mujoco.mj_resetData(self.model, self.data)
         arm = [self.actuated.index(j) for j in self.robot.arm_joints if j in self.actuated]
         self._noise = (np.random.default_rng((seed, 2)), float(command_noise), np.array(arm, int),
                        np.zeros(len(arm)))
         sim = self.robot.sim
         home = dict(zip(self.robot.arm_joints, sim.home or [0.0] * len(self.robot.arm_joints)))
-        if start_spread > 0.0:
-            offsets = np.random.default_rng((seed, 1)).uniform(-start_spread, start_spread, len(home))
+        spreads = np.array([(joint_spread or {}).get(name, start_spread) for name in home], dtype=float)
+        if np.any(spreads > 0.0):
+            offsets = -spreads + 2.0 * spreads * np.random.default_rng((seed, 1)).random(len(home))
             limits = {j.name: j for j in self.robot.urdf_model.joints}
             for (name, value), offset in zip(list(home.items()), offsets):
                 home[name] = float(np.clip(value + offset, limits[name].lower, limits[name].upper))
