@@ -302,3 +302,26 @@ def test_training_can_start_from_a_checkpoint_of_the_same_config_only(checkpoint
     other = dataclasses.replace(cfg, hidden=128)
     with pytest.raises(ValueError, match=r"differs in \['hidden'\]"):
         load_init(TinyVLA(other), other, checkpoint)
+
+
+def test_samples_concat_renumbers_episodes_and_releases_each_part():
+    def part(n: int, episodes: int, seed: int, glimpses: bool = True) -> Samples:
+        rng = np.random.default_rng(seed)
+        return Samples(rng.integers(0, 255, (n, 1, 3, 4, 4), dtype=np.uint8),
+                       rng.normal(size=(n, 7)).astype(np.float32),
+                       rng.normal(size=(n, 10, 7)).astype(np.float32), [f"i{seed}"] * n,
+                       np.sort(rng.integers(0, episodes, n)), rng.random(n) < 0.5,
+                       rng.integers(0, 255, (n, 1, 3, 8, 8), dtype=np.uint8) if glimpses else None)
+
+    a, b, c = part(5, 2, 1), part(3, 3, 2), part(4, 1, 3)
+    parts = [a, b, c]
+    out = Samples.concat(parts)
+    assert parts == [] and len(out) == 12
+    np.testing.assert_array_equal(out.glimpses, np.concatenate([a.glimpses, b.glimpses, c.glimpses]))
+    np.testing.assert_array_equal(out.images[5:8], b.images)
+    np.testing.assert_array_equal(out.targets[8:], c.targets)
+    np.testing.assert_array_equal(out.intervention, np.concatenate([a.intervention, b.intervention, c.intervention]))
+    offset_b, offset_c = a.episode.max() + 1, a.episode.max() + b.episode.max() + 2
+    np.testing.assert_array_equal(out.episode, np.concatenate([a.episode, b.episode + offset_b, c.episode + offset_c]))
+    assert out.instructions == ["i1"] * 5 + ["i2"] * 3 + ["i3"] * 4
+    assert Samples.concat([part(2, 1, 4), part(2, 1, 5, glimpses=False)]).glimpses is None  # not every part has them
