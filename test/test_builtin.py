@@ -325,3 +325,17 @@ def test_samples_concat_renumbers_episodes_and_releases_each_part():
     np.testing.assert_array_equal(out.episode, np.concatenate([a.episode, b.episode + offset_b, c.episode + offset_c]))
     assert out.instructions == ["i1"] * 5 + ["i2"] * 3 + ["i3"] * 4
     assert Samples.concat([part(2, 1, 4), part(2, 1, 5, glimpses=False)]).glimpses is None  # not every part has them
+
+
+def test_episodes_away_from_the_usual_start_are_found_by_their_first_state():
+    from vla_ros.learning.train import away_from_usual_start  # noqa: PLC0415
+
+    state = np.zeros((9, 7), np.float32)
+    state[[3, 4], 5] = 0.4  # episode 1 starts with the wrist turned (and moves on)
+    state[5, 0] = 0.02  # episode 2 starts a little off: within the tolerance
+    state[[7, 8], 2] = 1.0  # later frames of episode 2 move far: only the start counts
+    samples = Samples(np.zeros((9, 1, 3, 2, 2), np.uint8), state, np.zeros((9, 10, 7), np.float32), ["x"] * 9,
+                      np.array([0, 0, 0, 1, 1, 2, 2, 2, 2]))
+    away = away_from_usual_start(samples, [0, 1, 2, 3, 4, 5], 0.05)
+    np.testing.assert_array_equal(away, [False] * 3 + [True] * 2 + [False] * 4)
+    assert not away_from_usual_start(samples, [0, 1, 2, 3, 4], 0.05).any()  # the wrist not among the joints

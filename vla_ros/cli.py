@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
                          "heads (0: without, as the model shipped before)")
     p_train.add_argument("--still-weight", type=float, default=10.0, help="weight of the grasp-pose loss on frames "
                          "before the arm moves (only the instruction tells the cube there; other frames weigh 1)")
+    p_train.add_argument("--grasp-start-tolerance", type=float, default=0.0, help="the grasp-pose head learns only "
+                         "from episodes starting within this (rad) of the usual start (0: from all): demonstrations "
+                         "recorded with --start-spread-joint turn the wrist by where it started")
     p_train.add_argument("--grip-jitter", type=float, default=0.0065, help="up to this much (m) added to the "
                          "finger's reading on frames that close or hold: the width a held cube reads at depends on "
                          "the grasp's angle to it (0: off)")
@@ -244,7 +247,8 @@ def _run(ns: argparse.Namespace) -> int:
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,
                        glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source,
-                       glimpse_cameras=ns.glimpse_cameras, crops=parse_crops(ns.crop))
+                       glimpse_cameras=ns.glimpse_cameras, crops=parse_crops(ns.crop),
+                       grasp_start_tolerance=ns.grasp_start_tolerance)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

@@ -62,6 +62,17 @@ def first_frames(episodes: np.ndarray) -> np.ndarray:
     return np.r_[True, episodes[1:] != episodes[:-1]] if len(episodes) else np.zeros(0, bool)
 
 
+def away_from_usual_start(samples: Samples, joints: list[int], tolerance: float) -> np.ndarray:
+    """Mask of the samples of episodes whose first state is more than ``tolerance`` (rad, any of ``joints``) from
+    the median episode start (the data's usual start pose)."""
+    first = first_frames(samples.episode)
+    starts = samples.state[first][:, joints]
+    if not len(starts):
+        return np.zeros(len(samples), bool)
+    away = np.abs(starts - np.median(starts, axis=0)).max(axis=1) > tolerance
+    return np.isin(samples.episode, samples.episode[first][away])
+
+
 def still_frames(samples: Samples, joints: list[int], tolerance: float = 0.1) -> np.ndarray:
     """Mask of the samples taken before the arm moved ``tolerance`` (rad, any of ``joints``) from where its
     episode began: in them only the instruction tells which cube is meant (later, the arm heads for it)."""
@@ -194,7 +205,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
           cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
-          glimpse_source: int = 224, glimpse_cameras: list[str] | None = None, crops: dict | None = None) -> dict:
+          glimpse_source: int = 224, glimpse_cameras: list[str] | None = None, crops: dict | None = None,
+          grasp_start_tolerance: float = 0.0) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -209,7 +221,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     ``glimpse`` pixels of the frame at ``glimpse_source`` (0: none; from ``init`` without one, the glimpse starts
     from zero: the model starts as the checkpoint), of the cameras ``glimpse_cameras`` (default: every one);
     ``crops`` {key: [camera, x0, y0, x1, y1]}: views cut from a camera's full frame (fractions of its width and
-    height), read as more cameras (after ``cameras``)."""
+    height), read as more cameras (after ``cameras``); ``grasp_start_tolerance`` > 0: the grasp-pose head learns
+    only from episodes that start within this (rad) of the usual start pose (from elsewhere the grasp's wrist turn
+    depends on the start, which that head does not see)."""
     import torch
     from tqdm import tqdm
 
@@ -240,6 +254,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
+    if grasp_start_tolerance > 0.0:
+        goal_weights[away_from_usual_start(samples, arm, grasp_start_tolerance)] = 0.0
     # each gripper in the model's state: its holding frames (closing on the object, or holding it: open of the
     # tightest command in the data, which is the closed limit or, where the expert squeezes, below it)
     fingers = [(cfg.state_joints.index(g.joint), cfg.action_joints.index(g.joint), g) for g in robot.grippers
@@ -306,8 +322,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
                 errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).numpy())
         model.train()
         per_frame = np.concatenate(errors) if errors else np.zeros((0, len(cfg.action_joints)))
-        return (sum(losses) / max(len(val_set[0]), 1), per_frame.mean(0).tolist(),
-                per_frame[first].mean(0).tolist())
+        taught = goal_weights[val_rows] > 0.0  # (the frames the grasp-pose head learns from)
+        return (sum(losses) / max(len(val_set[0]), 1), per_frame[taught].mean(0).tolist(),
+                per_frame[first & taught].mean(0).tolist())
 
     # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay (a fixed
     # number of epochs plans it from the first step).
@@ -374,7 +391,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "brightness": brightness, "init": str(init) if init is not None else None, "word_dropout": word_dropout,
               "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
-              "still_samples": int((goal_weights[~val] != 1.0).sum()), "grip_jitter": grip_jitter,
+              "still_samples": int((goal_weights[~val] > 1.0).sum()), "grip_jitter": grip_jitter,
+              "grasp_start_tolerance": grasp_start_tolerance,
+              "grasp_head_excluded_samples": int((goal_weights[~val] == 0.0).sum()),
               "holding_samples": int(holding[~val].any(axis=1).sum()),
               "epochs": epoch, "minutes": (time.monotonic() - started) / 60.0, "history": history,
               "parameters": int(sum(p.numel() for p in model.parameters())), "device": str(device)}
