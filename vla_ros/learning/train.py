@@ -253,7 +253,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     stats = NormStats.load(init) if init is not None else fit_stats(samples.state[~val], actions[~val])
     goal_mean, goal_std = goals[~val].mean(0), goals[~val].std(0) + 1e-3
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
-    goal_weights = np.where(still_frames(samples, arm), still_weight, 1.0).astype(np.float32)
+    still = still_frames(samples, arm)
+    goal_weights = np.where(still, still_weight, 1.0).astype(np.float32)
     if grasp_start_tolerance > 0.0:
         goal_weights[away_from_usual_start(samples, arm, grasp_start_tolerance)] = 0.0
     # each gripper in the model's state: its holding frames (closing on the object, or holding it: open of the
@@ -391,7 +392,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "brightness": brightness, "init": str(init) if init is not None else None, "word_dropout": word_dropout,
               "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
-              "still_samples": int((goal_weights[~val] > 1.0).sum()), "grip_jitter": grip_jitter,
+              "still_samples": int(still[~val].sum()), "grip_jitter": grip_jitter,
               "grasp_start_tolerance": grasp_start_tolerance,
               "grasp_head_excluded_samples": int((goal_weights[~val] == 0.0).sum()),
               "holding_samples": int(holding[~val].any(axis=1).sum()),
