@@ -91,7 +91,7 @@ class EpisodeClient(Node):
         self.success = False
         self.grasp_width = float("nan")
         self.progress = 0
-        self.object_yaws: dict[str, float] = {}  # deg, folded (square_yaw_deg), from the sim's /sim/objects
+        self.object_quats: dict[str, list[float]] = {}  # wxyz of each object, from the sim's /sim/objects
         self.keep_frames = True
         self.diagnostics: dict[str, dict[str, str]] = {}
         self.max_frames = max_frames
@@ -166,13 +166,13 @@ class EpisodeClient(Node):
 
     def _on_objects(self, msg: MarkerArray) -> None:
         o = [(m.ns, m.pose.orientation) for m in msg.markers[:32]]
-        self.object_yaws = {ns: square_yaw_deg([q.w, q.x, q.y, q.z]) for ns, q in o}
+        self.object_quats = {ns: [q.w, q.x, q.y, q.z] for ns, q in o}
 
     def target_yaw(self, instruction: str | None) -> float:
-        """The named object's current yaw (deg, folded), NaN without an instruction or object poses."""
-        yaws = self.object_yaws
-        name = target_object(instruction, yaws) if instruction and yaws else None
-        return yaws[name] if name else float("nan")
+        """The named object's current yaw (deg, folded: square_yaw_deg), NaN without an instruction or poses."""
+        quats = self.object_quats
+        name = target_object(instruction, quats) if instruction and quats else None
+        return square_yaw_deg(quats[name]) if name else float("nan")
 
     def _on_progress(self, msg: Int32) -> None:
         self.progress = max(self.progress, int(msg.data))

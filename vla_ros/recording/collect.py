@@ -52,10 +52,7 @@ def collect(args: GraphArgs, episodes: int, seed: int, out: Path, timeout: float
 
     from ..sim.physics import ArmSim
 
-    arm_joints = load_robot(args.robot).arm_joints
-    unknown = sorted(set(ArmSim.parse_joint_spread(start_spread_joints)) - set(arm_joints))
-    if unknown:
-        raise ValueError(f"{unknown} are not arm joints of {args.robot} ({', '.join(arm_joints)})")
+    ArmSim.parse_joint_spread(start_spread_joints, load_robot(args.robot).arm_joints)  # refused before the graph
 
     out = out.expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -93,8 +93,9 @@ class ArmSim:
         return {n: float(self.data.ctrl[i]) for i, n in enumerate(self.actuated)}
 
     @staticmethod
-    def parse_joint_spread(text: str) -> dict[str, float]:
-        """``'wrist_rotate=0.6,waist=0.1'`` -> {joint: rad} (ValueError saying the form; '' -> {})."""
+    def parse_joint_spread(text: str, arm_joints: list[str] | None = None) -> dict[str, float]:
+        """``'wrist_rotate=0.6,waist=0.1'`` -> {joint: rad} (ValueError saying the form, or naming the joints
+        that are not among ``arm_joints`` when given; '' -> {})."""
         spread: dict[str, float] = {}
         for item in filter(None, (part.strip() for part in text.split(","))):
             name, _, value = item.partition("=")
@@ -104,7 +105,16 @@ class ArmSim:
                 raise ValueError(f"start_spread_joints item {item!r}: expected JOINT=RAD") from None
             if not name.strip() or not 0.0 <= spread[name.strip()] <= 1.0:
                 raise ValueError(f"start_spread_joints item {item!r}: expected JOINT=RAD with RAD in 0..1")
+        if arm_joints is not None:
+            ArmSim.check_spread_joints(spread, arm_joints)
         return spread
+
+    @staticmethod
+    def check_spread_joints(spread: dict[str, float], arm_joints: list[str]) -> None:
+        """ValueError naming the joints of ``spread`` that are not among ``arm_joints``."""
+        unknown = sorted(set(spread) - set(arm_joints))
+        if unknown:
+            raise ValueError(f"start_spread_joints names {unknown}, not arm joints ({', '.join(arm_joints)})")
 
     # -- episode -----------------------------------------------------------------------------
     NOISE_TIME_CONSTANT = 0.5  # s: the correlation time of the command noise's offsets
@@ -117,10 +127,7 @@ class ArmSim:
         target is offset by a slowly varying random amount of this standard deviation (an Ornstein-Uhlenbeck
         process drawn from ``seed``) for the episode: the arm strays from what it is commanded, as
         demonstrations that show recoveries need."""
-        unknown = sorted(set(joint_spread or {}) - set(self.robot.arm_joints))
-        if unknown:
-            raise ValueError(f"start_spread_joints names {unknown}, not arm joints of {self.robot.name} "
-                             f"({', '.join(self.robot.arm_joints)})")
+        self.check_spread_joints(joint_spread or {}, self.robot.arm_joints)
         mujoco.mj_resetData(self.model, self.data)
         arm = [self.actuated.index(j) for j in self.robot.arm_joints if j in self.actuated]
         self._noise = (np.random.default_rng((seed, 2)), float(command_noise), np.array(arm, int),

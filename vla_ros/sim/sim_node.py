@@ -248,17 +248,17 @@ class SimNode(Node):
     def _on_reset(self, _req, resp):
         seed = int(self.get_parameter("seed").value)
         spread = float(self.get_parameter("start_spread").value)
-        try:
-            joint_spread = self.sim.parse_joint_spread(str(self.get_parameter("start_spread_joints").value))
-            with self.lock:
-                self.reset_wall_ns = time.time_ns()
-                self.clock_offset += self.sim.time
-                placed = self.sim.reset(seed, spread, float(self.get_parameter("command_noise").value),
-                                        joint_spread)
+        try:  # checked before anything (the clock included) changes
+            joint_spread = self.sim.parse_joint_spread(str(self.get_parameter("start_spread_joints").value),
+                                                       self.robot.arm_joints)
         except ValueError as exc:
             resp.success, resp.message = False, f"reset refused: {exc}"
             self.get_logger().error(resp.message)
             return resp
+        with self.lock:
+            self.reset_wall_ns = time.time_ns()
+            self.clock_offset += self.sim.time
+            placed = self.sim.reset(seed, spread, float(self.get_parameter("command_noise").value), joint_spread)
         desc = ", ".join(f"{n} at ({v[0]:.3f}, {v[1]:.3f})" for n, v in placed.items())
         resp.success, resp.message = True, f"seed={seed}; {desc}"
         self.get_logger().info(f"reset: {resp.message}")
