@@ -262,6 +262,10 @@ def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
                    progress=False)
     assert report["episodes"] == 3 and report["samples"] == 60 and report["intervention_samples"] == 0
     assert (tmp_path / "model" / "model.safetensors").exists() and np.isfinite(report["history"]["val_loss"][-1])
+    turned = train([tmp_path / "ds"], tmp_path / "turned", "widowx", image_size=32, epochs=1, val_fraction=0.34,
+                   progress=False, turn={"waist": 1.0, "wrist_rotate": -1.0}, turn_joint="wrist_rotate")
+    assert turned["config"]["turn"] == {"waist": 1.0, "wrist_rotate": -1.0}  # (the turn to the nearest face)
+    assert np.isfinite(turned["history"]["val_turn_error"][-1]) and np.isnan(report["history"]["val_turn_error"][-1])
     with pytest.raises(ValueError, match="has cameras"):  # a camera the preset lacks: refused, naming its cameras
         train([tmp_path / "ds"], tmp_path / "other", "widowx", cameras=["cam_high"], progress=False)
 

@@ -39,6 +39,21 @@ def parse_crops(items: list[str]) -> dict[str, list]:
     return crops
 
 
+def parse_turn(items: list[str]) -> dict[str, float]:
+    """``--turn JOINT=COEFFICIENT ...`` -> {joint: coefficient} (ValueError saying the form)."""
+    turn: dict[str, float] = {}
+    for item in items:
+        joint, _, value = item.partition("=")
+        try:
+            coefficient = float(value)
+        except ValueError:
+            coefficient = float("nan")
+        if not joint or joint in turn or coefficient != coefficient:
+            raise ValueError(f"--turn {item!r}: expected JOINT=COEFFICIENT, each joint once")
+        turn[joint] = coefficient
+    return turn
+
+
 def demo_args(items: list[str]) -> GraphArgs:
     """The demo's launch arguments: without a policy, the model shipped for the robot, else its scripted expert."""
     args = _launch_args(items)
@@ -146,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
                          "fractions of the frame's width and height), e.g. cam_high_table=cam_high:0.5,0.3,0.75,0.63")
     p_train.add_argument("--glimpse-cameras", nargs="+", default=None, metavar="KEY",
                          help="the cameras that get a glimpse (default: every camera the model sees)")
+    p_train.add_argument("--turn", nargs="+", default=[], metavar="JOINT=COEFFICIENT", help="the jaws' angle about "
+                         "the vertical as a sum of joints (WidowX: waist=1 wrist_rotate=-1): the grasp head reads the "
+                         "grasp's angle modulo a quarter turn and --turn-joint's chunk turns the jaws to the cube's "
+                         "face nearest them (a regression head cannot choose between two faces; empty: off)")
+    p_train.add_argument("--turn-joint", default="", help="the joint the turn to the nearest face moves (WidowX: "
+                         "wrist_rotate)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")
     p_eval.add_argument("args", nargs="*", help="name:=value launch arguments (default policy: builtin)")
     p_eval.add_argument("--episodes", type=int, default=50, help="episodes per instruction")
@@ -248,7 +269,8 @@ def _run(ns: argparse.Namespace) -> int:
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,
                        glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source,
                        glimpse_cameras=ns.glimpse_cameras, crops=parse_crops(ns.crop),
-                       grasp_start_tolerance=ns.grasp_start_tolerance)
+                       grasp_start_tolerance=ns.grasp_start_tolerance, turn=parse_turn(ns.turn),
+                       turn_joint=ns.turn_joint)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0

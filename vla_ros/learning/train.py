@@ -176,11 +176,12 @@ def drop_words(tokens, p: float, generator):
 def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, head: str = "regression",
                  gripper_state: bool = True, attention_heads: int = 4, glimpse: int = 0, glimpse_head: int = 0,
                  glimpse_source: int = 224, glimpse_cameras: list[str] | None = None,
-                 crops: dict | None = None) -> ModelConfig:
+                 crops: dict | None = None, turn: dict[str, float] | None = None, turn_joint: str = "") -> ModelConfig:
     """The built-in model's architecture and interface for ``robot`` as ``train`` builds it: the preset's cameras
     (``cameras``: a subset of their keys) and the ``crops`` {key: [camera, x0, y0, x1, y1]} after them, its state
     (the grippers left out without ``gripper_state``) and action joints, the arm joints as deltas; ``glimpse`` >
-    0: a glimpse of that many pixels (see ModelConfig)."""
+    0: a glimpse of that many pixels; ``turn`` {joint: coefficient}, ``turn_joint``: the turn to the nearest face
+    (see ModelConfig)."""
     grippers = {g.joint for g in robot.grippers}
     keys = [c.key for c in robot.cameras]
     crops = dict(crops or {})
@@ -195,7 +196,8 @@ def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, 
                        delta_joints=[j for j in robot.action_joints if j not in grippers],
                        image_size=image_size, head=head, attention_heads=attention_heads, glimpse=glimpse,
                        glimpse_head=glimpse_head, glimpse_source=glimpse_source,
-                       glimpse_cameras=list(glimpse_cameras or []), crops=crops)
+                       glimpse_cameras=list(glimpse_cameras or []), crops=crops, turn=dict(turn or {}),
+                       turn_joint=turn_joint)
 
 
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
@@ -206,7 +208,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
           cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
           glimpse_source: int = 224, glimpse_cameras: list[str] | None = None, crops: dict | None = None,
-          grasp_start_tolerance: float = 0.0) -> dict:
+          grasp_start_tolerance: float = 0.0, turn: dict[str, float] | None = None, turn_joint: str = "") -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -223,7 +225,9 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     ``crops`` {key: [camera, x0, y0, x1, y1]}: views cut from a camera's full frame (fractions of its width and
     height), read as more cameras (after ``cameras``); ``grasp_start_tolerance`` > 0: the grasp-pose head learns
     only from episodes that start within this (rad) of the usual start pose (from elsewhere the grasp's wrist turn
-    depends on the start, which that head does not see)."""
+    depends on the start, which that head does not see); ``turn`` {joint: coefficient} (the jaws' angle about the
+    vertical) and ``turn_joint``: the chunk turns the jaws to the nearest face of the grasp the grasp head reads
+    modulo a quarter turn (see ModelConfig.turn; the regression head only)."""
     import torch
     from tqdm import tqdm
 
@@ -234,7 +238,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     torch.manual_seed(seed)
     robot = load_robot(robot_name)
     cfg = model_config(robot, cameras, image_size, head, gripper_state, attention_heads, glimpse, glimpse_head,
-                       glimpse_source, glimpse_cameras, crops)
+                       glimpse_source, glimpse_cameras, crops, turn, turn_joint)
     cameras = cfg.image_keys
     folders = [data] if isinstance(data, (str, Path)) else list(data)
     topics = {c.key: c.image_topic for c in robot.cameras}
@@ -255,6 +259,13 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     still = still_frames(samples, arm)
     goal_weights = np.where(still, still_weight, 1.0).astype(np.float32)
+    # a turn model: the jaws' angle now and at the grasp, and the weight of the grasp's angle modulo the turn
+    # (taught from every start: it does not depend on where the arm started)
+    turns = np.zeros((len(samples), 3), np.float32)
+    if cfg.turn:
+        turns[:, 0] = cfg.turn_angle(samples.state, cfg.state_joints)
+        turns[:, 1] = cfg.turn_angle(goals, cfg.action_joints)
+        turns[:, 2] = goal_weights
     if grasp_start_tolerance > 0.0:
         goal_weights[away_from_usual_start(samples, arm, grasp_start_tolerance)] = 0.0
     # each gripper in the model's state: its holding frames (closing on the object, or holding it: open of the
@@ -281,7 +292,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             tokenizer.batch([samples.instructions[i] for i in idx]),
             torch.from_numpy(stats.actions.normalize(actions[idx], "zscore").astype(np.float32)),
             torch.from_numpy(((goals[idx] - goal_mean) / goal_std).astype(np.float32)),
-            torch.from_numpy(goal_weights[idx])))
+            torch.from_numpy(goal_weights[idx]),
+            torch.from_numpy(turns[idx])))
 
     def glimpses(rows: np.ndarray):
         """The glimpse frames of samples ``rows`` (None for a model without a glimpse): indexed per batch, as
@@ -305,33 +317,38 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     first = first_frames(samples.episode[val])
     val_rows = np.nonzero(val)[0]
 
-    def evaluate() -> tuple[float, list[float], list[float]]:
+    def evaluate() -> tuple[float, list[float], list[float], float]:
         """Validation loss, and the grasp head's mean absolute error per joint (rad; the pose it must find
         in the image from the instruction) over every frame and over each episode's first frame only: later
         frames show the arm heading for the cube, the first one only the instruction can resolve (models
         that never grounded it had 0.03-0.09 rad over every frame and ordered the cubes no better than
-        chance on first frames)."""
+        chance on first frames); and a turn model's error of the grasp's angle modulo turn_period (rad; nan
+        without)."""
         model.eval()
-        losses, errors = [], []
+        losses, errors, turn_errors = [], [], []
         with torch.no_grad():
             torch.manual_seed(seed + 1)  # the flow head's noise: the same every evaluation
             for i in range(0, len(val_set[0]), 256):
                 part = [t[i:i + 256] for t in val_set]
                 looks = glimpses(val_rows[i:i + 256])
-                losses.append(float(model.loss(*part[:4], glimpses=looks)) * len(part[0]))
-                goal = model.encode(*part[:3], looks)[:, -len(cfg.action_joints):]
+                losses.append(float(model.loss(*part[:4], glimpses=looks, turns=part[6])) * len(part[0]))
+                features = model.encode(*part[:3], looks)
+                goal = model.grasp_pose(features)
                 errors.append(((goal - part[4]).abs() * torch.as_tensor(goal_std, dtype=goal.dtype)).numpy())
+                if cfg.turn:
+                    turn_errors.append(model.face_turn(features, part[6][:, 1]).abs().numpy())
         model.train()
         per_frame = np.concatenate(errors) if errors else np.zeros((0, len(cfg.action_joints)))
         taught = goal_weights[val_rows] > 0.0  # (the frames the grasp-pose head learns from)
+        turn_error = float(np.concatenate(turn_errors)[taught].mean()) if turn_errors else float("nan")
         return (sum(losses) / max(len(val_set[0]), 1), per_frame[taught].mean(0).tolist(),
-                per_frame[first & taught].mean(0).tolist())
+                per_frame[first & taught].mean(0).tolist(), turn_error)
 
     # The budget decides the schedule: time one epoch's worth of steps, then plan the cosine decay (a fixed
     # number of epochs plans it from the first step).
     budget = minutes * 60.0 - (time.monotonic() - started)
     history = {"epoch": [], "train_loss": [], "val_loss": [], "val_grasp_error": [], "val_first_frame_grasp_error": [],
-               "seconds": []}
+               "val_turn_error": [], "seconds": []}
     total_steps = (epochs or max_epochs) * steps_per_epoch
     step = 0
     fixed, epochs = epochs, max_epochs
@@ -356,7 +373,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             for k, (column, _, _) in enumerate(fingers):
                 state = jitter_grip(state, train_holding[idx, k], column, grip_jitter, float(stats.state.std[column]),
                                     generator)
-            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:]), glimpses=looks)
+            loss = model.loss(images, state, tokens, *(t[idx] for t in train_set[3:6]), glimpses=looks,
+                              turns=train_set[6][idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -367,15 +385,18 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
         epoch += 1
         history["epoch"].append(epoch)
         history["train_loss"].append(float(np.mean(losses)))
-        val_loss, grasp_error, first_error = evaluate()
+        val_loss, grasp_error, first_error, turn_error = evaluate()
         history["val_loss"].append(val_loss)
         history["val_grasp_error"].append(grasp_error)
         history["val_first_frame_grasp_error"].append(first_error)
+        history["val_turn_error"].append(turn_error)
         history["seconds"].append(time.monotonic() - started)
         worst = int(np.argmax(grasp_error))
         bar.write(f"epoch {epoch}: train {history['train_loss'][-1]:.4f}, val {val_loss:.4f}, grasp pose error "
                   f"{cfg.action_joints[0]} {grasp_error[0]:.4f} rad (first frames {first_error[0]:.4f}), largest "
-                  f"{cfg.action_joints[worst]} {grasp_error[worst]:.4f}, {history['seconds'][-1]:.0f} s")
+                  f"{cfg.action_joints[worst]} {grasp_error[worst]:.4f}, "
+                  + (f"grasp angle modulo the face {turn_error:.4f} rad, " if cfg.turn else "")
+                  + f"{history['seconds'][-1]:.0f} s")
         if epoch == 1:  # fit the remaining epochs into the budget
             per_epoch = time.monotonic() - epoch_start
             epochs = fixed or int(max(1, min(max_epochs, (budget - 30.0) // (per_epoch * 1.15))))

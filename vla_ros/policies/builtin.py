@@ -143,8 +143,13 @@ class BuiltinPolicy(Policy):
         if self.cfg.head == "flow" and self.options["seed"] >= 0:
             gen = self.torch.Generator().manual_seed(int(self.options["seed"]))
             noise = self.torch.randn(1, self.cfg.horizon, len(self.cfg.action_joints), generator=gen)
+        turn_now = None
+        if self.cfg.turn:  # the jaws' angle now: the turn goes to the cube's face nearest it
+            angle = float(self.cfg.turn_angle(model_state, self.cfg.state_joints))
+            turn_now = self.torch.tensor([angle], dtype=self.torch.float32, device=self.device)
         with self.torch.inference_mode():
-            raw = self.model.predict(images, state, tokens, noise, glimpses)[0].cpu().numpy().astype(np.float64)
+            raw = self.model.predict(images, state, tokens, noise, glimpses, turn_now)[0].cpu().numpy().astype(
+                np.float64)
         actions = self.stats.actions.unnormalize(raw, "zscore")[: self.context.horizon]
         if not np.all(np.isfinite(actions)):
             raise PolicyError("the model produced NaN/inf actions")
