@@ -61,7 +61,7 @@ def fit(turn: dict | None) -> tuple[TinyVLA, tuple]:
     goals[:, WRIST] = -grasp
     actions = torch.zeros(3 * n, 2, 7)
     actions[:, :, WRIST] = -(grasp - now)[:, None]
-    turns = torch.stack([now, grasp, torch.ones(3 * n)], dim=1)
+    turns = torch.stack([now, grasp], dim=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(300):
         optimizer.zero_grad()

@@ -259,13 +259,10 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     arm = [cfg.state_joints.index(j) for j in cfg.delta_joints if j in cfg.state_joints]
     still = still_frames(samples, arm)
     goal_weights = np.where(still, still_weight, 1.0).astype(np.float32)
-    # a turn model: the jaws' angle now and at the grasp, and the weight of the grasp's angle modulo the turn
-    # (taught from every start: it does not depend on where the arm started)
-    turns = np.zeros((len(samples), 3), np.float32)
+    turns = np.zeros((len(samples), 2), np.float32)  # the jaws' angle now and at the grasp (a turn model only)
     if cfg.turn:
         turns[:, 0] = cfg.turn_angle(samples.state, cfg.state_joints)
         turns[:, 1] = cfg.turn_angle(goals, cfg.action_joints)
-        turns[:, 2] = goal_weights
     if grasp_start_tolerance > 0.0:
         goal_weights[away_from_usual_start(samples, arm, grasp_start_tolerance)] = 0.0
     # each gripper in the model's state: its holding frames (closing on the object, or holding it: open of the
