@@ -361,25 +361,22 @@ class TinyVLA(nn.Module):
         alone, the grasp pose needs the image and the instruction. A turn model takes ``turns`` (B, 2): the jaws'
         angle now and at the demonstration's grasp (rad); the grasp head learns the cos and sin of the grasp's angle
         (an L1 error weighted as the grasp pose's)."""
+        if self.cfg.turn and turns is None:
+            raise ValueError("this model turns to the nearest face: training needs turns (now, grasp)")
         features = self.encode(images, state, tokens, glimpses)
         target = actions.flatten(1)
-        aux, weights = 0.0, None
+        aux = 0.0
         if goals is not None:
             error = (self.grasp_pose(features) - goals).abs().mean(1)
+            if self.cfg.turn:  # (with the grasp pose's loss only: the validation loss is the chunk's alone)
+                angle = turns[:, 1] * (2.0 * math.pi / self.cfg.turn_period)
+                error = error + (features[:, -2:] - torch.stack([angle.cos(), angle.sin()], dim=1)).abs().mean(1)
             weights = torch.ones_like(error) if goal_weights is None else goal_weights
             aux = self.cfg.goal_weight * (error * weights).sum() / weights.sum().clamp(min=1e-9)
-        turn = None
-        if self.cfg.turn:
-            if turns is None:
-                raise ValueError("this model turns to the nearest face: training needs turns (now, grasp)")
-            # the chunk is made with the turn the grasp head reads, as when it runs, and its error teaches that head
-            # too. Made with the demonstration's turn instead, the chunk needed nothing from the image for it and
-            # the glimpse never learnt the cube's yaw (angle error 0.34 rad after 5 epochs; chance 0.39).
-            turn = self.face_turn(features, turns[:, 0])
-            if weights is not None:  # (with the grasp pose's loss: the validation loss is the chunk's alone)
-                angle = turns[:, 1] * (2.0 * math.pi / self.cfg.turn_period)
-                error = (features[:, -2:] - torch.stack([angle.cos(), angle.sin()], dim=1)).abs().mean(1)
-                aux = aux + self.cfg.goal_weight * (error * weights).sum() / weights.sum().clamp(min=1e-9)
+        # A turn model's chunk is made with the turn the grasp head reads, as when it runs, and its error teaches
+        # that head too. Made with the demonstration's turn instead, the chunk needed nothing from the image for it
+        # and the glimpse never learnt the cube's yaw (angle error 0.34 rad after 5 epochs; chance 0.39).
+        turn = self.face_turn(features, turns[:, 0]) if self.cfg.turn else None
         if self.cfg.head == "regression":
             return F.l1_loss(self.chunk(features, turn), target) + aux
         noise = torch.randn_like(target)
