@@ -314,7 +314,8 @@ GIL_HOLDING_TEARDOWN = HANGING_TEARDOWN.replace(
 
 
 def test_a_teardown_hung_in_native_code_holding_the_gil_is_still_bounded():
-    """No Python thread can run then; faulthandler's C watchdog dumps the stacks and ends the process."""
+    """No Python thread can run then: faulthandler's C watchdog dumps the stacks and a native timer ends the
+    process with the node's own code (faulthandler alone would exit 1)."""
     from vla_ros.ros.node_main import TEARDOWN_TIMEOUT
 
     proc = subprocess.Popen([sys.executable, "-c", GIL_HOLDING_TEARDOWN], stdout=subprocess.PIPE,
@@ -328,7 +329,7 @@ def test_a_teardown_hung_in_native_code_holding_the_gil_is_still_bounded():
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 1 and "Timeout" in err and "in destroy_node" in err, err
+    assert proc.returncode == 0 and "Timeout" in err and "in destroy_node" in err, err
     assert 2 * TEARDOWN_TIMEOUT - 0.5 < took < 2 * TEARDOWN_TIMEOUT + 3.0
 
 

@@ -17,8 +17,10 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.node import Node
 
 from . import stop_signals
+from .exit_timer import ExitTimer
 
 TEARDOWN_TIMEOUT = 3.0  # s for rclpy/DDS teardown once the node's own threads have stopped
+NATIVE_EXIT_DELAY = 0.5  # s after faulthandler's stack dump: the native exit with the node's code
 SPIN_WAKE = 0.25  # s: longest an idle executor waits before it looks for a stop request
 
 
@@ -63,11 +65,14 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
                 close()  # the node's own threads stop first: nothing is commanded from here on
         except (KeyboardInterrupt, Exception):
             pass
-        # From here two watchdogs bound the ROS/DDS teardown: a Python one that reports and exits with the
-        # node's code, and faulthandler's C thread in case a native call holds the GIL so that no Python
-        # thread can run (it dumps every stack and exits 1).
-        faulthandler.dump_traceback_later(2 * TEARDOWN_TIMEOUT, exit=True)
+        # From here watchdogs bound the ROS/DDS teardown: a Python one that reports and exits with the node's
+        # code; and, in case a native call holds the GIL so that no Python thread can run, faulthandler's C
+        # thread that dumps every stack, then a native timer that exits with the node's code (where the C
+        # library has no such timer, faulthandler exits 1).
         code = code or getattr(node, "exit_code", 0)
+        native_exit = ExitTimer()
+        native = native_exit.arm(2 * TEARDOWN_TIMEOUT + NATIVE_EXIT_DELAY, code)
+        faulthandler.dump_traceback_later(2 * TEARDOWN_TIMEOUT, exit=not native)
         watchdog = threading.Timer(TEARDOWN_TIMEOUT, _abandon_teardown, args=(name, code))
         watchdog.daemon = True
         watchdog.start()
@@ -83,6 +88,7 @@ def run(make_node: Callable[[], Node], threads: int = 1, args: list[str] | None 
             pass
         watchdog.cancel()
         faulthandler.cancel_dump_traceback_later()
+        native_exit.cancel()
         code = code or getattr(node, "exit_code", 0)
         node = executor = None
         gc.collect()  # native objects (ruckig, MuJoCo) go now, not during interpreter finalisation
