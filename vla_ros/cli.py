@@ -108,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                           "home by up to this much (rad, uniform, from the episode's seed)")
     p_record.add_argument("--start-spread-joint", action="append", default=[], metavar="JOINT=RAD",
                           help="one joint's own start spread (repeatable), e.g. wrist_rotate=0.6")
+    p_record.add_argument("--target-region", default="", metavar="X0,X1,Y0,Y1",
+                          help="record only the seeds that place the named object in this box (m, base frame): "
+                          "more demonstrations where a model is weak")
     p_record.add_argument("--command-noise", type=float, default=0.0, help="std (rad) of a slowly varying offset "
                           "on the arm's servo targets: the expert corrects the strays it causes")
     p_record.add_argument("--perturb", default="nominal", help="record under an evaluation condition (camera_pose, "
@@ -241,9 +244,9 @@ def _run(ns: argparse.Namespace) -> int:
         try:
             summary = collect(args, ns.episodes, ns.seed, ns.out, ns.timeout, start_spread=ns.start_spread,
                               command_noise=ns.command_noise, perturb=ns.perturb,
-                              start_spread_joints=",".join(ns.start_spread_joint))
+                              start_spread_joints=",".join(ns.start_spread_joint), target_region=ns.target_region)
         except ValueError as exc:
-            raise SystemExit(f"--start-spread-joint: {exc}") from exc
+            raise SystemExit(f"vla-ros record: {exc}") from exc
         return 0 if summary["episodes"] >= ns.episodes else 1
     if ns.command == "run":
         from .ros.run_task import run_task

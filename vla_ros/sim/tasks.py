@@ -28,6 +28,23 @@ def extent_along(size: float, quat_wxyz: np.ndarray, direction: np.ndarray) -> f
     return float(size * np.abs(rot.reshape(3, 3).T @ u).sum())
 
 
+def draw_placements(spec: TaskSpec, rng: np.random.Generator) -> dict[str, list[float]]:
+    """Each object's [x, y, yaw] in the task's region, at least ``min_spacing`` apart (what a reset with this
+    generator places; no physics needed)."""
+    region, spacing = spec.region, spec.min_spacing
+    placed: dict[str, list[float]] = {}
+    for name in spec.objects:
+        for _ in range(1000):
+            x, y = rng.uniform(*region.x), rng.uniform(*region.y)
+            if all(np.hypot(x - p[0], y - p[1]) >= spacing for p in placed.values()):
+                break
+        else:
+            raise RuntimeError("could not place the objects apart; widen task.region or lower min_spacing")
+        yaw = rng.uniform(-1.0, 1.0) * spec.yaw  # (one draw whatever the range: seeds place alike)
+        placed[name] = [float(x), float(y), float(yaw)]
+    return placed
+
+
 ALOFT = 0.02  # m: the target's bottom this far above the table counts as off it (progress stages)
 
 
@@ -65,17 +82,8 @@ class PickCubeTask:
 
     def reset(self, data: mujoco.MjData, rng: np.random.Generator) -> dict[str, list[float]]:
         """Place the cubes; returns name -> [x, y, yaw]."""
-        region, spacing = self.spec.region, self.spec.min_spacing
-        placed: dict[str, list[float]] = {}
-        for name in self.names:
-            for _ in range(1000):
-                x, y = rng.uniform(*region.x), rng.uniform(*region.y)
-                if all(np.hypot(x - p[0], y - p[1]) >= spacing for p in placed.values()):
-                    break
-            else:
-                raise RuntimeError("could not place the objects apart; widen task.region or lower min_spacing")
-            yaw = rng.uniform(-1.0, 1.0) * self.spec.yaw  # (one draw whatever the range: seeds place alike)
-            placed[name] = [float(x), float(y), float(yaw)]
+        placed = draw_placements(self.spec, rng)
+        for name, (x, y, yaw) in placed.items():
             adr = self._qpos[name]
             data.qpos[adr : adr + 3] = [x, y, self.half + 0.0005]
             data.qpos[adr + 3 : adr + 7] = [np.cos(yaw / 2), 0.0, 0.0, np.sin(yaw / 2)]
