@@ -33,12 +33,12 @@ class ExitTimer:
 
     def __init__(self) -> None:
         self._timer = ctypes.c_void_p()
-        self._armed = False
+        self._libc: ctypes.CDLL | None = None  # set once the timer is armed
 
     def arm(self, seconds: float, code: int) -> bool:
         """Start the timer; False where the C library offers no such timer (the caller keeps its fallback)."""
         try:
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc = ctypes.CDLL("libc.so.6")
             exit_now = ctypes.cast(libc._exit, ctypes.c_void_p).value
             # _exit(int) reads the union sigval passed by value: its int member, in the first argument register
             event = _SigEvent(value=code & 0xFF, notify=SIGEV_THREAD, function=exit_now)
@@ -51,10 +51,10 @@ class ExitTimer:
                 return False
         except (OSError, AttributeError):
             return False
-        self._armed = True
+        self._libc = libc
         return True
 
     def cancel(self) -> None:
-        if self._armed:
-            ctypes.CDLL("libc.so.6").timer_delete(self._timer)
-            self._armed = False
+        if self._libc is not None:
+            self._libc.timer_delete(self._timer)
+            self._libc = None
