@@ -251,7 +251,7 @@ def test_presets_name_rows_as_lerobots_datasets_of_that_robot_do():
 
 
 def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from vla_ros.learning.train import train
 
     bags = tmp_path / "bags"
@@ -263,8 +263,16 @@ def test_the_built_in_model_trains_from_an_exported_dataset(tmp_path):
     assert report["episodes"] == 3 and report["samples"] == 60 and report["intervention_samples"] == 0
     assert (tmp_path / "model" / "model.safetensors").exists() and np.isfinite(report["history"]["val_loss"][-1])
     turned = train([tmp_path / "ds"], tmp_path / "turned", "widowx", image_size=32, epochs=1, val_fraction=0.34,
-                   progress=False, turn={"waist": 1.0, "wrist_rotate": -1.0}, turn_joint="wrist_rotate")
+                   progress=False, turn={"waist": 1.0, "wrist_rotate": -1.0}, turn_joint="wrist_rotate",
+                   precision="bf16")
     assert turned["config"]["turn"] == {"waist": 1.0, "wrist_rotate": -1.0}  # (the turn to the nearest face)
+    # bfloat16 autocast trains the steps; the weights it saves stay float32
+    from safetensors.torch import load_file
+
+    weights = load_file(str(tmp_path / "turned" / "model.safetensors"))
+    assert turned["precision"] == "bf16" and {w.dtype for w in weights.values()} == {torch.float32}
+    with pytest.raises(ValueError, match="precision must be one of"):
+        train([tmp_path / "ds"], tmp_path / "other", "widowx", precision="fp16", progress=False)
     assert np.isfinite(turned["history"]["val_turn_error"][-1]) and np.isnan(report["history"]["val_turn_error"][-1])
     with pytest.raises(ValueError, match="has cameras"):  # a camera the preset lacks: refused, naming its cameras
         train([tmp_path / "ds"], tmp_path / "other", "widowx", cameras=["cam_high"], progress=False)

@@ -149,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
                          "robot and architecture), keeping its normalisation and vocabulary: more epochs on the "
                          "same or new data")
     p_train.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay)")
+    p_train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"), help="bf16: the training steps "
+                         "under bfloat16 autocast (weights and validation in float32)")
     p_train.add_argument("--brightness", type=float, default=0.0, help="scale each training sample's pixels by "
                          "one factor within +-this (0.3: the lighting condition's intensity range; 0: off)")
     p_train.add_argument("--cameras", nargs="+", default=None, help="the preset's camera keys the model sees, the "
@@ -273,7 +275,7 @@ def _run(ns: argparse.Namespace) -> int:
                        glimpse_head=ns.glimpse_head, glimpse_source=ns.glimpse_source,
                        glimpse_cameras=ns.glimpse_cameras, crops=parse_crops(ns.crop),
                        grasp_start_tolerance=ns.grasp_start_tolerance, turn=parse_turn(ns.turn),
-                       turn_joint=ns.turn_joint)
+                       turn_joint=ns.turn_joint, precision=ns.precision)
         print(f"trained {report['epochs']} epochs in {report['minutes']:.1f} min: validation loss "
               f"{report['history']['val_loss'][-1]:.4f}; wrote {ns.out}")
         return 0
