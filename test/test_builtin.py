@@ -251,6 +251,9 @@ def test_word_dropout_hides_words_at_its_rate_and_keeps_one_per_instruction():
     hidden = ((out[2000:, :5] == 0).sum() / (2000 * 5)).item()
     assert 0.27 < hidden < 0.33, hidden
     assert torch.equal(drop_words(tokens, 0.0, torch.Generator()), tokens)
+    kept = drop_words(tokens, 0.9, torch.Generator().manual_seed(1), kept=[4])
+    assert (kept[2000:, 2] == 4).all()  # a kept word (the colour) is never hidden
+    assert ((kept[2000:, [0, 1, 3, 4]] == 0).sum() / (2000 * 4)).item() > 0.85  # the others still are
 
 
 def test_brightness_scales_each_sample_by_one_factor_within_the_spread():

@@ -129,7 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("--epochs", type=int, default=0, help="exactly this many epochs (default: as many as fit "
                          "--minutes)")
     p_train.add_argument("--word-dropout", type=float, default=0.0, help="chance that a word of the instruction "
-                         "is hidden from a training sample (0.15 on 800 demos: the grasp head ignored the colour)")
+                         "is hidden from a training sample (0.15 on 800 demos, the colour hidden too: the grasp head "
+                         "ignored the colour)")
+    p_train.add_argument("--keep-words", nargs="+", default=[], metavar="WORD",
+                         help="words --word-dropout never hides (the ones naming the target, e.g. red green blue)")
     p_train.add_argument("--no-gripper-state", dest="gripper_state", action="store_false",
                          help="leave the gripper's position out of the model's inputs (it must read the gripper from "
                          "the image)")
@@ -268,7 +271,8 @@ def _run(ns: argparse.Namespace) -> int:
         from .learning.train import train
 
         report = train(ns.data, ns.out, ns.robot, ns.head, ns.image_size, minutes=ns.minutes, seed=ns.seed,
-                       word_dropout=ns.word_dropout, epochs=ns.epochs, gripper_state=ns.gripper_state,
+                       word_dropout=ns.word_dropout, keep_words=ns.keep_words, epochs=ns.epochs,
+                       gripper_state=ns.gripper_state,
                        attention_heads=ns.attention_heads, still_weight=ns.still_weight,
                        grip_jitter=ns.grip_jitter, intervention_weight=ns.intervention_weight, init=ns.init,
                        lr=ns.lr, cameras=ns.cameras, brightness=ns.brightness, glimpse=ns.glimpse,

@@ -159,15 +159,18 @@ def brighten(images, spread: float, generator, factor=None):
     return scaled.clamp_(0, 255).round_().to(torch.uint8)  # (in place: one float copy of the batch)
 
 
-def drop_words(tokens, p: float, generator):
+def drop_words(tokens, p: float, generator, kept: list[int] | None = None):
     """Each word id replaced by padding with probability ``p``, at least one word kept per row: the model
-    cannot lean on any one word, so unseen combinations of seen words stay in distribution."""
+    cannot lean on any one word, so unseen combinations of seen words stay in distribution. Ids in ``kept``
+    are never hidden (the words that name the target: a sample without them teaches the model to ignore them)."""
     import torch
 
     if p <= 0.0:
         return tokens
     words = tokens > 0
     keep = (torch.rand(tokens.shape, generator=generator) >= p) & words
+    if kept:
+        keep |= torch.isin(tokens, torch.as_tensor(kept, dtype=tokens.dtype))
     empty = ~keep.any(dim=1)
     if empty.any():  # restore one random word of each row that lost all of them
         choice = torch.multinomial(words[empty].float(), 1, generator=generator)
@@ -205,6 +208,7 @@ def model_config(robot, cameras: list[str] | None = None, image_size: int = 96, 
 def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str = "widowx", head: str = "regression",
           image_size: int = 96, batch: int = 64, lr: float = 1e-3, minutes: float = 25.0, max_epochs: int = 40,
           val_fraction: float = 0.1, seed: int = 0, augment_pixels: int = 2, word_dropout: float = 0.0,
+          keep_words: list[str] | None = None,
           threads: int = 0, device: str = "cpu", epochs: int = 0, progress: bool = True,
           gripper_state: bool = True, attention_heads: int = 4, still_weight: float = 10.0,
           grip_jitter: float = 0.0065, intervention_weight: float = 1.0, init: str | Path | None = None,
@@ -218,6 +222,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     the gripper must be read from the image: tried on 1,288 demonstrations, 0/30 in closed loop).
     ``attention_heads``: instruction-queried colour attention heads (0: the shipped model's architecture);
     ``still_weight``: the grasp-pose loss weight of frames before the arm moves (others weigh 1);
+    ``keep_words``: words ``word_dropout`` never hides (e.g. the colours);
     ``grip_jitter``: up to this much (m) added to the finger's reading on frames that close or hold (0: off);
     ``init``: a checkpoint folder whose weights the model starts from (its config must match this run's);
     ``cameras``: the preset's camera keys the model sees, the first one's frames timing the samples (default:
@@ -284,6 +289,10 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     if init is not None:  # the checkpoint's words keep their ids; a word it never saw is refused
         tokenizer = init_tokenizer(Path(init), tokenizer)
     cfg.vocab_size = len(tokenizer)
+    unknown = sorted(set(keep_words or []) - set(tokenizer.vocab[2:]))
+    if unknown:
+        raise ValueError(f"keep_words {unknown} are not words of the instructions ({tokenizer.vocab[2:]})")
+    kept = [tokenizer.index[w] for w in keep_words or []]
     model = TinyVLA(cfg).to(device)
     if init is not None:
         load_init(model, cfg, Path(init))
@@ -372,7 +381,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
             looks = None if looks is None else brighten(looks, brightness, generator, factor)
             for group in optimizer.param_groups:
                 group["lr"] = lr * 0.5 * (1.0 + math.cos(math.pi * min(step / total_steps, 1.0)))
-            tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator).to(device)
+            tokens = drop_words(train_set[2][idx].cpu(), word_dropout, generator, kept).to(device)
             state = train_set[1][idx]
             for k, (column, _, _) in enumerate(fingers):
                 state = jitter_grip(state, train_holding[idx, k], column, grip_jitter, float(stats.state.std[column]),
@@ -416,6 +425,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
               "train_samples": int(n), "val_samples": int(val.sum()), "instructions": sorted(set(samples.instructions)),
               "config": asdict(cfg), "seed": seed, "batch": batch, "lr": lr, "augment_pixels": augment_pixels,
               "brightness": brightness, "init": str(init) if init is not None else None, "word_dropout": word_dropout,
+              "keep_words": list(keep_words or []),
               "gripper_state": gripper_state, "still_weight": still_weight,
               "intervention_weight": intervention_weight, "intervention_samples": int(samples.intervention.sum()),
               "still_samples": int(still[~val].sum()), "grip_jitter": grip_jitter,
