@@ -75,3 +75,15 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
                                 10, 0.1, 32, progress=False)
     assert read_back["state"][: len(frames)] == pytest.approx(frames.state)
     assert read_back["instructions"][0] == "grab the green block"
+
+
+def test_the_episode_client_takes_no_ros_arguments_from_the_command_line(monkeypatch):
+    """`vla-ros eval robot:=widowx` hands its launch arguments to the graph, not to its own rcl context, where a
+    ``name:=value`` word is an old-style remap rule (it remapped the client's topics and rcl warned)."""
+    pytest.importorskip("rclpy")
+    from vla_ros.episodes import spinning_client
+
+    monkeypatch.setattr("sys.argv", ["vla-ros", "/joint_states:=/elsewhere"])
+    with spinning_client(["waist"], None, 1, joint_states_topic="/joint_states") as client:
+        topics = {sub.topic_name for sub in client.subscriptions}
+    assert "/joint_states" in topics and "/elsewhere" not in topics

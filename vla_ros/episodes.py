@@ -291,7 +291,7 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
                     listen: bool = True, joint_states_topic: str = io.JOINT_STATES,
                     overlay: tuple | None = None) -> Iterator[EpisodeClient]:
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
-    rclpy.init()
+    rclpy.init(args=[])  # not sys.argv: rcl would read the CLI's name:=value launch arguments as remap rules
     client = EpisodeClient(joints, camera_topic, max_frames, listen, joint_states_topic, overlay)
     executor = SingleThreadedExecutor()
     executor.add_node(client)

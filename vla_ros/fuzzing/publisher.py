@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument("--shuffle", action="store_true", help="draw every message at random from the pool")
     ns = parser.parse_args(argv)
-    rclpy.init()
+    rclpy.init(args=[])  # the options above are ours, not ROS arguments
     node = Node("vla_fuzzer")
     try:
         report = publish(node, ns.robot, ns.messages, ns.seed, ns.rate, progress=not ns.quiet, shuffle=ns.shuffle)
