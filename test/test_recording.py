@@ -7,7 +7,13 @@ import pytest
 
 pytest.importorskip("rosbags")
 
-from vla_ros.learning.dataset import episode_dirs, episode_samples, load_folders, load_samples  # noqa: E402
+from vla_ros.learning.dataset import (  # noqa: E402
+    episode_dirs,
+    episode_samples,
+    load_folders,
+    load_samples,
+    read_workers,
+)
 from vla_ros.recording.bag import EpisodeWriter, episode_info, read_topics, typestore  # noqa: E402
 
 STORE = typestore()
@@ -162,3 +168,19 @@ def test_a_crop_views_images_are_the_box_of_its_cameras_frames(tmp_path):
     plain = load_samples(tmp_path, topics, JOINTS, JOINTS, 3, 0.1, 4, progress=False)
     np.testing.assert_array_equal(plain.images[:, 1], plain.images[:, 0])  # cached apart from the crop's
     assert len(list(tmp_path.glob("samples_*.npz"))) == 2
+
+
+def test_episodes_read_by_worker_processes_come_back_in_order_and_equal(tmp_path):
+    """Two spawned readers give the same samples, in episode order, as reading in this process."""
+    for k, colour in enumerate(["red", "green", "blue", "red", "green", "blue", "red", "green", "blue"]):
+        write_episode(tmp_path / f"episode_{k:06d}", instruction=f"pick up the {colour} cube")
+    args = ({"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4)
+    alone = load_samples(tmp_path, *args, cache=False, progress=False, workers=1)
+    pooled = load_folders([tmp_path], *args, cache=False, progress=False, workers=2)
+    assert pooled.instructions == alone.instructions and len(set(pooled.instructions)) == 3
+    np.testing.assert_array_equal(pooled.episode, np.repeat(np.arange(9), 6))
+    np.testing.assert_array_equal(pooled.images, alone.images)
+    np.testing.assert_array_equal(pooled.targets, alone.targets)
+    assert read_workers(9) >= 1 and read_workers(3) == 1 and read_workers(3, 2) == 2
+    with pytest.raises(ValueError, match="read workers"):
+        load_samples(tmp_path, *args, cache=False, progress=False, workers=-1)

@@ -13,7 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -138,9 +143,9 @@ def episode_dirs(folder: str | Path, successful_only: bool = True) -> list[Path]
     return out
 
 
-def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samples:
-    """``load_samples`` of each folder (each cached beside its bags), as one set; a folder holding a
-    LeRobotDataset (meta/info.json) is read with ``robot``'s dataset naming instead."""
+def load_folders(folders: list[str | Path], *args, robot=None, workers: int = 0, **kwargs) -> Samples:
+    """``load_samples`` of each folder (each cached beside its bags, read by ``workers`` processes), as one set; a
+    folder holding a LeRobotDataset (meta/info.json) is read with ``robot``'s dataset naming instead."""
     from ..datasets.lerobot_read import is_lerobot_dataset
 
     parts = []
@@ -150,7 +155,7 @@ def load_folders(folders: list[str | Path], *args, robot=None, **kwargs) -> Samp
                 raise ValueError(f"{folder} is a LeRobotDataset: reading it needs the robot preset")
             parts.append(load_lerobot(folder, robot, *args, **kwargs))
         else:
-            parts.append(load_samples(folder, *args, **kwargs))
+            parts.append(load_samples(folder, *args, workers=workers, **kwargs))
     return Samples.concat(parts)
 
 
@@ -167,13 +172,38 @@ def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_jo
                    glimpses=arrays.get("glimpses"))
 
 
+READ_WORKERS_MIN_EPISODES = 8  # fewer episodes read in this process: a worker's start costs about a second
+
+
+def read_workers(episodes: int, workers: int = 0) -> int:
+    """Processes that read episode bags at once: ``workers`` if > 0 (1: in this process); 0: one per core (at
+    most 4, each holds an episode's frames), or this process alone for a few episodes."""
+    if workers < 0:
+        raise ValueError(f"read workers: {workers} (a number of processes, or 0 for one per core)")
+    if workers:
+        return workers
+    if episodes < READ_WORKERS_MIN_EPISODES:
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _read_episodes(paths: list[Path], read, workers: int) -> Iterator[tuple[dict, list]]:
+    """``read(path)`` of each path, in order; with ``workers`` > 1 in that many fresh processes (spawned: no
+    copy of the caller's threads or torch state), so that decompressing and resizing the frames uses every core."""
+    if workers <= 1:
+        yield from map(read, paths)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(read, paths, chunksize=2)
+
+
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
                  action_joints: list[str], horizon: int, dt: float, size: int, cache: bool = True,
                  progress: bool = True, joint_states_topic: str = io.JOINT_STATES, glimpse_size: int = 0,
-                 glimpse_keys: list[str] | None = None, crops: dict | None = None) -> Samples:
+                 glimpse_keys: list[str] | None = None, crops: dict | None = None, workers: int = 0) -> Samples:
     """Every sample of the successful episodes under ``folder`` (cached beside them as .npz); ``glimpse_size``
     > 0: with the frames of the cameras ``glimpse_keys`` (None: every one) at that size too; ``crops``: views cut
-    from a camera's frame (see episode_samples)."""
+    from a camera's frame (see episode_samples); ``workers``: processes reading the bags (see read_workers)."""
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")
@@ -191,9 +221,13 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
     from tqdm import tqdm
 
     parts, instructions, episode = [], [], []
-    for i, path in enumerate(tqdm(paths, desc="reading episodes", unit="ep", disable=not progress)):
-        arrays, texts = episode_samples(path, image_topics, state_joints, action_joints, horizon, dt, size,
-                                        joint_states_topic, glimpse_size, glimpse_keys, crops)
+    read = partial(episode_samples, image_topics=image_topics, state_joints=state_joints,
+                   action_joints=action_joints, horizon=horizon, dt=dt, size=size,
+                   joint_states_topic=joint_states_topic, glimpse_size=glimpse_size, glimpse_keys=glimpse_keys,
+                   crops=crops)
+    episodes = _read_episodes(paths, read, read_workers(len(paths), workers))
+    for i, (arrays, texts) in enumerate(tqdm(episodes, total=len(paths), desc="reading episodes", unit="ep",
+                                             disable=not progress)):
         if texts:
             parts.append(arrays)
             instructions += texts

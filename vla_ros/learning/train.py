@@ -215,7 +215,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
           cameras: list[str] | None = None, brightness: float = 0.0, glimpse: int = 0, glimpse_head: int = 0,
           glimpse_source: int = 224, glimpse_cameras: list[str] | None = None, crops: dict | None = None,
           grasp_start_tolerance: float = 0.0, turn: dict[str, float] | None = None, turn_joint: str = "",
-          precision: str = "fp32") -> dict:
+          precision: str = "fp32", read_workers: int = 0) -> dict:
     """Train and save a checkpoint folder. The cosine schedule is planned after the first epoch: as many
     epochs as fit the ``minutes`` budget, or exactly ``epochs`` when > 0 (a budgeted run's schedule, made
     repeatable). ``gripper_state``: the gripper's position is a model input (as for the shipped model; off,
@@ -237,7 +237,8 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     vertical) and ``turn_joint``: the chunk turns the jaws to the nearest face of the grasp the grasp head reads
     modulo a quarter turn (see ModelConfig.turn; the regression head only); ``precision``: ``fp32``, or ``bf16``
     (the training steps' forward pass under bfloat16 autocast, the weights and the validation in float32: faster
-    where the CPU has bfloat16 matrix units)."""
+    where the CPU has bfloat16 matrix units); ``read_workers``: processes reading the bags (0: one per core).
+    """
     import torch
     from tqdm import tqdm
 
@@ -259,7 +260,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
                            cfg.action_joints, cfg.horizon, cfg.chunk_dt, image_size, progress=progress,
                            joint_states_topic=robot.joint_states_topic, robot=robot,
                            glimpse_size=cfg.glimpse_source if cfg.glimpse else 0, glimpse_keys=cfg.glimpse_keys,
-                           crops=cfg.crops)
+                           crops=cfg.crops, workers=read_workers)
     samples.state = samples.state[:, [list(robot.state_joints).index(j) for j in cfg.state_joints]]
     actions = action_space_arrays(samples, cfg.state_joints, cfg.action_joints, cfg.delta_joints)
     goals = grasp_goals(samples, [cfg.action_joints.index(g.joint) for g in robot.grippers
