@@ -170,8 +170,8 @@ def test_a_crop_views_images_are_the_box_of_its_cameras_frames(tmp_path):
     assert len(list(tmp_path.glob("samples_*.npz"))) == 2
 
 
-def test_episodes_read_by_worker_processes_come_back_in_order_and_equal(tmp_path):
-    """Two spawned readers give the same samples, in episode order, as reading in this process."""
+def test_episodes_read_by_reader_threads_come_back_in_order_and_equal(tmp_path):
+    """Two reader threads give the same samples, in episode order, as reading on the calling thread."""
     for k, colour in enumerate(["red", "green", "blue", "red", "green", "blue", "red", "green", "blue"]):
         write_episode(tmp_path / f"episode_{k:06d}", instruction=f"pick up the {colour} cube")
     args = ({"cam": "/cam/image_raw"}, JOINTS, JOINTS, 3, 0.1, 4)

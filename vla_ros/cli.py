@@ -173,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                          "the vertical as a sum of joints (WidowX: waist=1 wrist_rotate=-1): the grasp head reads the "
                          "grasp's angle modulo a quarter turn and --turn-joint's chunk turns the jaws to the cube's "
                          "face nearest them (a regression head cannot choose between two faces; empty: off)")
-    p_train.add_argument("--read-workers", type=int, default=0, metavar="N", help="processes reading the episode "
-                         "bags at once (default 0: one per core, at most 4; 1: in this process)")
+    p_train.add_argument("--read-workers", type=int, default=0, metavar="N", help="threads reading the episode "
+                         "bags at once (default 0: one per core, at most 4)")
     p_train.add_argument("--turn-joint", default="", help="the joint the turn to the nearest face moves (WidowX: "
                          "wrist_rotate)")
     p_eval = sub.add_parser("eval", help="closed-loop success per instruction through the graph")

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -144,7 +143,7 @@ def episode_dirs(folder: str | Path, successful_only: bool = True) -> list[Path]
 
 
 def load_folders(folders: list[str | Path], *args, robot=None, workers: int = 0, **kwargs) -> Samples:
-    """``load_samples`` of each folder (each cached beside its bags, read by ``workers`` processes), as one set; a
+    """``load_samples`` of each folder (each cached beside its bags, read by ``workers`` threads), as one set; a
     folder holding a LeRobotDataset (meta/info.json) is read with ``robot``'s dataset naming instead."""
     from ..datasets.lerobot_read import is_lerobot_dataset
 
@@ -172,14 +171,14 @@ def load_lerobot(root: str | Path, robot, image_topics: dict[str, str], state_jo
                    glimpses=arrays.get("glimpses"))
 
 
-READ_WORKERS_MIN_EPISODES = 8  # fewer episodes read in this process: a worker's start costs about a second
+READ_WORKERS_MIN_EPISODES = 8  # fewer episodes are read on the calling thread
 
 
 def read_workers(episodes: int, workers: int = 0) -> int:
-    """Processes that read episode bags at once: ``workers`` if > 0 (1: in this process); 0: one per core (at
-    most 4, each holds an episode's frames), or this process alone for a few episodes."""
+    """Threads that read episode bags at once: ``workers`` if > 0 (1: the calling thread); 0: one per core (at
+    most 4, each holds an episode's frames), or the calling thread alone for a few episodes."""
     if workers < 0:
-        raise ValueError(f"read workers: {workers} (a number of processes, or 0 for one per core)")
+        raise ValueError(f"read workers: {workers} (a number of threads, or 0 for one per core)")
     if workers:
         return workers
     if episodes < READ_WORKERS_MIN_EPISODES:
@@ -188,13 +187,14 @@ def read_workers(episodes: int, workers: int = 0) -> int:
 
 
 def _read_episodes(paths: list[Path], read, workers: int) -> Iterator[tuple[dict, list]]:
-    """``read(path)`` of each path, in order; with ``workers`` > 1 in that many fresh processes (spawned: no
-    copy of the caller's threads or torch state), so that decompressing and resizing the frames uses every core."""
+    """``read(path)`` of each path, in order; with ``workers`` > 1 on that many threads: the MCAP chunks' zstd
+    decompression and the frames' resizing (PIL) run without the GIL, so they use every core, and threads need
+    no guarded ``__main__`` as spawned processes would."""
     if workers <= 1:
         yield from map(read, paths)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield from pool.map(read, paths, chunksize=2)
+    with ThreadPoolExecutor(workers) as pool:
+        yield from pool.map(read, paths)
 
 
 def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints: list[str],
@@ -203,7 +203,7 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
                  glimpse_keys: list[str] | None = None, crops: dict | None = None, workers: int = 0) -> Samples:
     """Every sample of the successful episodes under ``folder`` (cached beside them as .npz); ``glimpse_size``
     > 0: with the frames of the cameras ``glimpse_keys`` (None: every one) at that size too; ``crops``: views cut
-    from a camera's frame (see episode_samples); ``workers``: processes reading the bags (see read_workers)."""
+    from a camera's frame (see episode_samples); ``workers``: threads reading the bags (see read_workers)."""
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")

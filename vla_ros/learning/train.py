@@ -237,7 +237,7 @@ def train(data: str | Path | list[str | Path], out: str | Path, robot_name: str 
     vertical) and ``turn_joint``: the chunk turns the jaws to the nearest face of the grasp the grasp head reads
     modulo a quarter turn (see ModelConfig.turn; the regression head only); ``precision``: ``fp32``, or ``bf16``
     (the training steps' forward pass under bfloat16 autocast, the weights and the validation in float32: faster
-    where the CPU has bfloat16 matrix units); ``read_workers``: processes reading the bags (0: one per core).
+    where the CPU has bfloat16 matrix units); ``read_workers``: threads reading the bags (0: one per core).
     """
     import torch
     from tqdm import tqdm
