@@ -1,5 +1,8 @@
 """The recorder node in the real graph: an episode through the scripted expert becomes a readable bag."""
 
+import subprocess
+import sys
+
 import pytest
 from support import Probe, record_diagnostics, start_graph, wait_for_nodes
 
@@ -77,13 +80,16 @@ def test_a_recorded_episode_holds_every_topic_and_becomes_training_samples(ros, 
     assert read_back["instructions"][0] == "grab the green block"
 
 
-def test_the_episode_client_takes_no_ros_arguments_from_the_command_line(monkeypatch):
+def test_the_episode_client_takes_no_ros_arguments_from_the_command_line():
     """`vla-ros eval robot:=widowx` hands its launch arguments to the graph, not to its own rcl context, where a
-    ``name:=value`` word is an old-style remap rule (it remapped the client's topics and rcl warned)."""
+    ``name:=value`` word is an old-style remap rule (it remapped the client's topics and rcl warned). In a fresh
+    process: the client initialises rclpy itself."""
     pytest.importorskip("rclpy")
-    from vla_ros.episodes import spinning_client
-
-    monkeypatch.setattr("sys.argv", ["vla-ros", "/joint_states:=/elsewhere"])
-    with spinning_client(["waist"], None, 1, joint_states_topic="/joint_states") as client:
-        topics = {sub.topic_name for sub in client.subscriptions}
-    assert "/joint_states" in topics and "/elsewhere" not in topics
+    code = ("import sys; sys.argv = ['vla-ros', '/joint_states:=/elsewhere']\n"
+            "from vla_ros.episodes import spinning_client\n"
+            "with spinning_client(['waist'], None, 1, joint_states_topic='/joint_states') as client:\n"
+            "    print(sorted(sub.topic_name for sub in client.subscriptions), flush=True)\n"
+            "import os; os._exit(0)\n")  # (not this test's subject: rclpy's interpreter-exit teardown)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "'/joint_states'" in out.stdout and "/elsewhere" not in out.stdout
