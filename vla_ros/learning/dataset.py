@@ -207,6 +207,7 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
     paths = episode_dirs(folder)
     if not paths:
         raise FileNotFoundError(f"no finished successful episode bags under {folder}")
+    readers = read_workers(len(paths), workers)  # (checked before the cache: a bad count is refused either way)
     key = json.dumps([[p.name for p in paths], image_topics, state_joints, action_joints, horizon, dt, size]
                      + ([glimpse_size] if glimpse_size else [])
                      + ([glimpse_keys] if glimpse_size and glimpse_keys is not None and
@@ -225,7 +226,7 @@ def load_samples(folder: str | Path, image_topics: dict[str, str], state_joints:
                    action_joints=action_joints, horizon=horizon, dt=dt, size=size,
                    joint_states_topic=joint_states_topic, glimpse_size=glimpse_size, glimpse_keys=glimpse_keys,
                    crops=crops)
-    episodes = _read_episodes(paths, read, read_workers(len(paths), workers))
+    episodes = _read_episodes(paths, read, readers)
     for i, (arrays, texts) in enumerate(tqdm(episodes, total=len(paths), desc="reading episodes", unit="ep",
                                              disable=not progress)):
         if texts:
