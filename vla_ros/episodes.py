@@ -303,7 +303,8 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
             if client.context.ok():
                 raise  # a real failure; a signal that shut the context down is the main thread's to report
 
-    threading.Thread(target=spin, daemon=True).start()
+    spinner = threading.Thread(target=spin, daemon=True)
+    spinner.start()
     try:
         yield client
     except Exception as exc:
@@ -312,6 +313,7 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
         raise
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # a spin thread still inside rcl at interpreter exit aborted the process
         client.destroy_node()
         rclpy.try_shutdown()
 
