@@ -184,3 +184,18 @@ def test_episodes_read_by_reader_threads_come_back_in_order_and_equal(tmp_path):
     assert read_workers(9) >= 1 and read_workers(3) == 1 and read_workers(3, 2) == 2
     with pytest.raises(ValueError, match="read workers"):
         load_samples(tmp_path, *args, cache=False, progress=False, workers=-1)
+
+
+def test_every_success_count_lies_in_its_own_interval_and_plots(tmp_path):
+    """Wilson's bounds for 0/n and n/n came out a hair inside 0 or 1 by rounding (77 of the counts up to n=199,
+    6/6 among them), and the success plot then refused the negative error bar: `vla-ros eval --episodes 6`
+    ended with "'yerr' must not contain negative values" instead of its table."""
+    from vla_ros.evaluate import plot, wilson
+
+    for n in range(1, 200):
+        for k in range(n + 1):
+            low, high = wilson(k, n)
+            assert 0.0 <= low <= k / n <= high <= 1.0, (k, n)
+    rows = [{"success_rate": 1.0, "ci95": wilson(6, 6), "held_out": False, "instruction": "pick up the red cube"},
+            {"success_rate": 0.0, "ci95": wilson(0, 11), "held_out": True, "instruction": "take the blue one"}]
+    assert plot(rows, tmp_path / "success.png").stat().st_size > 0

@@ -38,7 +38,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # (rounding can leave 0/n or n/n a hair outside its own interval: a negative error bar that matplotlib refuses)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def plot(rows: list[dict], path: Path) -> Path:
