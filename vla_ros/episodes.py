@@ -272,11 +272,20 @@ class Interrupted(KeyboardInterrupt):
 
 @contextmanager
 def spinning(node: Node) -> Iterator[Node]:
-    """Spin ``node`` on its own executor and thread for a block, then stop that executor before destroying the
-    node (destroying a node that another thread's executor is waiting on can end that thread)."""
+    """Spin ``node`` on its own executor and thread for a block, then stop that executor and join its thread
+    before destroying the node (destroying a node that another thread's executor is waiting on can end that
+    thread; a spin thread still inside rcl at interpreter exit aborted the process)."""
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    thread = threading.Thread(target=executor.spin, daemon=True)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except (ExternalShutdownException, RuntimeError):  # (RCLError is a RuntimeError)
+            if node.context.ok():
+                raise  # a real failure; a signal that shut the context down is the main thread's to report
+
+    thread = threading.Thread(target=spin, daemon=True)
     thread.start()
     try:
         yield node
@@ -293,28 +302,15 @@ def spinning_client(joints: list[str], camera_topic: str | None, max_frames: int
     """rclpy in this process, an EpisodeClient spun on a background thread, all torn down on exit."""
     rclpy.init(args=[])  # not sys.argv: rcl would read the CLI's name:=value launch arguments as remap rules
     client = EpisodeClient(joints, camera_topic, max_frames, listen, joint_states_topic, overlay)
-    executor = SingleThreadedExecutor()
-    executor.add_node(client)
-
-    def spin() -> None:
-        try:
-            executor.spin()
-        except (ExternalShutdownException, RuntimeError):  # (RCLError is a RuntimeError)
-            if client.context.ok():
-                raise  # a real failure; a signal that shut the context down is the main thread's to report
-
-    spinner = threading.Thread(target=spin, daemon=True)
-    spinner.start()
     try:
-        yield client
-    except Exception as exc:
-        if not client.context.ok():  # whatever failed, failed because a signal shut rclpy down
-            raise Interrupted("interrupted") from exc
-        raise
+        with spinning(client):
+            try:
+                yield client
+            except Exception as exc:
+                if not client.context.ok():  # whatever failed, failed because a signal shut rclpy down
+                    raise Interrupted("interrupted") from exc
+                raise
     finally:
-        executor.shutdown()
-        spinner.join(timeout=5.0)  # a spin thread still inside rcl at interpreter exit aborted the process
-        client.destroy_node()
         rclpy.try_shutdown()
 
 
